@@ -1,0 +1,112 @@
+import { mkdir } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { Hono } from 'hono';
+import type { Logger } from 'pino';
+import { BlobStore } from './cache/blob-store.js';
+import { type Db, openDatabase } from './cache/db.js';
+import { BlobFills } from './cache/inflight.js';
+import { cacheLayout } from './cache/layout.js';
+import { ManifestStore } from './cache/manifest-store.js';
+import type { Config } from './config/load.js';
+import { RegistryError } from './http/errors.js';
+import { BlobService } from './proxy/blob-service.js';
+import { ManifestService } from './proxy/manifest-service.js';
+import type { UpstreamTarget } from './proxy/target.js';
+import { TagService } from './proxy/tag-service.js';
+import { registryApi } from './registry/api.js';
+import { RouteTable } from './routing/routes.js';
+import { RegistryClient } from './upstream/client.js';
+import { TokenCache } from './upstream/tokens.js';
+import { createTransport, type Fetch, type Transport } from './upstream/transport.js';
+
+export interface MirrorDeps {
+  log: Logger;
+  /** Replaces the network for every upstream (tests). */
+  fetch?: Fetch;
+  now?: () => number;
+  /** Replaces the wait between upstream retries (tests). */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+export interface Mirror {
+  app: Hono;
+  fills: BlobFills;
+  db: Db;
+  close(): Promise<void>;
+}
+
+/** Builds the whole mirror from its configuration: the composition root, and the only place that wires modules. */
+export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mirror> {
+  const now = deps.now ?? Date.now;
+  const log = deps.log;
+  const layout = cacheLayout(config.storage.dir);
+  await mkdir(layout.root, { recursive: true });
+  const db = openDatabase(layout.database);
+  const blobStore = new BlobStore(layout, db, now);
+  await blobStore.prepare();
+  const manifestStore = new ManifestStore(db, now);
+
+  const transports: Transport[] = [];
+  const clients = new Map<string, RegistryClient>();
+  for (const upstream of Object.values(config.upstreams)) {
+    let fetch = deps.fetch;
+    if (!fetch) {
+      const transport = createTransport({
+        connectTimeoutMs: upstream.connect_timeout,
+        responseTimeoutMs: upstream.response_timeout,
+        idleTimeoutMs: upstream.idle_timeout,
+      });
+      transports.push(transport);
+      fetch = transport.fetch;
+    }
+    const tokens = new TokenCache({ now, marginMs: upstream.token_margin });
+    clients.set(upstream.name, new RegistryClient(upstream, { fetch, tokens, now, log: log.child({ upstream: upstream.name }), ...(deps.sleep ? { sleep: deps.sleep } : {}) }));
+  }
+
+  const routes = new RouteTable(config.routes);
+  const route = (name: string): UpstreamTarget => {
+    const resolved = routes.resolve(name);
+    if (!resolved) throw new RegistryError('NAME_UNKNOWN', `no route matches repository ${name}: add a [[routes]] entry for it in the mirror's configuration`);
+    return { client: clients.get(resolved.upstream)!, repo: resolved.remoteName };
+  };
+
+  const fillTimeout = Math.max(...Object.values(config.upstreams).map((u) => u.fill_timeout));
+  const fills = new BlobFills(blobStore, { timeoutMs: fillTimeout, maxResumes: 5, log });
+  const api = registryApi({
+    route,
+    manifests: new ManifestService(manifestStore, { tagTtlMs: config.cache.tag_ttl, now, log }),
+    blobs: new BlobService(blobStore, fills, log),
+    tags: new TagService(manifestStore, log),
+    log,
+  });
+
+  const app = new Hono();
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    const requestId = c.req.header('x-request-id') ?? randomUUID();
+    await next();
+    c.res.headers.set('x-request-id', requestId);
+    log.info(
+      {
+        requestId,
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        cache: c.res.headers.get('x-cache') ?? undefined,
+        ms: Math.round((performance.now() - started) * 10) / 10,
+      },
+      'request',
+    );
+  });
+  app.route('/', api);
+
+  return {
+    app,
+    fills,
+    db,
+    async close() {
+      await Promise.all(transports.map((t) => t.close()));
+      db.close();
+    },
+  };
+}

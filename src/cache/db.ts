@@ -1,0 +1,58 @@
+import Database from 'better-sqlite3';
+
+export type Db = Database.Database;
+
+/** Schema migrations, applied in order; PRAGMA user_version records how many have run. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE manifests (
+     digest      TEXT PRIMARY KEY,
+     media_type  TEXT NOT NULL,
+     size        INTEGER NOT NULL,
+     body        BLOB NOT NULL,
+     created_at  INTEGER NOT NULL
+   );
+   CREATE TABLE tags (
+     upstream    TEXT NOT NULL,
+     repo        TEXT NOT NULL,
+     tag         TEXT NOT NULL,
+     digest      TEXT NOT NULL REFERENCES manifests(digest),
+     checked_at  INTEGER NOT NULL,
+     PRIMARY KEY (upstream, repo, tag)
+   );
+   CREATE INDEX tags_by_digest ON tags(digest);
+   CREATE TABLE blobs (
+     digest      TEXT PRIMARY KEY,
+     size        INTEGER NOT NULL,
+     created_at  INTEGER NOT NULL,
+     last_access INTEGER NOT NULL
+   );
+   CREATE TABLE refs (
+     manifest    TEXT NOT NULL REFERENCES manifests(digest) ON DELETE CASCADE,
+     child       TEXT NOT NULL,
+     PRIMARY KEY (manifest, child)
+   );
+   CREATE INDEX refs_by_child ON refs(child);`,
+];
+
+export function openDatabase(path: string): Db {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(`database schema version ${current} is newer than this acr-mirror (${MIGRATIONS.length}); upgrade acr-mirror`);
+  }
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}

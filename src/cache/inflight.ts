@@ -1,0 +1,53 @@
+import { type BlobSource, Fill, type FillOptions } from './fill.js';
+import type { BlobStore } from './blob-store.js';
+
+/** The fills running now, one per digest: a client asking for a blob being filled joins that fill. */
+export class BlobFills {
+  readonly #fills = new Map<string, Fill>();
+
+  constructor(
+    private readonly store: BlobStore,
+    private readonly opts: FillOptions,
+  ) {}
+
+  /** The running fill for digest, if any. */
+  running(digest: string): Fill | undefined {
+    return this.#fills.get(digest);
+  }
+
+  /** Joins the running fill for digest or starts one from source. `joined` tells which. */
+  join(digest: string, source: BlobSource): { fill: Fill; joined: boolean } {
+    const existing = this.#fills.get(digest);
+    if (existing) return { fill: existing, joined: true };
+    const fill = new Fill(digest, source, this.store, this.opts);
+    this.#fills.set(digest, fill);
+    // Removed in the same tick the fill finishes, so nobody joins a fill whose temp file is gone.
+    const onChange = () => {
+      if (fill.state === 'done' || fill.state === 'failed') {
+        fill.off('change', onChange);
+        if (this.#fills.get(digest) === fill) this.#fills.delete(digest);
+      }
+    };
+    fill.on('change', onChange);
+    void fill.run();
+    return { fill, joined: false };
+  }
+
+  get size(): number {
+    return this.#fills.size;
+  }
+
+  /** Resolves once every running fill has finished (used by graceful shutdown). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.#fills.values()].map((f) => new Promise<void>((resolve) => {
+      if (f.state === 'done' || f.state === 'failed') return resolve();
+      const check = () => {
+        if (f.state === 'done' || f.state === 'failed') {
+          f.off('change', check);
+          resolve();
+        }
+      };
+      f.on('change', check);
+    })));
+  }
+}

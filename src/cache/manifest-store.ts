@@ -1,0 +1,102 @@
+import { LRUCache } from 'lru-cache';
+import type { Db } from './db.js';
+
+export interface StoredManifest {
+  digest: string;
+  mediaType: string;
+  size: number;
+  body: Buffer;
+}
+
+export interface TagEntry {
+  digest: string;
+  checkedAt: number;
+}
+
+/** Manifests by digest (exact upstream bytes) and tag -> digest mappings per upstream repository. */
+export class ManifestStore {
+  readonly #hot: LRUCache<string, StoredManifest>;
+  readonly #stmt;
+
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => number,
+    hotBytes = 64 * 1024 * 1024,
+  ) {
+    this.#hot = new LRUCache({ maxSize: hotBytes, sizeCalculation: (m) => Math.max(1, m.size) });
+    this.#stmt = {
+      get: db.prepare<[string], { digest: string; media_type: string; size: number; body: Buffer }>(
+        'SELECT digest, media_type, size, body FROM manifests WHERE digest = ?',
+      ),
+      put: db.prepare('INSERT OR IGNORE INTO manifests (digest, media_type, size, body, created_at) VALUES (?, ?, ?, ?, ?)'),
+      putRef: db.prepare('INSERT OR IGNORE INTO refs (manifest, child) VALUES (?, ?)'),
+      getTag: db.prepare<[string, string, string], { digest: string; checked_at: number }>(
+        'SELECT digest, checked_at FROM tags WHERE upstream = ? AND repo = ? AND tag = ?',
+      ),
+      setTag: db.prepare(
+        `INSERT INTO tags (upstream, repo, tag, digest, checked_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (upstream, repo, tag) DO UPDATE SET digest = excluded.digest, checked_at = excluded.checked_at`,
+      ),
+      deleteTag: db.prepare('DELETE FROM tags WHERE upstream = ? AND repo = ? AND tag = ?'),
+      listTags: db.prepare<[string, string], { tag: string }>('SELECT tag FROM tags WHERE upstream = ? AND repo = ? ORDER BY tag'),
+    };
+  }
+
+  get(digest: string): StoredManifest | null {
+    const hot = this.#hot.get(digest);
+    if (hot) return hot;
+    const row = this.#stmt.get.get(digest);
+    if (!row) return null;
+    const m = { digest: row.digest, mediaType: row.media_type, size: row.size, body: row.body };
+    this.#hot.set(digest, m);
+    return m;
+  }
+
+  /** Stores a manifest verified against its digest, with the digests it references (for eviction). */
+  put(m: StoredManifest): void {
+    const children = referencedDigests(m.body);
+    this.db.transaction(() => {
+      this.#stmt.put.run(m.digest, m.mediaType, m.size, m.body, this.now());
+      for (const child of children) this.#stmt.putRef.run(m.digest, child);
+    })();
+    this.#hot.set(m.digest, m);
+  }
+
+  getTag(upstream: string, repo: string, tag: string): TagEntry | null {
+    const row = this.#stmt.getTag.get(upstream, repo, tag);
+    return row ? { digest: row.digest, checkedAt: row.checked_at } : null;
+  }
+
+  /** Records that tag pointed at digest when checked now. The manifest must be stored already. */
+  setTag(upstream: string, repo: string, tag: string, digest: string): void {
+    this.#stmt.setTag.run(upstream, repo, tag, digest, this.now());
+  }
+
+  deleteTag(upstream: string, repo: string, tag: string): void {
+    this.#stmt.deleteTag.run(upstream, repo, tag);
+  }
+
+  listTags(upstream: string, repo: string): string[] {
+    return this.#stmt.listTags.all(upstream, repo).map((r) => r.tag);
+  }
+}
+
+/** Digests a manifest or index points at: config, layers, child manifests, subject. */
+export function referencedDigests(body: Buffer): string[] {
+  let doc: { config?: { digest?: unknown }; layers?: unknown; manifests?: unknown; subject?: { digest?: unknown } };
+  try {
+    doc = JSON.parse(body.toString('utf8'));
+  } catch {
+    return [];
+  }
+  const out = new Set<string>();
+  const add = (d: unknown) => {
+    if (typeof d === 'string' && d.startsWith('sha256:')) out.add(d);
+  };
+  add(doc.config?.digest);
+  add(doc.subject?.digest);
+  for (const list of [doc.layers, doc.manifests]) {
+    if (Array.isArray(list)) for (const item of list) add((item as { digest?: unknown })?.digest);
+  }
+  return [...out];
+}

@@ -1,0 +1,99 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import type { ZodIssue } from 'zod';
+import { configSchema, type ConfigFile, type UpstreamSettings } from './schema.js';
+import { Secret } from './secret.js';
+
+export interface Credentials {
+  username: string;
+  password: Secret;
+}
+
+export interface UpstreamConfig extends Omit<UpstreamSettings, 'password_env' | 'password_file' | 'username' | 'password'> {
+  name: string;
+  credentials?: Credentials;
+}
+
+export interface Config extends Omit<ConfigFile, 'upstreams' | 'storage'> {
+  storage: { dir: string };
+  upstreams: Record<string, UpstreamConfig>;
+  /** Where the configuration came from, for the start-up log line. */
+  source: string;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadOptions {
+  /** Explicit path (--config); else ACR_MIRROR_CONFIG; else ./config.toml if present; else built-in defaults. */
+  path?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const explicit = opts.path ?? env.ACR_MIRROR_CONFIG;
+  const path = explicit ? resolve(cwd, explicit) : resolve(cwd, 'config.toml');
+  if (explicit && !existsSync(path)) throw new ConfigError(`config file not found: ${path}`);
+  if (!existsSync(path)) return parseConfig({}, { env, baseDir: cwd, source: 'built-in defaults' });
+  let raw: unknown;
+  try {
+    raw = parseToml(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`${path}: not valid TOML: ${(err as Error).message}`);
+  }
+  return parseConfig(raw, { env, baseDir: dirname(path), source: path });
+}
+
+/** Validates a parsed TOML document, resolves secrets and paths. Throws ConfigError naming every wrong key. */
+export function parseConfig(raw: unknown, ctx: { env: NodeJS.ProcessEnv; baseDir: string; source: string }): Config {
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(`${ctx.source}: invalid configuration:\n${parsed.error.issues.map(formatIssue).join('\n')}`);
+  }
+  const file = parsed.data;
+  const problems: string[] = [];
+  const upstreams: Record<string, UpstreamConfig> = {};
+  for (const [name, u] of Object.entries(file.upstreams)) {
+    const { password_env, password_file, username, password: _never, ...rest } = u;
+    let credentials: Credentials | undefined;
+    if (username && password_env) {
+      const value = ctx.env[password_env];
+      if (!value) problems.push(`  upstreams.${name}.password_env: environment variable ${password_env} is not set`);
+      else credentials = { username, password: new Secret(value) };
+    } else if (username && password_file) {
+      const file = resolve(ctx.baseDir, password_file);
+      try {
+        const value = readFileSync(file, 'utf8').trim();
+        if (!value) problems.push(`  upstreams.${name}.password_file: ${file} is empty`);
+        else credentials = { username, password: new Secret(value) };
+      } catch (err) {
+        problems.push(`  upstreams.${name}.password_file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      }
+    }
+    upstreams[name] = { ...rest, name, ...(credentials ? { credentials } : {}) };
+  }
+  if (problems.length) throw new ConfigError(`${ctx.source}: invalid configuration:\n${problems.join('\n')}`);
+  return {
+    ...file,
+    storage: { dir: resolve(ctx.baseDir, file.storage.dir) },
+    upstreams,
+    source: ctx.source,
+  };
+}
+
+function formatIssue(issue: ZodIssue): string {
+  const key = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : p)).join('.').replace(/\.\[/g, '[');
+  if (issue.code === 'unrecognized_keys') {
+    const where = key ? `${key}.` : '';
+    return issue.keys.map((k) => `  ${where}${k}: unknown key`).join('\n');
+  }
+  return `  ${key || '(top level)'}: ${issue.message}`;
+}

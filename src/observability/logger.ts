@@ -1,0 +1,22 @@
+import { pino, type Logger, type LevelWithSilent } from 'pino';
+
+export type { Logger };
+
+/**
+ * JSON logs with fixed keys (upstream, repo, ref, digest). Credentials and tokens never enter log fields;
+ * the redaction below is the second line of defence for header objects that might be logged by mistake.
+ */
+export function createLogger(level: LevelWithSilent, destination?: NodeJS.WritableStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'acr-mirror' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: {
+        paths: ['*.authorization', '*.Authorization', 'headers.authorization', 'password', '*.password', 'token', '*.token'],
+        censor: '[redacted]',
+      },
+    },
+    destination ?? process.stdout,
+  );
+}

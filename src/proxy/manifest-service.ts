@@ -1,0 +1,121 @@
+import type { Logger } from 'pino';
+import type { ManifestStore, StoredManifest } from '../cache/manifest-store.js';
+import { RegistryError } from '../http/errors.js';
+import type { Reference } from '../registry/reference.js';
+import { SingleFlight } from '../util/single-flight.js';
+import type { CacheOutcome } from './blob-service.js';
+import { acceptable, upstreamAccept } from './media-types.js';
+import type { UpstreamTarget } from './target.js';
+
+export interface ServedManifest {
+  digest: string;
+  mediaType: string;
+  size: number;
+  /** null for HEAD. */
+  body: Buffer | null;
+  outcome: CacheOutcome;
+}
+
+export interface ManifestServiceOptions {
+  tagTtlMs: number;
+  now: () => number;
+  log: Logger;
+}
+
+/** Failures where the cached answer is better than none: the upstream could not be asked. */
+const STALE_OK = new Set(['UPSTREAM_UNREACHABLE', 'UPSTREAM_TIMEOUT', 'UPSTREAM_BAD_RESPONSE', 'UPSTREAM_RATE_LIMITED', 'UPSTREAM_AUTH_FAILED']);
+
+/**
+ * Manifests: digests are immutable and served from the cache once stored; tags are served from the cache
+ * while fresh (tag_ttl), then re-checked with a HEAD and re-fetched only if their digest changed. If the
+ * upstream cannot be asked, a cached tag is served stale.
+ */
+export class ManifestService {
+  readonly #fetches = new SingleFlight<string, StoredManifest>();
+
+  constructor(
+    private readonly store: ManifestStore,
+    private readonly opts: ManifestServiceOptions,
+  ) {}
+
+  async get(target: UpstreamTarget, ref: Reference, clientAccept: string[], head: boolean): Promise<ServedManifest> {
+    if (ref.kind === 'digest') return this.#byDigest(target, ref.digest, clientAccept, head);
+    return this.#byTag(target, ref.tag, clientAccept, head);
+  }
+
+  async #byDigest(target: UpstreamTarget, digest: string, accept: string[], head: boolean): Promise<ServedManifest> {
+    const local = this.store.get(digest);
+    if (local) return serve(local, 'hit', head);
+    if (head) {
+      const answer = await target.client.headManifest(target.repo, digest, upstreamAccept(accept));
+      if (answer.digest === digest && answer.mediaType && Number.isFinite(answer.size)) {
+        return { digest, mediaType: answer.mediaType, size: answer.size, body: null, outcome: 'miss' };
+      }
+    }
+    const fetched = await this.#fetch(target, digest, accept, digest);
+    return serve(fetched, 'miss', head);
+  }
+
+  async #byTag(target: UpstreamTarget, tag: string, accept: string[], head: boolean): Promise<ServedManifest> {
+    const upstream = target.client.name;
+    const entry = this.store.getTag(upstream, target.repo, tag);
+    const cached = entry ? this.store.get(entry.digest) : null;
+    const usable = cached && acceptable(cached.mediaType, accept) ? cached : null;
+    if (usable && this.opts.now() - entry!.checkedAt < this.opts.tagTtlMs) return serve(usable, 'hit', head);
+
+    try {
+      if (usable) {
+        const answer = await target.client.headManifest(target.repo, tag, upstreamAccept(accept));
+        const current = answer.digest ? this.store.get(answer.digest) : null;
+        if (current && acceptable(current.mediaType, accept)) {
+          this.store.setTag(upstream, target.repo, tag, current.digest);
+          return serve(current, 'hit', head);
+        }
+      } else if (head) {
+        const answer = await target.client.headManifest(target.repo, tag, upstreamAccept(accept));
+        const known = answer.digest ? this.store.get(answer.digest) : null;
+        if (known && acceptable(known.mediaType, accept)) {
+          this.store.setTag(upstream, target.repo, tag, known.digest);
+          return serve(known, 'hit', true);
+        }
+        if (answer.digest?.startsWith('sha256:') && answer.mediaType && Number.isFinite(answer.size)) {
+          return { digest: answer.digest, mediaType: answer.mediaType, size: answer.size, body: null, outcome: 'miss' };
+        }
+      }
+      const fetched = await this.#fetch(target, tag, accept, null);
+      if (!cached || acceptable(fetched.mediaType, accept)) this.store.setTag(upstream, target.repo, tag, fetched.digest);
+      return serve(fetched, 'miss', head);
+    } catch (err) {
+      if (err instanceof RegistryError && err.kind === 'MANIFEST_UNKNOWN' && entry) {
+        this.store.deleteTag(upstream, target.repo, tag);
+      }
+      if (usable && err instanceof RegistryError && STALE_OK.has(err.kind)) {
+        this.opts.log.warn({ upstream, repo: target.repo, ref: tag, digest: usable.digest, reason: err.message }, 'upstream unavailable; serving cached tag');
+        return serve(usable, 'stale', head);
+      }
+      throw err;
+    }
+  }
+
+  /** GETs a manifest upstream (one request per upstream+repo+reference at a time), verifies and stores it. */
+  #fetch(target: UpstreamTarget, reference: string, accept: string[], expected: string | null): Promise<StoredManifest> {
+    const key = `${target.client.name}\n${target.repo}\n${reference}\n${accept.join(',')}`;
+    return this.#fetches.run(key, async () => {
+      const answer = await target.client.getManifest(target.repo, reference, upstreamAccept(accept));
+      if (expected && answer.digest !== expected) {
+        throw new RegistryError(
+          'UPSTREAM_BAD_RESPONSE',
+          `${target.client.label}: manifest ${expected} of ${target.repo} does not match its digest (got ${answer.digest}); not cached`,
+        );
+      }
+      const m: StoredManifest = { digest: answer.digest!, mediaType: answer.mediaType, size: answer.size, body: answer.body! };
+      this.store.put(m);
+      this.opts.log.info({ upstream: target.client.name, repo: target.repo, ref: reference, digest: m.digest, mediaType: m.mediaType }, 'manifest cached');
+      return m;
+    });
+  }
+}
+
+function serve(m: StoredManifest, outcome: CacheOutcome, head: boolean): ServedManifest {
+  return { digest: m.digest, mediaType: m.mediaType, size: m.size, body: head ? null : m.body, outcome };
+}

@@ -1,0 +1,119 @@
+import { Readable } from 'node:stream';
+import { Hono, type Context } from 'hono';
+import type { Logger } from 'pino';
+import { RegistryError, renderError } from '../http/errors.js';
+import type { BlobService } from '../proxy/blob-service.js';
+import type { ManifestService } from '../proxy/manifest-service.js';
+import { parseAccept } from '../proxy/media-types.js';
+import type { UpstreamTarget } from '../proxy/target.js';
+import type { TagService } from '../proxy/tag-service.js';
+import { parseRange } from './range.js';
+import { parseRegistryPath } from './reference.js';
+
+export interface RegistryApiDeps {
+  /** Client repository name -> upstream target; throws NAME_UNKNOWN when no route matches. */
+  route(name: string): UpstreamTarget;
+  manifests: ManifestService;
+  blobs: BlobService;
+  tags: TagService;
+  log: Logger;
+}
+
+const API_VERSION = { 'docker-distribution-api-version': 'registry/2.0' };
+const READ_METHODS = new Set(['GET', 'HEAD']);
+const MAX_TAGS_PAGE = 10_000;
+
+/** The read-only /v2 API. It only translates between HTTP and the services; it never touches storage. */
+export function registryApi(deps: RegistryApiDeps): Hono {
+  const app = new Hono();
+  app.onError((err, c) => errorResponse(c, err, deps.log));
+  app.notFound((c) => errorResponse(c, new RegistryError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`), deps.log));
+
+  app.all('/v2/*', (c) => handle(c, deps));
+  app.all('/v2', (c) => handle(c, deps));
+  return app;
+}
+
+async function handle(c: Context, deps: RegistryApiDeps): Promise<Response> {
+  const method = c.req.method;
+  if (!READ_METHODS.has(method)) {
+    throw new RegistryError('UNSUPPORTED', `${method} is not supported: this mirror is read-only`, { headers: { allow: 'GET, HEAD' } });
+  }
+  const head = method === 'HEAD';
+  const path = parseRegistryPath(c.req.path);
+  if (!path) throw new RegistryError('NOT_FOUND', `no such endpoint: ${method} ${c.req.path}`);
+  switch (path.kind) {
+    case 'ping':
+      return new Response(head ? null : '{}', { headers: { ...API_VERSION, 'content-type': 'application/json', 'content-length': '2' } });
+    case 'catalog':
+      throw new RegistryError('UNSUPPORTED', 'the catalog is not served by this mirror');
+    case 'manifest': {
+      const target = deps.route(path.name);
+      const m = await deps.manifests.get(target, path.reference, parseAccept(c.req.header('accept') ? [c.req.header('accept')!] : []), head);
+      return new Response(head ? null : new Uint8Array(m.body!), {
+        headers: {
+          ...API_VERSION,
+          'content-type': m.mediaType,
+          'content-length': String(m.size),
+          'docker-content-digest': m.digest,
+          etag: `"${m.digest}"`,
+          'x-cache': m.outcome,
+        },
+      });
+    }
+    case 'blob': {
+      const target = deps.route(path.name);
+      const common = { ...API_VERSION, 'docker-content-digest': path.digest, etag: `"${path.digest}"`, 'accept-ranges': 'bytes', 'cache-control': 'max-age=31536000' };
+      if (head) {
+        const { size, outcome } = await deps.blobs.head(target, path.digest);
+        return new Response(null, { headers: { ...common, 'content-type': 'application/octet-stream', 'x-cache': outcome, ...(size !== null ? { 'content-length': String(size) } : {}) } });
+      }
+      const blob = await deps.blobs.get(target, path.digest);
+      const range = blob.size === null ? null : parseRange(c.req.header('range'), blob.size);
+      if (range === 'unsatisfiable') {
+        blob.release();
+        throw new RegistryError('RANGE_INVALID', `range not satisfiable for a blob of ${blob.size} bytes`, { headers: { 'content-range': `bytes */${blob.size}` } });
+      }
+      const headers: Record<string, string> = { ...common, 'content-type': 'application/octet-stream', 'x-cache': blob.outcome };
+      if (range) {
+        headers['content-range'] = `bytes ${range.start}-${range.end}/${blob.size}`;
+        headers['content-length'] = String(range.end - range.start + 1);
+      } else if (blob.size !== null) {
+        headers['content-length'] = String(blob.size);
+      }
+      const body = Readable.toWeb(blob.stream(range ?? undefined)) as ReadableStream<Uint8Array>;
+      return new Response(body, { status: range ? 206 : 200, headers });
+    }
+    case 'tags': {
+      const target = deps.route(path.name);
+      const page = tagPage(c);
+      const result = await deps.tags.list(target, page);
+      const headers: Record<string, string> = { ...API_VERSION, 'content-type': 'application/json' };
+      if (result.next !== null) {
+        const q = new URLSearchParams({ ...(page.n !== undefined ? { n: String(page.n) } : {}), last: result.next });
+        headers.link = `</v2/${path.name}/tags/list?${q}>; rel="next"`;
+      }
+      const body = JSON.stringify({ name: path.name, tags: result.tags });
+      return new Response(head ? null : body, { headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } });
+    }
+  }
+}
+
+function tagPage(c: Context): { n?: number; last?: string } {
+  const n = c.req.query('n');
+  const last = c.req.query('last');
+  const page: { n?: number; last?: string } = {};
+  if (n !== undefined && n !== '') {
+    if (!/^\d+$/.test(n) || Number(n) > MAX_TAGS_PAGE) throw new RegistryError('PAGINATION_INVALID', `n must be an integer from 0 to ${MAX_TAGS_PAGE}`);
+    page.n = Number(n);
+  }
+  if (last !== undefined && last !== '') page.last = last;
+  return page;
+}
+
+function errorResponse(c: Context, err: unknown, log: Logger): Response {
+  const rendered = renderError(err);
+  if (!(err instanceof RegistryError)) log.error({ err, path: c.req.path }, 'unhandled error');
+  const body = c.req.method === 'HEAD' ? null : rendered.body;
+  return new Response(body, { status: rendered.status, headers: { ...API_VERSION, ...rendered.headers } });
+}

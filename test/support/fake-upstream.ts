@@ -1,0 +1,173 @@
+import { createHash } from 'node:crypto';
+import { Hono } from 'hono';
+import type { Fetch } from '../../src/upstream/transport.js';
+
+export interface FakeCall {
+  host: string;
+  method: string;
+  path: string;
+  authorization: string | null;
+  range: string | null;
+  accept: string | null;
+}
+
+export interface FakeImage {
+  repo: string;
+  tag: string;
+  manifest: Buffer;
+  manifestDigest: string;
+  mediaType: string;
+  blobs: Map<string, Buffer>;
+}
+
+export const sha256 = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+/** A deterministic pseudo-random, incompressible buffer. */
+export function randomBlob(size: number, seed: number): Buffer {
+  const out = Buffer.alloc(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+export function makeImage(repo: string, tag: string, layerSizes: number[], seed = 1): FakeImage {
+  const blobs = new Map<string, Buffer>();
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', seed }));
+  blobs.set(sha256(config), config);
+  const layers = layerSizes.map((size, i) => {
+    const b = randomBlob(size, seed * 1000 + i + 1);
+    blobs.set(sha256(b), b);
+    return { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha256(b), size };
+  });
+  const mediaType = 'application/vnd.oci.image.manifest.v1+json';
+  const manifest = Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length }, layers }),
+  );
+  return { repo, tag, manifest, manifestDigest: sha256(manifest), mediaType, blobs };
+}
+
+/**
+ * An in-memory registry (registry.test) with a token service (auth.test) and object storage (oss.test)
+ * behind one injected fetch. Hooks let tests inject faults; calls are recorded.
+ */
+export class FakeUpstream {
+  readonly calls: FakeCall[] = [];
+  readonly images: FakeImage[] = [];
+  readonly issued: string[] = [];
+  user = 'mirror';
+  password = 'mirror-secret';
+  tokenLifetimeSec = 300;
+  /** Per-request override: return a Response to short-circuit, or undefined to continue. */
+  intercept: ((call: FakeCall) => Response | undefined) | null = null;
+  /** Transforms an OSS blob body (e.g. corrupt or truncate it). */
+  ossBody: ((digest: string, body: Buffer, call: FakeCall) => Buffer | ReadableStream<Uint8Array>) | null = null;
+  readonly #valid = new Set<string>();
+
+  add(image: FakeImage): FakeImage {
+    this.images.push(image);
+    return image;
+  }
+
+  /** Counts recorded calls; `authorized` keeps only calls that carried credentials (not the first 401 probe). */
+  count(filter: { host?: string; method?: string; pathIncludes?: string; authorized?: boolean }): number {
+    return this.calls.filter(
+      (c) =>
+        (filter.authorized === undefined || (c.authorization !== null) === filter.authorized) &&
+        (filter.host === undefined || c.host === filter.host) &&
+        (filter.method === undefined || c.method === filter.method) &&
+        (filter.pathIncludes === undefined || c.path.includes(filter.pathIncludes)),
+    ).length;
+  }
+
+  revokeTokens(): void {
+    this.#valid.clear();
+  }
+
+  readonly fetch: Fetch = async (url, init) => {
+    const u = new URL(url);
+    const call: FakeCall = {
+      host: u.host,
+      method: init.method,
+      path: u.pathname + u.search,
+      authorization: init.headers.authorization ?? null,
+      range: init.headers.range ?? null,
+      accept: init.headers.accept ?? null,
+    };
+    this.calls.push(call);
+    const early = this.intercept?.(call);
+    if (early) return early;
+    const req = new Request(url, { method: init.method, headers: init.headers, ...(init.signal ? { signal: init.signal } : {}) });
+    if (u.host === 'registry.test') return this.#registry.fetch(req);
+    if (u.host === 'auth.test') return this.#auth.fetch(req);
+    if (u.host === 'oss.test') return this.#oss(call, u);
+    throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' }) });
+  };
+
+  readonly #auth = new Hono().get('/token', (c) => {
+    const expected = `Basic ${Buffer.from(`${this.user}:${this.password}`).toString('base64')}`;
+    if (c.req.header('authorization') !== expected) return c.json({ errors: [{ code: 'UNAUTHORIZED' }] }, 401);
+    const token = `tok-${this.issued.length + 1}-${c.req.query('scope')}`;
+    this.issued.push(token);
+    this.#valid.add(token);
+    return c.json({ token, expires_in: this.tokenLifetimeSec, issued_at: new Date().toISOString() });
+  });
+
+  readonly #registry = (() => {
+    const app = new Hono();
+    const challenge = (repo?: string) =>
+      `Bearer realm="https://auth.test/token",service="registry.test"${repo ? `,scope="repository:${repo}:pull"` : ''}`;
+    app.use('*', async (c, next) => {
+      const auth = c.req.header('authorization') ?? '';
+      const token = auth.replace(/^Bearer /, '');
+      const repo = /^\/v2\/(.+)\/(manifests|blobs|tags)\//.exec(c.req.path)?.[1];
+      if (!this.#valid.has(token) || (repo && !token.endsWith(`repository:${repo}:pull`))) {
+        return c.json({ errors: [{ code: 'UNAUTHORIZED' }] }, 401, { 'www-authenticate': challenge(repo) });
+      }
+      await next();
+    });
+    app.get('/v2/', (c) => c.json({}));
+    app.on(['GET', 'HEAD'], '/v2/:name{.+}/manifests/:ref', (c) => {
+      const { name, ref } = c.req.param();
+      const img = this.images.find((i) => i.repo === name && (i.tag === ref || i.manifestDigest === ref));
+      if (!img) return c.json({ errors: [{ code: 'MANIFEST_UNKNOWN' }] }, 404);
+      const headers = { 'content-type': img.mediaType, 'docker-content-digest': img.manifestDigest, 'content-length': String(img.manifest.length) };
+      return new Response(c.req.method === 'HEAD' ? null : new Uint8Array(img.manifest), { headers });
+    });
+    app.on(['GET', 'HEAD'], '/v2/:name{.+}/blobs/:digest', (c) => {
+      const { name, digest } = c.req.param();
+      const img = this.images.find((i) => i.repo === name && i.blobs.has(digest));
+      if (!img) return c.json({ errors: [{ code: 'BLOB_UNKNOWN' }] }, 404);
+      return new Response(null, { status: 307, headers: { location: `http://oss.test/blobs/${digest}?Expires=9999999999&Signature=sig` } });
+    });
+    app.get('/v2/:name{.+}/tags/list', (c) => {
+      const tags = this.images.filter((i) => i.repo === c.req.param('name')).map((i) => i.tag).sort();
+      return c.json({ name: c.req.param('name'), tags });
+    });
+    return app;
+  })();
+
+  #oss(call: FakeCall, u: URL): Response {
+    const digest = u.pathname.replace('/blobs/', '');
+    const blob = this.images.map((i) => i.blobs.get(digest)).find(Boolean);
+    if (!blob) return new Response('<Error><Code>NoSuchKey</Code></Error>', { status: 404 });
+    if (u.searchParams.get('Signature') !== 'sig') return new Response('<Error><Code>AccessDenied</Code></Error>', { status: 403 });
+    const range = /^bytes=(\d+)-$/.exec(call.range ?? '');
+    const start = range ? Number(range[1]) : 0;
+    const transformed = this.ossBody ? this.ossBody(digest, blob, call) : blob;
+    const headers: Record<string, string> = {};
+    if (Buffer.isBuffer(transformed)) {
+      const body = transformed.subarray(start);
+      headers['content-length'] = String(blob.length - start);
+      if (range) headers['content-range'] = `bytes ${start}-${blob.length - 1}/${blob.length}`;
+      return new Response(call.method === 'HEAD' ? null : new Uint8Array(body), { status: range ? 206 : 200, headers });
+    }
+    headers['content-length'] = String(blob.length - start);
+    if (range) headers['content-range'] = `bytes ${start}-${blob.length - 1}/${blob.length}`;
+    return new Response(transformed, { status: range ? 206 : 200, headers });
+  }
+}

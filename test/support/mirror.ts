@@ -1,0 +1,49 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { createMirror, type Mirror } from '../../src/app.js';
+import { parseConfig } from '../../src/config/load.js';
+import type { FakeUpstream } from './fake-upstream.js';
+
+export interface TestMirror {
+  mirror: Mirror;
+  dir: string;
+  sleeps: number[];
+  request(path: string, init?: RequestInit): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/** A mirror wired to a FakeUpstream through its injected fetch, with a clock and sleeps the test controls. */
+export async function startTestMirror(
+  fake: FakeUpstream,
+  opts: { now?: () => number; config?: Record<string, unknown>; upstream?: Record<string, unknown> } = {},
+): Promise<TestMirror> {
+  const dir = await mkdtemp(join(tmpdir(), 'acr-mirror-unit-'));
+  const config = parseConfig(
+    {
+      storage: { dir: 'data' },
+      upstreams: { acr: { url: 'https://registry.test', username: fake.user, password_env: 'TEST_ACR_PASSWORD', ...opts.upstream } },
+      routes: [{ prefix: '', upstream: 'acr' }],
+      ...opts.config,
+    },
+    { env: { TEST_ACR_PASSWORD: fake.password }, baseDir: dir, source: 'test' },
+  );
+  const sleeps: number[] = [];
+  const mirror = await createMirror(config, {
+    log: pino({ level: 'silent' }),
+    fetch: fake.fetch,
+    ...(opts.now ? { now: opts.now } : {}),
+    sleep: async (ms) => void sleeps.push(ms),
+  });
+  return {
+    mirror,
+    dir,
+    sleeps,
+    request: (path, init) => mirror.app.request(`http://mirror.test${path}`, init),
+    async close() {
+      await mirror.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
