@@ -66,7 +66,11 @@ export const configSchema = z
   .object({
     server: z
       .object({
-        listen: z.string().regex(LISTEN, 'must be host:port, e.g. 127.0.0.1:5000 or 0.0.0.0:5000').default('127.0.0.1:5000'),
+        listen: z
+          .string()
+          .regex(LISTEN, 'must be host:port, e.g. 127.0.0.1:5000 or 0.0.0.0:5000')
+          .refine((l) => Number(l.slice(l.lastIndexOf(':') + 1)) <= 65535, 'port must be 0 to 65535')
+          .default('127.0.0.1:5000'),
         shutdown_timeout: duration('30s'),
       })
       .strict()

@@ -21,8 +21,11 @@ export class TagService {
   async list(target: UpstreamTarget, page: { n?: number; last?: string }): Promise<TagListPage> {
     try {
       const answer = await target.client.listTags(target.repo, page);
-      const next = answer.more && answer.tags.length ? answer.tags[answer.tags.length - 1]! : null;
-      return { tags: answer.tags, next };
+      // Some registries (Distribution 2.x) neither sort nor honour n/last: sort and paginate what they sent,
+      // which is harmless when they did.
+      const local = paginate([...answer.tags].sort(), page);
+      if (local.next !== null || !answer.more) return local;
+      return { tags: local.tags, next: local.tags.length ? local.tags[local.tags.length - 1]! : null };
     } catch (err) {
       if (!(err instanceof RegistryError) || !FALLBACK_KINDS.has(err.kind)) throw err;
       const cached = this.store.listTags(target.client.name, target.repo);
@@ -33,7 +36,7 @@ export class TagService {
   }
 }
 
-/** Lexically sorted pagination as the distribution spec defines it (n, last). */
+/** Pagination of a lexically sorted list as the distribution spec defines it (n, last). */
 export function paginate(sorted: string[], page: { n?: number; last?: string }): TagListPage {
   const from = page.last === undefined ? 0 : sorted.findIndex((t) => t > page.last!);
   const rest = from < 0 ? [] : sorted.slice(from);

@@ -51,29 +51,33 @@ export type RegistryPath =
 
 /**
  * Parses the path of a /v2 request. Names may contain slashes, so the last `/manifests/`, `/blobs/` or
- * `/tags/list` decides. Path segments are percent-decoded once; an encoded slash or dot segment fails the
- * name grammar. Returns null for paths that are not part of the read API (e.g. blob uploads).
+ * `/tags/list` decides. The name is not percent-decoded: nothing in the name grammar needs encoding, so an
+ * encoded character (such as %2F) makes the name invalid. The reference is decoded (clients may send %3A).
+ * Returns null for paths that are not part of the read API (e.g. blob uploads).
  */
 export function parseRegistryPath(path: string): RegistryPath | null {
   if (path === '/v2' || path === '/v2/') return { kind: 'ping' };
   if (path === '/v2/_catalog') return { kind: 'catalog' };
   if (!path.startsWith('/v2/')) return null;
-  let rest: string;
-  try {
-    rest = decodeURIComponent(path.slice(4));
-  } catch {
-    throw new RegistryError('NAME_INVALID', 'malformed percent-encoding in path');
-  }
+  const rest = path.slice(4);
   let m = /^(.*)\/manifests\/([^/]*)$/s.exec(rest);
-  if (m) return { kind: 'manifest', name: parseName(m[1]!), reference: parseReference(m[2]!) };
+  if (m) return { kind: 'manifest', name: parseName(m[1]!), reference: parseReference(decodeSegment(m[2]!)) };
   m = /^(.*)\/blobs\/([^/]*)$/s.exec(rest);
   if (m) {
     if (m[2] === 'uploads') return null;
-    return { kind: 'blob', name: parseName(m[1]!), digest: parseDigest(m[2]!) };
+    return { kind: 'blob', name: parseName(m[1]!), digest: parseDigest(decodeSegment(m[2]!)) };
   }
   m = /^(.*)\/tags\/list$/s.exec(rest);
   if (m) return { kind: 'tags', name: parseName(m[1]!) };
   return null;
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new RegistryError('MANIFEST_INVALID', 'malformed percent-encoding in path');
+  }
 }
 
 function truncate(s: string): string {

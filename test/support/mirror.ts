@@ -42,6 +42,7 @@ export async function startTestMirror(
     sleeps,
     request: (path, init) => mirror.app.request(`http://mirror.test${path}`, init),
     async close() {
+      await mirror.fills.settled();
       await mirror.close();
       await rm(dir, { recursive: true, force: true });
     },

@@ -257,6 +257,7 @@ describe('upstream authentication and failures', () => {
     fake.revokeTokens();
     const res = await m.request(`/v2/team/app/blobs/${[...img.blobs.keys()][0]}`);
     expect(res.status).toBe(200);
+    await res.arrayBuffer();
     expect(fake.issued).toHaveLength(3);
   });
 
