@@ -68,8 +68,11 @@ export const configSchema = z
       .object({
         listen: z
           .string()
-          .regex(LISTEN, 'must be host:port, e.g. 127.0.0.1:5000 or 0.0.0.0:5000')
-          .refine((l) => Number(l.slice(l.lastIndexOf(':') + 1)) <= 65535, 'port must be 0 to 65535')
+          .superRefine((l, ctx) => {
+            const m = LISTEN.exec(l);
+            if (!m) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be host:port, e.g. 127.0.0.1:5000 or 0.0.0.0:5000' });
+            else if (Number(m[2]) > 65535) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'port must be 0 to 65535' });
+          })
           .default('127.0.0.1:5000'),
         shutdown_timeout: duration('30s'),
       })
@@ -96,9 +99,18 @@ export const configSchema = z
     upstreams: z
       .record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'upstream names use letters, digits, - and _'), upstream)
       .default({ acr: { url: 'https://registry.cn-hangzhou.aliyuncs.com' } } as never),
-    routes: z.array(route).default([{ prefix: '', upstream: 'acr' }]),
+    routes: z.array(route).optional(),
   })
   .strict()
+  .transform((cfg, ctx) => {
+    // Without [[routes]], a single upstream serves every name; several upstreams need explicit routes.
+    const names = Object.keys(cfg.upstreams);
+    if (cfg.routes) return { ...cfg, routes: cfg.routes };
+    if (names.length !== 1) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['routes'], message: 'several upstreams are configured: add [[routes]] saying which names go where' });
+    }
+    return { ...cfg, routes: names.length ? [{ prefix: '', upstream: names[0]! }] : [] };
+  })
   .superRefine((cfg, ctx) => {
     const seen = new Set<string>();
     cfg.routes.forEach((r, i) => {

@@ -61,22 +61,22 @@ export function parseRegistryPath(path: string): RegistryPath | null {
   if (!path.startsWith('/v2/')) return null;
   const rest = path.slice(4);
   let m = /^(.*)\/manifests\/([^/]*)$/s.exec(rest);
-  if (m) return { kind: 'manifest', name: parseName(m[1]!), reference: parseReference(decodeSegment(m[2]!)) };
+  if (m) return { kind: 'manifest', name: parseName(m[1]!), reference: parseReference(decodeSegment(m[2]!, 'MANIFEST_INVALID')) };
   m = /^(.*)\/blobs\/([^/]*)$/s.exec(rest);
   if (m) {
     if (m[2] === 'uploads') return null;
-    return { kind: 'blob', name: parseName(m[1]!), digest: parseDigest(decodeSegment(m[2]!)) };
+    return { kind: 'blob', name: parseName(m[1]!), digest: parseDigest(decodeSegment(m[2]!, 'DIGEST_INVALID')) };
   }
   m = /^(.*)\/tags\/list$/s.exec(rest);
   if (m) return { kind: 'tags', name: parseName(m[1]!) };
   return null;
 }
 
-function decodeSegment(segment: string): string {
+function decodeSegment(segment: string, kind: 'MANIFEST_INVALID' | 'DIGEST_INVALID'): string {
   try {
     return decodeURIComponent(segment);
   } catch {
-    throw new RegistryError('MANIFEST_INVALID', 'malformed percent-encoding in path');
+    throw new RegistryError(kind, 'malformed percent-encoding in path');
   }
 }
 
