@@ -60,6 +60,23 @@ describe('upstream faults', () => {
     await waitFor(() => blobCached(mirror.dataDir, blob.digest));
   });
 
+  it('finishes and caches a fill when the client that started it disconnects', async () => {
+    const img = await freshImage(3_000_000);
+    const blob = bigLayer(img);
+    up.proxy.reset();
+    up.proxy.faults.add({ front: 'oss', method: 'GET', path: /\/data$/, kind: 'delay', ms: 300 });
+    const abort = new AbortController();
+    const res = await fetch(blobUrl(img, blob), { signal: abort.signal });
+    const reader = res.body!.getReader();
+    await reader.read();
+    abort.abort();
+    await waitFor(() => blobCached(mirror.dataDir, blob.digest));
+    expect(up.proxy.count({ front: 'oss', method: 'GET', blob: blob.digest })).toBe(1);
+    const again = await fetch(blobUrl(img, blob));
+    expect(again.headers.get('x-cache')).toBe('hit');
+    expect(Buffer.from(await again.arrayBuffer()).equals(await readFile(blob.path))).toBe(true);
+  });
+
   it('wrong bytes from upstream: the client is cut short, nothing is cached, the next pull is clean', async () => {
     const img = await freshImage(600_000);
     const blob = bigLayer(img);

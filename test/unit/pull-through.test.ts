@@ -177,6 +177,38 @@ describe('blobs', () => {
     expect(fake.count({ host: 'oss.test' })).toBe(1);
   });
 
+  it('keeps filling after the only client goes away, and commits the blob', async () => {
+    const img = fake.add(makeImage('team/app', 'v1', [400_000]));
+    const [digest, bytes] = [...img.blobs.entries()].find(([, b]) => b.length === 400_000)!;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    fake.ossBody = (_d, body) => {
+      let step = 0;
+      return new ReadableStream({
+        async pull(controller) {
+          if (step === 0) controller.enqueue(new Uint8Array(body.subarray(0, 100_000)));
+          else if (step === 1) {
+            await gate;
+            controller.enqueue(new Uint8Array(body.subarray(100_000)));
+          } else controller.close();
+          step++;
+        },
+      });
+    };
+    const res = await m.request(`/v2/team/app/blobs/${digest}`);
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    expect(first.done).toBe(false);
+    await reader.cancel();
+    expect(existsSync(blobFile(digest))).toBe(false);
+    release();
+    await waitFor(() => existsSync(blobFile(digest)));
+    const again = await m.request(`/v2/team/app/blobs/${digest}`);
+    expect(again.headers.get('x-cache')).toBe('hit');
+    expect(Buffer.from(await again.arrayBuffer()).equals(bytes)).toBe(true);
+    expect(fake.count({ host: 'oss.test' })).toBe(1);
+  });
+
   it('resumes a transfer that breaks mid-body with Range from the byte reached', async () => {
     const img = fake.add(makeImage('team/app', 'v1', [500_000]));
     const [digest, bytes] = [...img.blobs.entries()].find(([, b]) => b.length === 500_000)!;
