@@ -1,6 +1,9 @@
 import { mkdir } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
-import { Hono } from 'hono';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { type Context, Hono, type MiddlewareHandler } from 'hono';
+import { ClientAccess } from './access/client-access.js';
+import { errorResponse } from './http/respond.js';
 import type { Logger } from 'pino';
 import { BlobStore } from './cache/blob-store.js';
 import { type Db, openDatabase } from './cache/db.js';
@@ -21,6 +24,8 @@ import { createTransport, type Fetch, type Transport } from './upstream/transpor
 
 export interface MirrorDeps {
   log: Logger;
+  /** The client's IP address; by default the socket's remote address. */
+  clientAddress?: (c: Context) => string | undefined;
   /** Replaces the network for every upstream (tests). */
   fetch?: Fetch;
   now?: () => number;
@@ -29,7 +34,7 @@ export interface MirrorDeps {
 }
 
 export interface Mirror {
-  app: Hono;
+  app: Hono<{ Variables: { user?: string } }>;
   fills: BlobFills;
   db: Db;
   close(): Promise<void>;
@@ -55,6 +60,10 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
         connectTimeoutMs: upstream.connect_timeout,
         responseTimeoutMs: upstream.response_timeout,
         idleTimeoutMs: upstream.idle_timeout,
+        hosts: upstream.hosts,
+        insecure: upstream.insecure,
+        ...(upstream.ca_file ? { caFile: upstream.ca_file } : {}),
+        ...(upstream.proxy !== undefined ? { proxy: upstream.proxy } : {}),
       });
       transports.push(transport);
       fetch = transport.fetch;
@@ -63,10 +72,16 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     clients.set(upstream.name, new RegistryClient(upstream, { fetch, tokens, now, log: log.child({ upstream: upstream.name }), ...(deps.sleep ? { sleep: deps.sleep } : {}) }));
   }
 
-  const routes = new RouteTable(config.routes);
-  const route = (name: string): UpstreamTarget => {
-    const resolved = routes.resolve(name);
-    if (!resolved) throw new RegistryError('NAME_UNKNOWN', `no route matches repository ${name}: add a [[routes]] entry for it in the mirror's configuration`);
+  const routes = new RouteTable(
+    config.routes,
+    Object.values(config.upstreams).map((u) => ({ upstream: u.name, hosts: [new URL(u.url).host, ...u.aliases] })),
+  );
+  const route = (name: string, ns?: string): UpstreamTarget => {
+    const resolved = routes.resolve({ name, ...(ns ? { ns } : {}) });
+    if (!resolved) {
+      const detail = ns ? ` for registry ${ns} (add it to an upstream's aliases, or route it)` : ': add a [[routes]] entry for it';
+      throw new RegistryError('NAME_UNKNOWN', `no route matches repository ${name}${detail}`);
+    }
     return { client: clients.get(resolved.upstream)!, repo: resolved.remoteName };
   };
 
@@ -80,7 +95,10 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     log,
   });
 
-  const app = new Hono();
+  const access = new ClientAccess(config.access.allow, config.access.users);
+  const clientAddress = deps.clientAddress ?? socketAddress;
+  const app = new Hono<{ Variables: { user?: string } }>();
+  app.onError((err, c) => errorResponse(c, err, log));
   app.use('*', async (c, next) => {
     const started = performance.now();
     const requestId = c.req.header('x-request-id') ?? randomUUID();
@@ -92,12 +110,28 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
         method: c.req.method,
         path: c.req.path,
         status: c.res.status,
+        client: clientAddress(c),
+        user: c.get('user'),
         cache: c.res.headers.get('x-cache') ?? undefined,
         ms: Math.round((performance.now() - started) * 10) / 10,
       },
       'request',
     );
   });
+  const authorize: MiddlewareHandler<{ Variables: { user?: string } }> = async (c, next) => {
+    const address = clientAddress(c);
+    if (!access.allows(address)) {
+      throw new RegistryError('DENIED', `client address ${address ?? 'unknown'} is not allowed to use this mirror (access.allow)`);
+    }
+    if (access.requiresLogin) {
+      const user = await access.authenticate(c.req.header('authorization'));
+      if (!user) throw new RegistryError('UNAUTHORIZED', 'authentication required', { headers: { 'www-authenticate': 'Basic realm="acr-mirror"' } });
+      c.set('user', user);
+    }
+    await next();
+  };
+  app.use('/v2', authorize);
+  app.use('/v2/*', authorize);
   app.route('/', api);
 
   return {
@@ -109,4 +143,12 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
       db.close();
     },
   };
+}
+
+function socketAddress(c: Context): string | undefined {
+  try {
+    return getConnInfo(c).remote.address;
+  } catch {
+    return undefined;
+  }
 }

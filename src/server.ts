@@ -1,4 +1,5 @@
 import { type ServerType, serve } from '@hono/node-server';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createMirror, type Mirror } from './app.js';
@@ -13,15 +14,27 @@ export interface RunningServer {
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const mirror = await createMirror(config, { log });
-  const { host, port } = splitListen(config.server.listen);
-  const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: mirror.app.fetch, hostname: host, port }, () => resolve(s));
-    s.once('error', reject);
-  });
-  const address = server.address() as AddressInfo;
-  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${shownHost}:${address.port}`;
-  log.info({ url, config: config.source, dataDir: config.storage.dir, upstreams: Object.keys(config.upstreams) }, 'listening');
+  const servers: ServerType[] = [];
+  const url = urlOf(await listen(mirror, config.server.listen, servers), 'http');
+  const tls = config.server.tls;
+  const tlsUrl = tls
+    ? urlOf(await listen(mirror, tls.listen, servers, { createServer: createHttpsServer, serverOptions: { cert: tls.cert, key: tls.key.reveal() } }), 'https')
+    : undefined;
+  if (!/^(127\.|\[?::1\]?:|localhost:)/.test(config.server.listen) && config.access.allow.every((c) => c.startsWith('127.') || c === '::1/128')) {
+    log.warn({ listen: config.server.listen }, 'listening beyond loopback but access.allow admits loopback clients only: add your LAN ranges to access.allow');
+  }
+  log.info(
+    {
+      url,
+      ...(tlsUrl ? { tlsUrl } : {}),
+      config: config.source,
+      dataDir: config.storage.dir,
+      upstreams: Object.keys(config.upstreams),
+      allow: config.access.allow,
+      login: config.access.users ? 'htpasswd' : 'none',
+    },
+    'listening',
+  );
 
   let closing: Promise<void> | null = null;
   return {
@@ -30,13 +43,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     shutdown() {
       closing ??= (async () => {
         log.info('shutting down: no new connections; waiting for running responses and fills');
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        if ('closeIdleConnections' in server) server.closeIdleConnections();
+        const closed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+        for (const server of servers) if ('closeIdleConnections' in server) server.closeIdleConnections();
         const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.server.shutdown_timeout).unref());
         const outcome = await Promise.race([Promise.all([closed, mirror.fills.settled()]).then(() => 'drained' as const), deadline]);
         if (outcome === 'timeout') {
           log.warn({ fillsInFlight: mirror.fills.size }, 'shutdown timeout reached; closing remaining connections');
-          if ('closeAllConnections' in server) server.closeAllConnections();
+          for (const server of servers) if ('closeAllConnections' in server) server.closeAllConnections();
         }
         await mirror.close();
         log.info('stopped');
@@ -44,6 +57,26 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       return closing;
     },
   };
+}
+
+async function listen(
+  mirror: Mirror,
+  address: string,
+  servers: ServerType[],
+  https?: { createServer: typeof createHttpsServer; serverOptions: { cert: string; key: string } },
+): Promise<AddressInfo> {
+  const { host, port } = splitListen(address);
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    const s = serve({ fetch: mirror.app.fetch, hostname: host, port, ...(https ?? {}) }, () => resolve(s));
+    s.once('error', reject);
+  });
+  servers.push(server);
+  return server.address() as AddressInfo;
+}
+
+function urlOf(address: AddressInfo, scheme: 'http' | 'https'): string {
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `${scheme}://${host}:${address.port}`;
 }
 
 function splitListen(listen: string): { host: string; port: number } {

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import type { ZodIssue } from 'zod';
+import { type HtpasswdUser, parseHtpasswd } from '../access/client-access.js';
 import { configSchema, type ConfigFile, type UpstreamSettings } from './schema.js';
 import { Secret } from './secret.js';
 
@@ -15,7 +16,15 @@ export interface UpstreamConfig extends Omit<UpstreamSettings, 'password_env' | 
   credentials?: Credentials;
 }
 
-export interface Config extends Omit<ConfigFile, 'upstreams' | 'storage'> {
+export interface TlsSettings {
+  listen: string;
+  cert: string;
+  key: Secret;
+}
+
+export interface Config extends Omit<ConfigFile, 'upstreams' | 'storage' | 'server' | 'access'> {
+  server: { listen: string; shutdown_timeout: number; tls?: TlsSettings };
+  access: { allow: string[]; users: HtpasswdUser[] | null };
   storage: { dir: string };
   upstreams: Record<string, UpstreamConfig>;
   /** Where the configuration came from, for the start-up log line. */
@@ -78,11 +87,52 @@ export function parseConfig(raw: unknown, ctx: { env: NodeJS.ProcessEnv; baseDir
         problems.push(`  upstreams.${name}.password_file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
       }
     }
-    upstreams[name] = { ...rest, name, ...(credentials ? { credentials } : {}) };
+    let caFile = rest.ca_file;
+    if (caFile) {
+      caFile = resolve(ctx.baseDir, caFile);
+      try {
+        if (!readFileSync(caFile, 'utf8').includes('-----BEGIN CERTIFICATE-----')) problems.push(`  upstreams.${name}.ca_file: ${caFile} holds no PEM certificate`);
+      } catch (err) {
+        problems.push(`  upstreams.${name}.ca_file: cannot read ${caFile}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      }
+    }
+    upstreams[name] = { ...rest, ...(caFile ? { ca_file: caFile } : {}), name, ...(credentials ? { credentials } : {}) };
+  }
+  const readFile = (key: string, path: string): string | null => {
+    const full = resolve(ctx.baseDir, path);
+    try {
+      return readFileSync(full, 'utf8');
+    } catch (err) {
+      problems.push(`  ${key}: cannot read ${full}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      return null;
+    }
+  };
+  const { tls_listen, tls_cert, tls_key, ...server } = file.server;
+  let tls: TlsSettings | undefined;
+  if (tls_listen && tls_cert && tls_key) {
+    const cert = readFile('server.tls_cert', tls_cert);
+    const key = readFile('server.tls_key', tls_key);
+    if (cert !== null && !cert.includes('-----BEGIN CERTIFICATE-----')) problems.push(`  server.tls_cert: ${tls_cert} holds no PEM certificate`);
+    if (key !== null && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) problems.push(`  server.tls_key: ${tls_key} holds no PEM private key`);
+    if (cert !== null && key !== null) tls = { listen: tls_listen, cert, key: new Secret(key) };
+  }
+  let users: HtpasswdUser[] | null = null;
+  if (file.access.htpasswd) {
+    const text = readFile('access.htpasswd', file.access.htpasswd);
+    if (text !== null) {
+      try {
+        users = parseHtpasswd(text);
+        if (users.length === 0) problems.push(`  access.htpasswd: ${file.access.htpasswd} has no users`);
+      } catch (err) {
+        problems.push(`  access.htpasswd: ${file.access.htpasswd}: ${(err as Error).message}`);
+      }
+    }
   }
   if (problems.length) throw new ConfigError(`${ctx.source}: invalid configuration:\n${problems.join('\n')}`);
   return {
     ...file,
+    server: { ...server, ...(tls ? { tls } : {}) },
+    access: { allow: file.access.allow, users },
     storage: { dir: resolve(ctx.baseDir, file.storage.dir) },
     upstreams,
     source: ctx.source,

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration } from './units.js';
 
@@ -24,8 +25,22 @@ const upstream = z
     url: z
       .string()
       .url('must be a URL like https://registry.cn-hangzhou.aliyuncs.com')
-      .refine((u) => /^https?:\/\//.test(u), 'must start with https:// (or http:// for a plain-HTTP registry)')
+      .refine((u) => /^https?:\/\//.test(u), 'must start with https:// (or http:// with insecure = true)')
       .transform((u) => u.replace(/\/+$/, '')),
+    /** Other registry host names that mean this upstream (public vs VPC endpoint), for ?ns= and in-path hosts. */
+    aliases: z.array(z.string().regex(/^[a-z0-9.-]+(:\d+)?$/i, 'must be a host name, e.g. corp-registry.cn-shanghai.cr.aliyuncs.com')).default([]),
+    /** Allows plain http:// and TLS without certificate verification for this upstream. */
+    insecure: z.boolean().default(false),
+    /** Host name -> IP used to connect (registry, token realm, OSS; "*.domain" wildcards); TLS still verifies the name. */
+    hosts: z
+      .record(
+        z.string().regex(/^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*$/i, 'keys are host names or *.domain wildcards'),
+        z.string().ip('must be an IPv4 or IPv6 address'),
+      )
+      .default({}),
+    ca_file: z.string().min(1).optional(),
+    /** Outbound proxy URL for this upstream; "" disables the HTTPS_PROXY/HTTP_PROXY environment. */
+    proxy: z.union([z.literal(''), z.string().url('must be a URL like http://proxy.lan:3128')]).optional(),
     username: z.string().min(1).optional(),
     password_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
     password_file: z.string().min(1).optional(),
@@ -41,6 +56,9 @@ const upstream = z
   })
   .strict()
   .superRefine((u, ctx) => {
+    if (u.url.startsWith('http://') && !u.insecure) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['url'], message: 'plain http:// needs insecure = true for this upstream' });
+    }
     if (u.password_env && u.password_file) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['password_file'], message: 'set either password_env or password_file, not both' });
     }
@@ -61,20 +79,46 @@ const route = z
   .strict();
 
 const LISTEN = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+const listenAddress = z.string().superRefine((l, ctx) => {
+  const m = LISTEN.exec(l);
+  if (!m) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be host:port, e.g. 127.0.0.1:5000 or 0.0.0.0:5000' });
+  else if (Number(m[2]) > 65535) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'port must be 0 to 65535' });
+});
+const cidr = z.string().refine((v) => {
+  const [address, bits, extra] = v.split('/');
+  const family = isIP(address ?? '');
+  if (!family || extra !== undefined) return false;
+  if (bits === undefined) return true;
+  return /^\d+$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32);
+}, 'must be an address or CIDR, e.g. 10.0.0.0/8 or fd00::/8');
 
 export const configSchema = z
   .object({
     server: z
       .object({
-        listen: z
-          .string()
-          .superRefine((l, ctx) => {
-            const m = LISTEN.exec(l);
-            if (!m) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be host:port, e.g. 127.0.0.1:5000 or 0.0.0.0:5000' });
-            else if (Number(m[2]) > 65535) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'port must be 0 to 65535' });
-          })
-          .default('127.0.0.1:5000'),
+        listen: listenAddress.default('127.0.0.1:5000'),
+        /** An HTTPS listener beside the plain one (Docker and containerd expect HTTPS unless told otherwise). */
+        tls_listen: listenAddress.optional(),
+        tls_cert: z.string().min(1).optional(),
+        tls_key: z.string().min(1).optional(),
         shutdown_timeout: duration('30s'),
+      })
+      .strict()
+      .superRefine((s, ctx) => {
+        if (s.tls_listen && !(s.tls_cert && s.tls_key)) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tls_listen'], message: 'needs tls_cert and tls_key' });
+        }
+        if (!s.tls_listen && (s.tls_cert || s.tls_key)) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tls_cert'], message: 'set tls_listen to serve HTTPS with this certificate' });
+        }
+      })
+      .default({}),
+    access: z
+      .object({
+        /** Client addresses allowed to pull, as CIDRs. */
+        allow: z.array(cidr).min(1).default(['127.0.0.0/8', '::1/128']),
+        /** htpasswd file with bcrypt entries; when set, clients must log in with HTTP Basic. */
+        htpasswd: z.string().min(1).optional(),
       })
       .strict()
       .default({}),

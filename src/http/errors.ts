@@ -13,6 +13,7 @@ export const ERROR_TABLE = {
   NOT_FOUND: { code: 'NOT_FOUND', status: 404, message: 'not found' },
   RANGE_INVALID: { code: 'RANGE_INVALID', status: 416, message: 'requested range not satisfiable' },
   UNSUPPORTED: { code: 'UNSUPPORTED', status: 405, message: 'the operation is unsupported: this mirror is read-only' },
+  UNAUTHORIZED: { code: 'UNAUTHORIZED', status: 401, message: 'authentication required' },
   DENIED: { code: 'DENIED', status: 403, message: 'requested access to the resource is denied' },
   UPSTREAM_AUTH_FAILED: { code: 'UNAVAILABLE', status: 502, message: 'upstream rejected the mirror credentials' },
   UPSTREAM_BAD_RESPONSE: { code: 'UNAVAILABLE', status: 502, message: 'upstream answered with an error' },

@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
 import type { Logger } from 'pino';
-import { RegistryError, renderError } from '../http/errors.js';
+import { RegistryError } from '../http/errors.js';
+import { API_VERSION, errorResponse } from '../http/respond.js';
 import type { BlobService } from '../proxy/blob-service.js';
 import type { ManifestService } from '../proxy/manifest-service.js';
 import { parseAccept } from '../proxy/media-types.js';
@@ -11,15 +12,14 @@ import { parseRange } from './range.js';
 import { parseRegistryPath } from './reference.js';
 
 export interface RegistryApiDeps {
-  /** Client repository name -> upstream target; throws NAME_UNKNOWN when no route matches. */
-  route(name: string): UpstreamTarget;
+  /** Client repository name (+ containerd's ns) -> upstream target; throws NAME_UNKNOWN when no route matches. */
+  route(name: string, ns?: string): UpstreamTarget;
   manifests: ManifestService;
   blobs: BlobService;
   tags: TagService;
   log: Logger;
 }
 
-const API_VERSION = { 'docker-distribution-api-version': 'registry/2.0' };
 const READ_METHODS = new Set(['GET', 'HEAD']);
 const MAX_TAGS_PAGE = 10_000;
 
@@ -48,7 +48,7 @@ async function handle(c: Context, deps: RegistryApiDeps): Promise<Response> {
     case 'catalog':
       throw new RegistryError('UNSUPPORTED', 'the catalog is not served by this mirror');
     case 'manifest': {
-      const target = deps.route(path.name);
+      const target = deps.route(path.name, c.req.query('ns'));
       const m = await deps.manifests.get(target, path.reference, parseAccept(c.req.header('accept') ? [c.req.header('accept')!] : []), head);
       return new Response(head ? null : new Uint8Array(m.body!), {
         headers: {
@@ -62,7 +62,7 @@ async function handle(c: Context, deps: RegistryApiDeps): Promise<Response> {
       });
     }
     case 'blob': {
-      const target = deps.route(path.name);
+      const target = deps.route(path.name, c.req.query('ns'));
       const common = { ...API_VERSION, 'docker-content-digest': path.digest, etag: `"${path.digest}"`, 'accept-ranges': 'bytes', 'cache-control': 'max-age=31536000' };
       if (head) {
         const { size, outcome } = await deps.blobs.head(target, path.digest);
@@ -85,7 +85,7 @@ async function handle(c: Context, deps: RegistryApiDeps): Promise<Response> {
       return new Response(body, { status: range ? 206 : 200, headers });
     }
     case 'tags': {
-      const target = deps.route(path.name);
+      const target = deps.route(path.name, c.req.query('ns'));
       const page = tagPage(c);
       const result = await deps.tags.list(target, page);
       const headers: Record<string, string> = { ...API_VERSION, 'content-type': 'application/json' };
@@ -109,11 +109,4 @@ function tagPage(c: Context): { n?: number; last?: string } {
   }
   if (last !== undefined && last !== '') page.last = last;
   return page;
-}
-
-function errorResponse(c: Context, err: unknown, log: Logger): Response {
-  const rendered = renderError(err);
-  if (!(err instanceof RegistryError)) log.error({ err, path: c.req.path }, 'unhandled error');
-  const body = c.req.method === 'HEAD' ? null : rendered.body;
-  return new Response(body, { status: rendered.status, headers: { ...API_VERSION, ...rendered.headers } });
 }

@@ -1,4 +1,7 @@
-import { Agent, fetch as undiciFetch } from 'undici';
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import { Agent, type Dispatcher, EnvHttpProxyAgent, ProxyAgent, fetch as undiciFetch } from 'undici';
+import { HostPins } from './host-pins.js';
 
 export interface FetchInit {
   method: 'GET' | 'HEAD';
@@ -15,6 +18,14 @@ export interface TransportOptions {
   responseTimeoutMs: number;
   /** Longest silence between two body chunks. */
   idleTimeoutMs: number;
+  /** Host name -> IP, wildcards allowed; TLS still verifies the name. */
+  hosts?: Record<string, string>;
+  /** PEM file of extra CAs trusted for this upstream (on top of the system's). */
+  caFile?: string;
+  /** Skip TLS certificate verification. */
+  insecure?: boolean;
+  /** Outbound proxy URL; "" for none; absent: HTTP(S)_PROXY / NO_PROXY from the environment. */
+  proxy?: string;
 }
 
 export interface Transport {
@@ -22,18 +33,33 @@ export interface Transport {
   close(): Promise<void>;
 }
 
-/** A keep-alive connection pool per upstream with connect, header and idle-body timeouts. */
+/**
+ * A keep-alive connection pool per upstream, covering the registry, its token realm and the object storage
+ * it redirects to: timeouts, host pinning, CA bundle and proxy apply to all three.
+ */
 export function createTransport(opts: TransportOptions): Transport {
-  const agent = new Agent({
-    connect: { timeout: opts.connectTimeoutMs },
+  const pins = new HostPins(opts.hosts ?? {});
+  const tls = {
+    ...(opts.caFile ? { ca: [...rootCertificates, readFileSync(opts.caFile, 'utf8')] } : {}),
+    ...(opts.insecure ? { rejectUnauthorized: false } : {}),
+  };
+  const connect = { timeout: opts.connectTimeoutMs, ...tls, ...(pins.size ? { lookup: pins.lookup() } : {}) };
+  const common = {
     headersTimeout: opts.responseTimeoutMs,
     bodyTimeout: opts.idleTimeoutMs,
     keepAliveTimeout: 30_000,
     connections: 64,
-  });
-  return {
-    fetch: (url, init) =>
-      undiciFetch(url, { ...init, redirect: 'manual', dispatcher: agent }) as unknown as Promise<Response>,
-    close: () => agent.close(),
   };
+  let dispatcher: Dispatcher;
+  if (opts.proxy) dispatcher = new ProxyAgent({ uri: opts.proxy, ...common, requestTls: connect, proxyTls: { timeout: opts.connectTimeoutMs } });
+  else if (opts.proxy === '' || !hasProxyEnv()) dispatcher = new Agent({ ...common, connect });
+  else dispatcher = new EnvHttpProxyAgent({ ...common, connect });
+  return {
+    fetch: (url, init) => undiciFetch(url, { ...init, redirect: 'manual', dispatcher }) as unknown as Promise<Response>,
+    close: () => dispatcher.close(),
+  };
+}
+
+function hasProxyEnv(): boolean {
+  return ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].some((k) => process.env[k]);
 }

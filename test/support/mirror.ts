@@ -17,7 +17,7 @@ export interface TestMirror {
 /** A mirror wired to a FakeUpstream through its injected fetch, with a clock and sleeps the test controls. */
 export async function startTestMirror(
   fake: FakeUpstream,
-  opts: { now?: () => number; config?: Record<string, unknown>; upstream?: Record<string, unknown> } = {},
+  opts: { now?: () => number; config?: Record<string, unknown>; upstream?: Record<string, unknown>; clientAddress?: string } = {},
 ): Promise<TestMirror> {
   const dir = await mkdtemp(join(tmpdir(), 'acr-mirror-unit-'));
   const config = parseConfig(
@@ -35,6 +35,7 @@ export async function startTestMirror(
     fetch: fake.fetch,
     ...(opts.now ? { now: opts.now } : {}),
     sleep: async (ms) => void sleeps.push(ms),
+    clientAddress: () => opts.clientAddress ?? '127.0.0.1',
   });
   return {
     mirror,

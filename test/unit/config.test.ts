@@ -51,6 +51,9 @@ describe('parseConfig defaults', () => {
     expect(c.upstreams.acr).toEqual({
       name: 'acr',
       url: URL_,
+      aliases: [],
+      insecure: false,
+      hosts: {},
       connect_timeout: 10_000,
       response_timeout: 30_000,
       idle_timeout: 30_000,
@@ -70,7 +73,11 @@ describe('parseConfig defaults', () => {
 
   it('strips trailing slashes from upstream URLs', () => {
     expect(parse({ upstreams: { acr: { url: 'https://r.example///' } } }).upstreams.acr!.url).toBe('https://r.example');
-    expect(parse({ upstreams: { acr: { url: 'http://127.0.0.1:5001/' } } }).upstreams.acr!.url).toBe('http://127.0.0.1:5001');
+    expect(parse({ upstreams: { acr: { url: 'http://127.0.0.1:5001/', insecure: true } } }).upstreams.acr!.url).toBe('http://127.0.0.1:5001');
+  });
+
+  it('refuses plain http:// unless the upstream is marked insecure', () => {
+    expect(parseError({ upstreams: { acr: { url: 'http://127.0.0.1:5001' } } })).toContain('upstreams.acr.url: plain http:// needs insecure = true');
   });
 
   it('accepts routes with rewrites to configured upstreams', () => {

@@ -46,18 +46,13 @@ describe('RouteTable', () => {
   const routes = new RouteTable(RULES);
 
   it.each(table)('%s -> %s : %s', (name, upstream, remoteName) => {
-    const r = routes.resolve(name);
-    expect(r).not.toBeNull();
-    expect(r!.upstream).toBe(upstream);
-    expect(r!.remoteName).toBe(remoteName);
-    expect(RULES).toContainEqual(r!.rule);
-    expect(r!.rule.upstream).toBe(upstream);
+    expect(routes.resolve({ name })).toEqual({ upstream, remoteName, via: 'prefix' });
   });
 
   it('adds a namespace with prefix "" and a rewrite', () => {
     const t = new RouteTable([{ prefix: '', upstream: 'acr', rewrite: 'company' }]);
-    expect(t.resolve('x/y')).toMatchObject({ upstream: 'acr', remoteName: 'company/x/y' });
-    expect(t.resolve('nginx')).toMatchObject({ upstream: 'acr', remoteName: 'company/nginx' });
+    expect(t.resolve({ name: 'x/y' })).toMatchObject({ upstream: 'acr', remoteName: 'company/x/y' });
+    expect(t.resolve({ name: 'nginx' })).toMatchObject({ upstream: 'acr', remoteName: 'company/nginx' });
   });
 
   it('returns null when no rule matches', () => {
@@ -65,17 +60,17 @@ describe('RouteTable', () => {
       { prefix: 'library', upstream: 'hub' },
       { prefix: 'team/app', upstream: 'team' },
     ]);
-    expect(t.resolve('other/app')).toBeNull();
-    expect(t.resolve('libraryx')).toBeNull();
-    expect(t.resolve('team')).toBeNull();
-    expect(t.resolve('team/apps')).toBeNull();
-    expect(t.resolve('library/nginx')).toMatchObject({ upstream: 'hub', remoteName: 'library/nginx' });
+    expect(t.resolve({ name: 'other/app' })).toBeNull();
+    expect(t.resolve({ name: 'libraryx' })).toBeNull();
+    expect(t.resolve({ name: 'team' })).toBeNull();
+    expect(t.resolve({ name: 'team/apps' })).toBeNull();
+    expect(t.resolve({ name: 'library/nginx' })).toMatchObject({ upstream: 'hub', remoteName: 'library/nginx' });
   });
 
   it('returns null when the only matching rule would produce an empty name', () => {
     const t = new RouteTable([{ prefix: 'team', upstream: 'acr', rewrite: '' }]);
-    expect(t.resolve('team')).toBeNull();
-    expect(t.resolve('team/app')).toMatchObject({ upstream: 'acr', remoteName: 'app' });
+    expect(t.resolve({ name: 'team' })).toBeNull();
+    expect(t.resolve({ name: 'team/app' })).toMatchObject({ upstream: 'acr', remoteName: 'app' });
   });
 
   it('falls through an empty rewrite to the next longest matching rule, not straight to the catch-all', () => {
@@ -84,12 +79,12 @@ describe('RouteTable', () => {
       { prefix: 'a', upstream: 'a-up' },
       { prefix: 'a/b', upstream: 'strip', rewrite: '' },
     ]);
-    expect(t.resolve('a/b')).toMatchObject({ upstream: 'a-up', remoteName: 'a/b' });
-    expect(t.resolve('a/b/c')).toMatchObject({ upstream: 'strip', remoteName: 'c' });
+    expect(t.resolve({ name: 'a/b' })).toMatchObject({ upstream: 'a-up', remoteName: 'a/b' });
+    expect(t.resolve({ name: 'a/b/c' })).toMatchObject({ upstream: 'strip', remoteName: 'c' });
   });
 
   it('an empty table resolves nothing', () => {
-    expect(new RouteTable([]).resolve('a')).toBeNull();
+    expect(new RouteTable([]).resolve({ name: 'a' })).toBeNull();
   });
 
   it('does not depend on the order of the rules', () => {
@@ -97,7 +92,7 @@ describe('RouteTable', () => {
     for (const rules of permutations) {
       const t = new RouteTable(rules);
       for (const [name, upstream, remoteName] of table) {
-        expect(t.resolve(name), `${name} with rules ${rules.map((r) => r.prefix).join(',')}`).toMatchObject({ upstream, remoteName });
+        expect(t.resolve({ name }), `${name} with rules ${rules.map((r) => r.prefix).join(',')}`).toMatchObject({ upstream, remoteName });
       }
     }
   });
@@ -107,5 +102,36 @@ describe('RouteTable', () => {
     const before = JSON.stringify(rules);
     new RouteTable(rules);
     expect(JSON.stringify(rules)).toBe(before);
+  });
+});
+
+describe('RouteTable: selecting the upstream by registry host', () => {
+  const hosts = [
+    { upstream: 'personal', hosts: ['registry.cn-hangzhou.aliyuncs.com'] },
+    { upstream: 'ee', hosts: ['corp-registry-vpc.cn-shanghai.cr.aliyuncs.com', 'corp-registry.cn-shanghai.cr.aliyuncs.com'] },
+  ];
+  const t = new RouteTable([{ prefix: 'library', upstream: 'personal', rewrite: 'hub-mirror' }], hosts);
+
+  const cases: [req: { name: string; ns?: string }, expected: unknown][] = [
+    // an in-path host selects its upstream; the rest of the name passes unchanged (no prefix rewrite)
+    [{ name: 'registry.cn-hangzhou.aliyuncs.com/ns/app' }, { upstream: 'personal', remoteName: 'ns/app', via: 'path-host' }],
+    [{ name: 'registry.cn-hangzhou.aliyuncs.com/library/nginx' }, { upstream: 'personal', remoteName: 'library/nginx', via: 'path-host' }],
+    // any alias of an upstream works, in the path and as ns
+    [{ name: 'corp-registry.cn-shanghai.cr.aliyuncs.com/team/app' }, { upstream: 'ee', remoteName: 'team/app', via: 'path-host' }],
+    [{ name: 'team/app', ns: 'corp-registry-vpc.cn-shanghai.cr.aliyuncs.com' }, { upstream: 'ee', remoteName: 'team/app', via: 'ns' }],
+    [{ name: 'team/app', ns: 'CORP-REGISTRY.cn-shanghai.cr.aliyuncs.com' }, { upstream: 'ee', remoteName: 'team/app', via: 'ns' }],
+    // ns=docker.io: Hub names go through the prefix routes
+    [{ name: 'library/nginx', ns: 'docker.io' }, { upstream: 'personal', remoteName: 'hub-mirror/nginx', via: 'prefix' }],
+    [{ name: 'library/nginx', ns: 'registry-1.docker.io' }, { upstream: 'personal', remoteName: 'hub-mirror/nginx', via: 'prefix' }],
+    // an unknown registry in ns is never served from another registry's names
+    [{ name: 'library/nginx', ns: 'quay.io' }, null],
+    // a host alone is not a repository
+    [{ name: 'registry.cn-hangzhou.aliyuncs.com' }, null],
+    // an unconfigured host in the path is just a name (and here matches no route)
+    [{ name: 'quay.io/coreos/etcd' }, null],
+  ];
+
+  it.each(cases)('%j -> %j', (req, expected) => {
+    expect(t.resolve(req)).toEqual(expected);
   });
 });

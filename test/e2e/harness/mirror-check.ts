@@ -17,6 +17,7 @@ level = "debug"
 url = "${up.registryUrl}"
 username = "${up.credentials.username}"
 password_env = "ACR_PASSWORD"
+insecure = true
 retry_max_delay = "3s"
 ${upstreamExtra}
 [[routes]]

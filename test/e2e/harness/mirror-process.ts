@@ -7,6 +7,8 @@ const MAIN = resolve(import.meta.dirname, '../../../dist/main.js');
 
 export interface MirrorProcess {
   url: string;
+  /** The HTTPS listener's URL when server.tls_listen is configured. */
+  tlsUrl?: string;
   /** host:port, as skopeo and other clients name the registry. */
   host: string;
   dir: string;
@@ -40,14 +42,14 @@ export async function startMirror(opts: MirrorProcessOptions): Promise<MirrorPro
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const url = await new Promise<string>((resolveUrl, reject) => {
+  const { url, tlsUrl } = await new Promise<{ url: string; tlsUrl?: string }>((resolveUrl, reject) => {
     const timer = setTimeout(() => reject(new Error(`mirror did not start in 15 s:\n${output}`)), 15_000);
     const onData = () => {
       for (const line of output.split('\n')) {
         if (!line.includes('"msg":"listening"')) continue;
         clearTimeout(timer);
         child.stdout!.off('data', onData);
-        resolveUrl((JSON.parse(line) as { url: string }).url);
+        resolveUrl(JSON.parse(line) as { url: string; tlsUrl?: string });
         return;
       }
     };
@@ -63,6 +65,7 @@ export async function startMirror(opts: MirrorProcessOptions): Promise<MirrorPro
   };
   return {
     url,
+    ...(tlsUrl ? { tlsUrl } : {}),
     host: new URL(url).host,
     dir,
     dataDir,
