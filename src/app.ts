@@ -19,6 +19,7 @@ import { TagService } from './proxy/tag-service.js';
 import { registryApi } from './registry/api.js';
 import { RouteTable } from './routing/routes.js';
 import { RegistryClient } from './upstream/client.js';
+import { AcrTemporaryCredentials, StaticCredentials } from './upstream/credentials.js';
 import { TokenCache } from './upstream/tokens.js';
 import { createTransport, type Fetch, type Transport } from './upstream/transport.js';
 
@@ -69,7 +70,16 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
       fetch = transport.fetch;
     }
     const tokens = new TokenCache({ now, marginMs: upstream.token_margin });
-    clients.set(upstream.name, new RegistryClient(upstream, { fetch, tokens, now, log: log.child({ upstream: upstream.name }), ...(deps.sleep ? { sleep: deps.sleep } : {}) }));
+    const credentials = upstream.temporaryCredentials
+      ? new AcrTemporaryCredentials(upstream.name, upstream.temporaryCredentials, {
+          now,
+          log,
+          hosts: upstream.hosts,
+          ...(upstream.ca_file ? { caFile: upstream.ca_file } : {}),
+          timeoutMs: upstream.response_timeout,
+        })
+      : new StaticCredentials(upstream.credentials);
+    clients.set(upstream.name, new RegistryClient(upstream, { fetch, credentials, tokens, now, log: log.child({ upstream: upstream.name }), ...(deps.sleep ? { sleep: deps.sleep } : {}) }));
   }
 
   const routes = new RouteTable(

@@ -11,9 +11,23 @@ export interface Credentials {
   password: Secret;
 }
 
-export interface UpstreamConfig extends Omit<UpstreamSettings, 'password_env' | 'password_file' | 'username' | 'password'> {
+export interface TemporaryCredentialSettings {
+  edition: 'personal' | 'enterprise';
+  region: string;
+  instance_id?: string;
+  /** The OpenAPI endpoint, https://cr.<region>.aliyuncs.com unless configured. */
+  endpoint: string;
+  accessKeyId?: Secret;
+  accessKeySecret?: Secret;
+  ecs_ram_role?: string;
+  refresh_before: number;
+}
+
+export interface UpstreamConfig
+  extends Omit<UpstreamSettings, 'password_env' | 'password_file' | 'username' | 'password' | 'temporary_credentials'> {
   name: string;
   credentials?: Credentials;
+  temporaryCredentials?: TemporaryCredentialSettings;
 }
 
 export interface TlsSettings {
@@ -71,7 +85,19 @@ export function parseConfig(raw: unknown, ctx: { env: NodeJS.ProcessEnv; baseDir
   const problems: string[] = [];
   const upstreams: Record<string, UpstreamConfig> = {};
   for (const [name, u] of Object.entries(file.upstreams)) {
-    const { password_env, password_file, username, password: _never, ...rest } = u;
+    const { password_env, password_file, username, password: _never, temporary_credentials, ...rest } = u;
+    let temporaryCredentials: TemporaryCredentialSettings | undefined;
+    if (temporary_credentials) {
+      const { access_key_id_env, access_key_secret_env, endpoint, ...t } = temporary_credentials;
+      temporaryCredentials = { ...t, endpoint: endpoint ?? `https://cr.${t.region}.aliyuncs.com` };
+      if (!t.ecs_ram_role) {
+        const id = ctx.env[access_key_id_env];
+        const secret = ctx.env[access_key_secret_env];
+        if (!id) problems.push(`  upstreams.${name}.temporary_credentials.access_key_id_env: environment variable ${access_key_id_env} is not set`);
+        if (!secret) problems.push(`  upstreams.${name}.temporary_credentials.access_key_secret_env: environment variable ${access_key_secret_env} is not set`);
+        if (id && secret) temporaryCredentials = { ...temporaryCredentials, accessKeyId: new Secret(id), accessKeySecret: new Secret(secret) };
+      }
+    }
     let credentials: Credentials | undefined;
     if (username && password_env) {
       const value = ctx.env[password_env];
@@ -96,7 +122,13 @@ export function parseConfig(raw: unknown, ctx: { env: NodeJS.ProcessEnv; baseDir
         problems.push(`  upstreams.${name}.ca_file: cannot read ${caFile}: ${(err as NodeJS.ErrnoException).code ?? err}`);
       }
     }
-    upstreams[name] = { ...rest, ...(caFile ? { ca_file: caFile } : {}), name, ...(credentials ? { credentials } : {}) };
+    upstreams[name] = {
+      ...rest,
+      ...(caFile ? { ca_file: caFile } : {}),
+      name,
+      ...(credentials ? { credentials } : {}),
+      ...(temporaryCredentials ? { temporaryCredentials } : {}),
+    };
   }
   const readFile = (key: string, path: string): string | null => {
     const full = resolve(ctx.baseDir, path);

@@ -45,6 +45,25 @@ const upstream = z
     password_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
     password_file: z.string().min(1).optional(),
     password: z.never({ message: 'passwords do not belong in config.toml: use password_env or password_file' }).optional(),
+    /** Exchange an AccessKey pair or the ECS RAM role for ACR's temporary password (instead of username/password). */
+    temporary_credentials: z
+      .object({
+        edition: z.enum(['personal', 'enterprise']),
+        region: z.string().regex(/^[a-z]+-[a-z0-9-]+$/, 'must be a region id like cn-hangzhou'),
+        instance_id: z.string().regex(/^cri-[a-z0-9]+$/, 'must be an Enterprise Edition instance id like cri-xxxx').optional(),
+        endpoint: z.string().url('must be a URL like https://cr.cn-hangzhou.aliyuncs.com').optional(),
+        access_key_id_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('ALIBABA_CLOUD_ACCESS_KEY_ID'),
+        access_key_secret_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('ALIBABA_CLOUD_ACCESS_KEY_SECRET'),
+        ecs_ram_role: z.string().min(1).optional(),
+        refresh_before: duration('10m'),
+      })
+      .strict()
+      .superRefine((t, ctx) => {
+        if (t.edition === 'enterprise' && !t.instance_id) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['instance_id'], message: 'required for edition = "enterprise"' });
+        }
+      })
+      .optional(),
     connect_timeout: duration('10s'),
     response_timeout: duration('30s'),
     idle_timeout: duration('30s'),
@@ -58,6 +77,9 @@ const upstream = z
   .superRefine((u, ctx) => {
     if (u.url.startsWith('http://') && !u.insecure) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['url'], message: 'plain http:// needs insecure = true for this upstream' });
+    }
+    if (u.temporary_credentials && (u.username || u.password_env || u.password_file)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['temporary_credentials'], message: 'use either temporary_credentials or username/password, not both' });
     }
     if (u.password_env && u.password_file) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['password_file'], message: 'set either password_env or password_file, not both' });

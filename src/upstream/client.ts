@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Credentials, UpstreamConfig } from '../config/load.js';
+import type { UpstreamConfig } from '../config/load.js';
+import type { CredentialSource } from './credentials.js';
 import { RegistryError } from '../http/errors.js';
 import { type Challenge, parseChallenge } from './challenge.js';
 import { isNetworkError, networkError } from './errors.js';
@@ -35,6 +36,7 @@ export interface TagPage {
 
 export interface RegistryClientDeps {
   fetch: Fetch;
+  credentials: CredentialSource;
   tokens: TokenCache;
   now: () => number;
   log: Logger;
@@ -53,7 +55,6 @@ export class RegistryClient {
   readonly name: string;
   readonly baseUrl: string;
   readonly #host: string;
-  readonly #credentials: Credentials | undefined;
   readonly #deps: RegistryClientDeps;
   readonly #policy: RetryPolicy;
   readonly #maxRedirects: number;
@@ -64,7 +65,6 @@ export class RegistryClient {
     this.name = upstream.name;
     this.baseUrl = upstream.url;
     this.#host = new URL(upstream.url).host;
-    this.#credentials = upstream.credentials;
     this.#deps = deps;
     this.#policy = { retries: upstream.retries, baseDelayMs: 200, maxDelayMs: upstream.retry_max_delay };
     this.#maxRedirects = upstream.max_redirects;
@@ -269,8 +269,9 @@ export class RegistryClient {
     const challenge = this.#challenge;
     if (!challenge) return null;
     if (challenge.scheme === 'basic') {
-      if (!this.#credentials) return null;
-      const { username, password } = this.#credentials;
+      const credentials = await this.#deps.credentials.current();
+      if (!credentials) return null;
+      const { username, password } = credentials;
       return { header: `Basic ${Buffer.from(`${username}:${password.reveal()}`).toString('base64')}` };
     }
     const key: TokenKey = { realm: challenge.realm, service: challenge.service ?? '', scope: `repository:${repo}:pull` };
@@ -286,14 +287,15 @@ export class RegistryClient {
       throw new RegistryError('UPSTREAM_AUTH_FAILED', `${this.label}: token realm in the challenge is not a URL`);
     }
     const where = `${this.label}, token service ${realm.host}`;
-    if (this.#credentials && realm.protocol === 'http:' && this.baseUrl.startsWith('https:')) {
+    const credentials = await this.#deps.credentials.current();
+    if (credentials && realm.protocol === 'http:' && this.baseUrl.startsWith('https:')) {
       throw new RegistryError('UPSTREAM_AUTH_FAILED', `${where}: refusing to send credentials to a plain-HTTP token realm`);
     }
     if (key.service) realm.searchParams.set('service', key.service);
     realm.searchParams.set('scope', key.scope);
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (this.#credentials) {
-      const { username, password } = this.#credentials;
+    if (credentials) {
+      const { username, password } = credentials;
       headers.authorization = `Basic ${Buffer.from(`${username}:${password.reveal()}`).toString('base64')}`;
     }
     let res: Response;
@@ -304,7 +306,8 @@ export class RegistryClient {
     }
     if (res.status === 401 || res.status === 403) {
       await discard(res);
-      const who = this.#credentials ? `the credentials of user ${this.#credentials.username}` : 'anonymous access';
+      this.#deps.credentials.refused();
+      const who = credentials ? `the credentials of user ${credentials.username}` : 'anonymous access';
       throw new RegistryError('UPSTREAM_AUTH_FAILED', `${where} rejected ${who} (${res.status})`);
     }
     if (res.status !== 200) {

@@ -55,7 +55,10 @@ describe('upstream faults', () => {
     const downloads = up.proxy.filter({ front: 'oss', method: 'GET', blob: blob.digest });
     expect(downloads).toHaveLength(2);
     expect(downloads[0]!.bytes).toBe(200_000);
-    expect(downloads[1]!.headers.range).toBe('bytes=200000-');
+    // resumed from the byte the mirror had received (bytes still in flight when the socket closed are lost)
+    const resumedAt = Number(/^bytes=(\d+)-$/.exec(String(downloads[1]!.headers.range))?.[1]);
+    expect(resumedAt).toBeGreaterThan(0);
+    expect(resumedAt).toBeLessThanOrEqual(200_000);
     expect(downloads[1]!.status).toBe(206);
     await waitFor(() => blobCached(mirror.dataDir, blob.digest));
   });

@@ -62,6 +62,8 @@ export class FakeUpstream {
   user = 'mirror';
   password = 'mirror-secret';
   tokenLifetimeSec = 300;
+  /** Replaces the user/password check of the token service (e.g. temporary passwords that expire). */
+  acceptLogin: ((user: string, password: string) => boolean) | null = null;
   /** Per-request override: return a Response to short-circuit, or undefined to continue. */
   intercept: ((call: FakeCall) => Response | undefined) | null = null;
   /** Transforms an OSS blob body (e.g. corrupt or truncate it). */
@@ -109,8 +111,9 @@ export class FakeUpstream {
   };
 
   readonly #auth = new Hono().get('/token', (c) => {
-    const expected = `Basic ${Buffer.from(`${this.user}:${this.password}`).toString('base64')}`;
-    if (c.req.header('authorization') !== expected) return c.json({ errors: [{ code: 'UNAUTHORIZED' }] }, 401);
+    const [user, password] = Buffer.from((c.req.header('authorization') ?? '').replace(/^Basic /, ''), 'base64').toString().split(/:(.*)/s);
+    const ok = this.acceptLogin ? this.acceptLogin(user ?? '', password ?? '') : user === this.user && password === this.password;
+    if (!ok) return c.json({ errors: [{ code: 'UNAUTHORIZED' }] }, 401);
     const token = `tok-${this.issued.length + 1}-${c.req.query('scope')}`;
     this.issued.push(token);
     this.#valid.add(token);

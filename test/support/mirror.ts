@@ -17,17 +17,30 @@ export interface TestMirror {
 /** A mirror wired to a FakeUpstream through its injected fetch, with a clock and sleeps the test controls. */
 export async function startTestMirror(
   fake: FakeUpstream,
-  opts: { now?: () => number; config?: Record<string, unknown>; upstream?: Record<string, unknown>; clientAddress?: string } = {},
+  opts: {
+    now?: () => number;
+    config?: Record<string, unknown>;
+    /** Keys merged into the upstream; with temporary_credentials the static login is left out. */
+    upstream?: Record<string, unknown>;
+    env?: Record<string, string>;
+    clientAddress?: string;
+  } = {},
 ): Promise<TestMirror> {
   const dir = await mkdtemp(join(tmpdir(), 'acr-mirror-unit-'));
   const config = parseConfig(
     {
       storage: { dir: 'data' },
-      upstreams: { acr: { url: 'https://registry.test', username: fake.user, password_env: 'TEST_ACR_PASSWORD', ...opts.upstream } },
+      upstreams: {
+        acr: {
+          url: 'https://registry.test',
+          ...(opts.upstream?.temporary_credentials ? {} : { username: fake.user, password_env: 'TEST_ACR_PASSWORD' }),
+          ...opts.upstream,
+        },
+      },
       routes: [{ prefix: '', upstream: 'acr' }],
       ...opts.config,
     },
-    { env: { TEST_ACR_PASSWORD: fake.password }, baseDir: dir, source: 'test' },
+    { env: { TEST_ACR_PASSWORD: fake.password, ...opts.env }, baseDir: dir, source: 'test' },
   );
   const sleeps: number[] = [];
   const mirror = await createMirror(config, {
