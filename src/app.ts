@@ -1,9 +1,11 @@
 import { mkdir } from 'node:fs/promises';
-import { randomUUID } from 'node:crypto';
 import { getConnInfo } from '@hono/node-server/conninfo';
-import { type Context, Hono, type MiddlewareHandler } from 'hono';
+import { type Context, Hono } from 'hono';
 import { ClientAccess } from './access/client-access.js';
+import { authorize, type Env, requestLog } from './http/middleware.js';
+import { opsApi } from './http/ops.js';
 import { errorResponse } from './http/respond.js';
+import { Metrics, type UpstreamState, upstreamObserver } from './observability/metrics.js';
 import type { Logger } from 'pino';
 import { BlobStore } from './cache/blob-store.js';
 import { type Db, openDatabase } from './cache/db.js';
@@ -35,7 +37,8 @@ export interface MirrorDeps {
 }
 
 export interface Mirror {
-  app: Hono<{ Variables: { user?: string } }>;
+  app: Hono<Env>;
+  metrics: Metrics;
   fills: BlobFills;
   db: Db;
   close(): Promise<void>;
@@ -52,6 +55,8 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
   await blobStore.prepare();
   const manifestStore = new ManifestStore(db, now);
 
+  const metrics = new Metrics();
+  const upstreamStates: Record<string, UpstreamState> = {};
   const transports: Transport[] = [];
   const clients = new Map<string, RegistryClient>();
   for (const upstream of Object.values(config.upstreams)) {
@@ -79,7 +84,19 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
           timeoutMs: upstream.response_timeout,
         })
       : new StaticCredentials(upstream.credentials);
-    clients.set(upstream.name, new RegistryClient(upstream, { fetch, credentials, tokens, now, log: log.child({ upstream: upstream.name }), ...(deps.sleep ? { sleep: deps.sleep } : {}) }));
+    const state: UpstreamState = (upstreamStates[upstream.name] = { lastSuccess: null, lastError: null });
+    clients.set(
+      upstream.name,
+      new RegistryClient(upstream, {
+        fetch,
+        credentials,
+        tokens,
+        now,
+        observer: upstreamObserver(metrics, upstream.name, state, now),
+        log: log.child({ upstream: upstream.name }),
+        ...(deps.sleep ? { sleep: deps.sleep } : {}),
+      }),
+    );
   }
 
   const routes = new RouteTable(
@@ -97,55 +114,40 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
 
   const fillTimeout = Math.max(...Object.values(config.upstreams).map((u) => u.fill_timeout));
   const fills = new BlobFills(blobStore, { timeoutMs: fillTimeout, maxResumes: 5, log });
+  const blobTotals = db.prepare<[], { n: number; bytes: number | null }>('SELECT count(*) AS n, sum(size) AS bytes FROM blobs');
+  metrics.sources.fillsInFlight = () => fills.size;
+  metrics.sources.cache = () => {
+    const t = blobTotals.get()!;
+    return { blobs: t.n, bytes: t.bytes ?? 0 };
+  };
   const api = registryApi({
     route,
-    manifests: new ManifestService(manifestStore, { tagTtlMs: config.cache.tag_ttl, now, log }),
-    blobs: new BlobService(blobStore, fills, log),
+    manifests: new ManifestService(manifestStore, {
+      tagTtlMs: config.cache.tag_ttl,
+      now,
+      log,
+      onStale: (upstream) => metrics.staleServed.inc({ upstream }),
+    }),
+    blobs: new BlobService(blobStore, fills, log, metrics),
     tags: new TagService(manifestStore, log),
+    onServed: (kind, bytes) => metrics.servedBytes.inc({ kind }, bytes),
     log,
   });
 
   const access = new ClientAccess(config.access.allow, config.access.users);
   const clientAddress = deps.clientAddress ?? socketAddress;
-  const app = new Hono<{ Variables: { user?: string } }>();
+  const app = new Hono<Env>();
   app.onError((err, c) => errorResponse(c, err, log));
-  app.use('*', async (c, next) => {
-    const started = performance.now();
-    const requestId = c.req.header('x-request-id') ?? randomUUID();
-    await next();
-    c.res.headers.set('x-request-id', requestId);
-    log.info(
-      {
-        requestId,
-        method: c.req.method,
-        path: c.req.path,
-        status: c.res.status,
-        client: clientAddress(c),
-        user: c.get('user'),
-        cache: c.res.headers.get('x-cache') ?? undefined,
-        ms: Math.round((performance.now() - started) * 10) / 10,
-      },
-      'request',
-    );
-  });
-  const authorize: MiddlewareHandler<{ Variables: { user?: string } }> = async (c, next) => {
-    const address = clientAddress(c);
-    if (!access.allows(address)) {
-      throw new RegistryError('DENIED', `client address ${address ?? 'unknown'} is not allowed to use this mirror (access.allow)`);
-    }
-    if (access.requiresLogin) {
-      const user = await access.authenticate(c.req.header('authorization'));
-      if (!user) throw new RegistryError('UNAUTHORIZED', 'authentication required', { headers: { 'www-authenticate': 'Basic realm="acr-mirror"' } });
-      c.set('user', user);
-    }
-    await next();
-  };
-  app.use('/v2', authorize);
-  app.use('/v2/*', authorize);
+  app.use('*', requestLog(log, metrics, clientAddress));
+  app.use('/v2', authorize(access, clientAddress));
+  app.use('/v2/*', authorize(access, clientAddress));
+  app.use('/metrics', authorize(access, clientAddress));
+  app.route('/', opsApi({ db, writableDir: layout.tmp, metrics, upstreams: upstreamStates }));
   app.route('/', api);
 
   return {
     app,
+    metrics,
     fills,
     db,
     async close() {

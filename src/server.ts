@@ -44,9 +44,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       closing ??= (async () => {
         log.info('shutting down: no new connections; waiting for running responses and fills');
         const closed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-        for (const server of servers) if ('closeIdleConnections' in server) server.closeIdleConnections();
+        // Keep-alive connections go idle as their responses finish: close them as soon as they do.
+        const reaper = setInterval(() => {
+          for (const server of servers) if ('closeIdleConnections' in server) server.closeIdleConnections();
+        }, 50);
         const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.server.shutdown_timeout).unref());
         const outcome = await Promise.race([Promise.all([closed, mirror.fills.settled()]).then(() => 'drained' as const), deadline]);
+        clearInterval(reaper);
         if (outcome === 'timeout') {
           log.warn({ fillsInFlight: mirror.fills.size }, 'shutdown timeout reached; closing remaining connections');
           for (const server of servers) if ('closeAllConnections' in server) server.closeAllConnections();

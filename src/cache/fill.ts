@@ -9,6 +9,8 @@ import type { BlobStore, TempBlob } from './blob-store.js';
 /** Where a fill gets its bytes: each call asks the upstream afresh for the blob from offset on. */
 export interface BlobSource {
   label: string;
+  /** Told of every chunk received from the upstream. */
+  onBytes?: (n: number) => void;
   open(offset: number, signal: AbortSignal): Promise<{ start: number; size: number | null; body: ReadableStream<Uint8Array> }>;
 }
 
@@ -93,6 +95,7 @@ export class Fill extends EventEmitter {
           if (this.size !== null && this.written + bytes.byteLength > this.size) {
             throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${this.source.label}: blob ${this.digest} is longer than announced`);
           }
+          this.source.onBytes?.(bytes.byteLength);
           hash.update(bytes);
           await this.#temp!.handle.write(bytes, 0, bytes.byteLength, this.written);
           this.written += bytes.byteLength;

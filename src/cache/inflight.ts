@@ -15,8 +15,11 @@ export class BlobFills {
     return this.#fills.get(digest);
   }
 
-  /** Joins the running fill for digest or starts one from source. `joined` tells which. */
-  join(digest: string, source: BlobSource): { fill: Fill; joined: boolean } {
+  /**
+   * Joins the running fill for digest or starts one from source. `joined` tells which; `onFinish` is called
+   * once when a fill started here ends (committed or failed).
+   */
+  join(digest: string, source: BlobSource, onFinish?: (fill: Fill) => void): { fill: Fill; joined: boolean } {
     const existing = this.#fills.get(digest);
     if (existing) return { fill: existing, joined: true };
     const fill = new Fill(digest, source, this.store, this.opts);
@@ -26,6 +29,7 @@ export class BlobFills {
       if (fill.state === 'done' || fill.state === 'failed') {
         fill.off('change', onChange);
         if (this.#fills.get(digest) === fill) this.#fills.delete(digest);
+        onFinish?.(fill);
       }
     };
     fill.on('change', onChange);

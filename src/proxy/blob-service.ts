@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { BlobStore, OpenBlob } from '../cache/blob-store.js';
 import type { Fill } from '../cache/fill.js';
 import type { BlobFills } from '../cache/inflight.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { UpstreamTarget } from './target.js';
 
 export type CacheOutcome = 'hit' | 'miss' | 'joined' | 'stale';
@@ -22,15 +23,19 @@ export class BlobService {
     private readonly store: BlobStore,
     private readonly fills: BlobFills,
     private readonly log: Logger,
+    private readonly metrics: Metrics,
   ) {}
 
   async get(target: UpstreamTarget, digest: string): Promise<BlobBody> {
     const local = await this.store.open(digest);
     if (local) return fromFile(local, 'hit');
+    const observer = target.client.observer;
     const { fill, joined } = this.fills.join(digest, {
       label: target.client.label,
       open: (offset, signal) => target.client.openBlob(target.repo, digest, offset, signal),
-    });
+      onBytes: (n) => observer.received('blob', n),
+    }, (finished) => this.#finished(finished, target));
+    if (joined) this.metrics.fillJoins.inc();
     await fill.ready;
     if (!fill.readable) {
       // Finished between our join and now: the committed file is there, or the error is final.
@@ -38,7 +43,6 @@ export class BlobService {
       if (committed) return fromFile(committed, joined ? 'joined' : 'miss');
       throw fill.error ?? new Error(`blob ${digest} fill ended without a file`);
     }
-    if (!joined) this.#logOutcome(fill, target);
     return fromFill(fill, joined ? 'joined' : 'miss');
   }
 
@@ -55,14 +59,15 @@ export class BlobService {
     return { size, outcome: 'miss' };
   }
 
-  #logOutcome(fill: Fill, target: UpstreamTarget): void {
-    const onChange = () => {
-      if (fill.state === 'done') this.log.info({ upstream: target.client.name, repo: target.repo, digest: fill.digest, size: fill.size }, 'blob cached');
-      else if (fill.state === 'failed') this.log.error({ upstream: target.client.name, repo: target.repo, digest: fill.digest, err: fill.error?.message }, 'blob fill failed; nothing cached');
-      else return;
-      fill.off('change', onChange);
-    };
-    fill.on('change', onChange);
+  #finished(fill: Fill, target: UpstreamTarget): void {
+    const fields = { upstream: target.client.name, repo: target.repo, digest: fill.digest };
+    if (fill.state === 'done') {
+      this.metrics.fills.inc({ result: 'committed' });
+      this.log.info({ ...fields, size: fill.size }, 'blob cached');
+    } else {
+      this.metrics.fills.inc({ result: 'failed' });
+      this.log.error({ ...fields, err: fill.error?.message }, 'blob fill failed; nothing cached');
+    }
   }
 }
 

@@ -20,6 +20,8 @@ export interface ManifestServiceOptions {
   tagTtlMs: number;
   now: () => number;
   log: Logger;
+  /** Told when a cached tag is served because the upstream could not be asked. */
+  onStale?: (upstream: string) => void;
 }
 
 /** Failures where the cached answer is better than none: the upstream could not be asked. */
@@ -91,6 +93,7 @@ export class ManifestService {
       }
       if (usable && err instanceof RegistryError && STALE_OK.has(err.kind)) {
         this.opts.log.warn({ upstream, repo: target.repo, ref: tag, digest: usable.digest, reason: err.message }, 'upstream unavailable; serving cached tag');
+        this.opts.onStale?.(upstream);
         return serve(usable, 'stale', head);
       }
       throw err;

@@ -17,6 +17,8 @@ export interface RegistryApiDeps {
   manifests: ManifestService;
   blobs: BlobService;
   tags: TagService;
+  /** Told of body bytes sent to clients. */
+  onServed: (kind: 'manifest' | 'blob', bytes: number) => void;
   log: Logger;
 }
 
@@ -50,6 +52,7 @@ async function handle(c: Context, deps: RegistryApiDeps): Promise<Response> {
     case 'manifest': {
       const target = deps.route(path.name, c.req.query('ns'));
       const m = await deps.manifests.get(target, path.reference, parseAccept(c.req.header('accept') ? [c.req.header('accept')!] : []), head);
+      if (!head) deps.onServed('manifest', m.size);
       return new Response(head ? null : new Uint8Array(m.body!), {
         headers: {
           ...API_VERSION,
@@ -81,7 +84,9 @@ async function handle(c: Context, deps: RegistryApiDeps): Promise<Response> {
       } else if (blob.size !== null) {
         headers['content-length'] = String(blob.size);
       }
-      const body = Readable.toWeb(blob.stream(range ?? undefined)) as ReadableStream<Uint8Array>;
+      const stream = blob.stream(range ?? undefined);
+      stream.on('data', (chunk: Buffer) => deps.onServed('blob', chunk.length));
+      const body = Readable.toWeb(stream) as ReadableStream<Uint8Array>;
       return new Response(body, { status: range ? 206 : 200, headers });
     }
     case 'tags': {

@@ -8,6 +8,7 @@ import { isNetworkError, networkError } from './errors.js';
 import { RetryableError, parseRetryAfter, sleep, withRetries, type RetryPolicy } from './retry.js';
 import { type IssuedToken, type TokenCache, type TokenKey, tokenExpiry } from './tokens.js';
 import type { Fetch, FetchInit } from './transport.js';
+import { NO_OBSERVER, type UpstreamObserver } from '../observability/metrics.js';
 
 /** Manifests larger than this are refused (Distribution's own limit is 4 MiB). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -36,6 +37,7 @@ export interface TagPage {
 
 export interface RegistryClientDeps {
   fetch: Fetch;
+  observer?: UpstreamObserver;
   credentials: CredentialSource;
   tokens: TokenCache;
   now: () => number;
@@ -84,6 +86,7 @@ export class RegistryClient {
         throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} not found in ${repo} on ${this.label}`);
       }
       const body = await this.#readCapped(res, what);
+      this.observer.received('manifest', body.length);
       return {
         digest: `sha256:${createHash('sha256').update(body).digest('hex')}`,
         mediaType: mediaTypeOf(res, body),
@@ -172,7 +175,22 @@ export class RegistryClient {
     });
   }
 
-  #withRetries<T>(signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
+  get observer(): UpstreamObserver {
+    return this.#deps.observer ?? NO_OBSERVER;
+  }
+
+  async #withRetries<T>(signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
+    try {
+      return await this.#retrying(signal, attempt);
+    } catch (err) {
+      if (err instanceof RegistryError && err.kind !== 'MANIFEST_UNKNOWN' && err.kind !== 'BLOB_UNKNOWN' && err.kind !== 'NAME_UNKNOWN') {
+        this.observer.error(err.kind.toLowerCase());
+      }
+      throw err;
+    }
+  }
+
+  #retrying<T>(signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
     return withRetries(
       this.#policy,
       {
@@ -275,7 +293,18 @@ export class RegistryClient {
       return { header: `Basic ${Buffer.from(`${username}:${password.reveal()}`).toString('base64')}` };
     }
     const key: TokenKey = { realm: challenge.realm, service: challenge.service ?? '', scope: `repository:${repo}:pull` };
-    const token = await this.#deps.tokens.get(key, () => this.#issueToken(key, signal));
+    const token = await this.#deps.tokens.get(key, () =>
+      this.#issueToken(key, signal).then(
+        (t) => {
+          this.observer.token('ok');
+          return t;
+        },
+        (err: unknown) => {
+          this.observer.token('error');
+          throw err;
+        },
+      ),
+    );
     return { header: `Bearer ${token}`, key, token };
   }
 

@@ -1,0 +1,93 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type CacheKind = 'manifest' | 'blob';
+
+/**
+ * Every metric the mirror exports, in one place (Prometheus naming: acr_mirror_*_total, _bytes, _seconds).
+ * Labels are bounded: route kinds, status codes, cache outcomes, configured upstream names, error kinds.
+ * No label ever holds a repository, a URL or a credential.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({ name: 'acr_mirror_http_requests_total', help: 'Client requests by route and status', labelNames: ['route', 'method', 'status'] as const, registers: [this.registry] });
+  readonly requestDuration = new Histogram({
+    name: 'acr_mirror_http_request_duration_seconds',
+    help: 'Time to response headers, by route',
+    labelNames: ['route'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly cache = new Counter({ name: 'acr_mirror_cache_requests_total', help: 'Manifest and blob lookups by outcome (hit, miss, joined, stale)', labelNames: ['kind', 'outcome'] as const, registers: [this.registry] });
+  readonly servedBytes = new Counter({ name: 'acr_mirror_served_bytes_total', help: 'Body bytes sent to clients', labelNames: ['kind'] as const, registers: [this.registry] });
+  readonly upstreamBytes = new Counter({ name: 'acr_mirror_upstream_bytes_total', help: 'Body bytes received from each upstream (manifests and blobs)', labelNames: ['upstream', 'kind'] as const, registers: [this.registry] });
+  /** Read when scraped: set by the composition root to the live values. */
+  readonly sources = {
+    fillsInFlight: (): number => 0,
+    cache: (): { blobs: number; bytes: number } => ({ blobs: 0, bytes: 0 }),
+  };
+  readonly fillsInFlight: Gauge = new Gauge({
+    name: 'acr_mirror_fills_in_flight',
+    help: 'Blob downloads running now',
+    registers: [this.registry],
+    collect: (): void => this.fillsInFlight.set(this.sources.fillsInFlight()),
+  });
+  readonly fillJoins = new Counter({ name: 'acr_mirror_fill_joins_total', help: 'Client requests that joined a running blob download instead of starting one', registers: [this.registry] });
+  readonly fills = new Counter({ name: 'acr_mirror_fills_total', help: 'Finished blob downloads by result (committed, failed)', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly tokenRequests = new Counter({ name: 'acr_mirror_token_requests_total', help: 'Bearer token requests to each upstream token service, by result', labelNames: ['upstream', 'result'] as const, registers: [this.registry] });
+  readonly upstreamErrors = new Counter({ name: 'acr_mirror_upstream_errors_total', help: 'Failed upstream exchanges by upstream and kind', labelNames: ['upstream', 'kind'] as const, registers: [this.registry] });
+  readonly staleServed = new Counter({ name: 'acr_mirror_stale_served_total', help: 'Cached tags served because the upstream could not be asked', labelNames: ['upstream'] as const, registers: [this.registry] });
+  readonly cacheBytes: Gauge = new Gauge({
+    name: 'acr_mirror_cache_size_bytes',
+    help: 'Bytes of committed blobs in the cache',
+    registers: [this.registry],
+    collect: (): void => this.cacheBytes.set(this.sources.cache().bytes),
+  });
+  readonly cacheBlobs: Gauge = new Gauge({
+    name: 'acr_mirror_cache_blobs',
+    help: 'Committed blobs in the cache',
+    registers: [this.registry],
+    collect: (): void => this.cacheBlobs.set(this.sources.cache().blobs),
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'acr_mirror_' });
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+/** What the upstream client and blob fills report about one upstream. */
+export interface UpstreamObserver {
+  token(result: 'ok' | 'error'): void;
+  error(kind: string): void;
+  received(kind: CacheKind, bytes: number): void;
+}
+
+/** Last seen success and failure of one upstream, for /readyz. */
+export interface UpstreamState {
+  lastSuccess: string | null;
+  lastError: { kind: string; at: string } | null;
+}
+
+export function upstreamObserver(metrics: Metrics, upstream: string, state: UpstreamState, now: () => number): UpstreamObserver {
+  const ok = () => (state.lastSuccess = new Date(now()).toISOString());
+  return {
+    token: (result) => {
+      metrics.tokenRequests.inc({ upstream, result });
+      if (result === 'ok') ok();
+    },
+    error: (kind) => {
+      metrics.upstreamErrors.inc({ upstream, kind });
+      state.lastError = { kind, at: new Date(now()).toISOString() };
+    },
+    received: (kind, bytes) => {
+      metrics.upstreamBytes.inc({ upstream, kind }, bytes);
+      ok();
+    },
+  };
+}
+
+/** For tests and tools that do not export metrics. */
+export const NO_OBSERVER: UpstreamObserver = { token() {}, error() {}, received() {} };

@@ -1,0 +1,91 @@
+// What an operator relies on: SIGTERM drains running downloads and exits 0; logs never carry secrets;
+// /metrics, /healthz and /readyz answer on the running process.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BuiltImage } from './harness/images.js';
+import { blobCached, expectCacheConsistent, expectSameImage, mirrorConfig } from './harness/mirror-check.js';
+import { startMirror } from './harness/mirror-process.js';
+import { startUpstream, type Upstream } from './harness/upstream.js';
+
+describe('operations', () => {
+  let up: Upstream;
+  let image: BuiltImage;
+  let dataDir: string;
+
+  beforeAll(async () => {
+    up = await startUpstream();
+    image = await up.pushImage({ kind: 'docker', repo: 'team/ops', tag: 'v1', layers: [8_000_000, 200_000], seed: 61 });
+    dataDir = await mkdtemp(join(tmpdir(), 'acr-mirror-ops-'));
+  });
+  afterAll(async () => {
+    await up?.stop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('on SIGTERM stops accepting, finishes the running download, commits it and exits 0', async () => {
+    const mirror = await startMirror({ config: mirrorConfig(up), env: { ACR_PASSWORD: up.credentials.password }, dataDir: join(dataDir, 'drain') });
+    const layer = image.blobs.reduce((a, b) => (b.size > a.size ? b : a));
+    up.proxy.faults.add({ front: 'oss', method: 'GET', path: /\/data$/, kind: 'delay', ms: 800 });
+    const download = fetch(`${mirror.url}/v2/${image.repo}/blobs/${layer.digest}`).then(async (r) => ({
+      status: r.status,
+      body: Buffer.from(await r.arrayBuffer()),
+    }));
+    await new Promise((r) => setTimeout(r, 300)); // the fill is waiting on the slow OSS response
+    const exited = mirror.stop();
+    await new Promise((r) => setTimeout(r, 100));
+    await expect(fetch(`${mirror.url}/v2/`)).rejects.toThrow();
+    const { status, body } = await download;
+    expect(status).toBe(200);
+    expect(body.equals(await readFile(layer.path))).toBe(true);
+    expect(await exited).toBe(0);
+    expect(await blobCached(join(dataDir, 'drain'), layer.digest)).toBe(true);
+    expect(mirror.logs()).toContain('"msg":"stopped"');
+    await expectCacheConsistent(join(dataDir, 'drain'));
+  });
+
+  it('serves /healthz, /readyz and /metrics on the running process', async () => {
+    const mirror = await startMirror({ config: mirrorConfig(up), env: { ACR_PASSWORD: up.credentials.password } });
+    try {
+      expect((await fetch(`${mirror.url}/healthz`)).status).toBe(200);
+      const ready = await fetch(`${mirror.url}/readyz`);
+      expect(ready.status).toBe(200);
+      const out = join(up.dir, 'ops-copy');
+      const r = await up.skopeo(['copy', '--src-tls-verify=false', `docker://${mirror.host}/${image.repo}:v1`, `dir:${out}`]);
+      expect(r.code, r.stderr).toBe(0);
+      await expectSameImage(out, image);
+      const metrics = await (await fetch(`${mirror.url}/metrics`)).text();
+      expect(metrics).toMatch(/acr_mirror_cache_requests_total\{kind="blob",outcome="miss"\} [1-9]/);
+      expect(metrics).toMatch(/acr_mirror_upstream_bytes_total\{upstream="acr",kind="blob"\} [1-9]/);
+      expect(metrics).toContain('acr_mirror_process_resident_memory_bytes');
+    } finally {
+      await mirror.stop();
+    }
+  });
+
+  it('logs of a full run carry no password, token or signed-URL signature', async () => {
+    const mirror = await startMirror({ config: mirrorConfig(up), env: { ACR_PASSWORD: up.credentials.password } });
+    let logs = '';
+    try {
+      const other = await up.pushImage({ kind: 'oci-index', repo: 'team/logs', tag: 'v1', layers: [100_000], seed: 62 });
+      const r = await up.skopeo(['copy', '--all', '--src-tls-verify=false', `docker://${mirror.host}/${other.repo}:v1`, `dir:${join(up.dir, 'logs-copy')}`]);
+      expect(r.code, r.stderr).toBe(0);
+      up.proxy.faults.add({ front: 'registry', method: 'GET', path: /\/blobs\//, kind: 'expireSignedUrls' });
+      up.proxy.faults.add({ front: 'oss', method: 'GET', path: /\/data$/, kind: 'corrupt' });
+      await fetch(`${mirror.url}/v2/${image.repo}/blobs/${image.blobs[0]!.digest}`).then((res) => res.arrayBuffer()).catch(() => undefined);
+      await fetch(`${mirror.url}/v2/${image.repo}/blobs/${image.blobs[1]!.digest}`).then((res) => res.arrayBuffer()).catch(() => undefined);
+    } finally {
+      await mirror.stop();
+      logs = mirror.logs();
+    }
+    expect(logs).toContain('"msg":"request"');
+    expect(logs).toContain('blob fill failed');
+    const tokens = up.tokenServer.issued.filter((t) => t.user === up.credentials.username).map((t) => t.token);
+    expect(tokens.length).toBeGreaterThan(0);
+    expect(logs).not.toContain(up.credentials.password);
+    for (const token of tokens) expect(logs).not.toContain(token);
+    expect(logs).not.toContain('Signature=');
+    expect(logs.toLowerCase()).not.toContain('authorization":"');
+  });
+});
