@@ -267,6 +267,7 @@ export class RegistryClient {
       } catch (err) {
         const where = hop === 0 ? this.label : `${this.label}, blob storage ${current.host}`;
         if (init.signal?.aborted) throw networkError(where, what, init.signal.reason ?? err);
+        if (!isNetworkError(err)) throw networkError(where, what, err);
         throw new RetryableError(networkError(where, what, err));
       }
       if (!REDIRECTS.has(response.status)) return { response, redirected: hop > 0, host: current.host };

@@ -1,23 +1,33 @@
 import { RegistryError } from '../http/errors.js';
 
-const NETWORK_REASONS: Record<string, { kind: 'UPSTREAM_UNREACHABLE' | 'UPSTREAM_TIMEOUT'; reason: string }> = {
-  ECONNREFUSED: { kind: 'UPSTREAM_UNREACHABLE', reason: 'connection refused' },
-  ECONNRESET: { kind: 'UPSTREAM_UNREACHABLE', reason: 'connection reset' },
-  EPIPE: { kind: 'UPSTREAM_UNREACHABLE', reason: 'connection reset' },
-  ENOTFOUND: { kind: 'UPSTREAM_UNREACHABLE', reason: 'host name not found (DNS)' },
-  EAI_AGAIN: { kind: 'UPSTREAM_UNREACHABLE', reason: 'DNS lookup failed' },
-  EHOSTUNREACH: { kind: 'UPSTREAM_UNREACHABLE', reason: 'host unreachable' },
-  ENETUNREACH: { kind: 'UPSTREAM_UNREACHABLE', reason: 'network unreachable' },
-  UND_ERR_SOCKET: { kind: 'UPSTREAM_UNREACHABLE', reason: 'connection closed unexpectedly' },
-  UND_ERR_CLOSED: { kind: 'UPSTREAM_UNREACHABLE', reason: 'connection closed unexpectedly' },
-  UND_ERR_CONNECT_TIMEOUT: { kind: 'UPSTREAM_TIMEOUT', reason: 'connect timed out' },
-  UND_ERR_HEADERS_TIMEOUT: { kind: 'UPSTREAM_TIMEOUT', reason: 'no response headers in time' },
-  UND_ERR_BODY_TIMEOUT: { kind: 'UPSTREAM_TIMEOUT', reason: 'response body stalled' },
-  ETIMEDOUT: { kind: 'UPSTREAM_TIMEOUT', reason: 'timed out' },
-  CERT_HAS_EXPIRED: { kind: 'UPSTREAM_UNREACHABLE', reason: 'TLS certificate has expired' },
-  DEPTH_ZERO_SELF_SIGNED_CERT: { kind: 'UPSTREAM_UNREACHABLE', reason: 'TLS certificate is self-signed' },
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: { kind: 'UPSTREAM_UNREACHABLE', reason: 'TLS certificate not trusted' },
-  ERR_TLS_CERT_ALTNAME_INVALID: { kind: 'UPSTREAM_UNREACHABLE', reason: 'TLS certificate does not match the host name' },
+type Reason = { kind: 'UPSTREAM_UNREACHABLE' | 'UPSTREAM_TIMEOUT'; reason: string; retryable: boolean };
+const transient = (kind: Reason['kind'], reason: string): Reason => ({ kind, reason, retryable: true });
+/** Certificate problems do not fix themselves between attempts: they fail at once. */
+const tls = (reason: string): Reason => ({ kind: 'UPSTREAM_UNREACHABLE', reason, retryable: false });
+
+const NETWORK_REASONS: Record<string, Reason> = {
+  ECONNREFUSED: transient('UPSTREAM_UNREACHABLE', 'connection refused'),
+  ECONNRESET: transient('UPSTREAM_UNREACHABLE', 'connection reset'),
+  EPIPE: transient('UPSTREAM_UNREACHABLE', 'connection reset'),
+  ENOTFOUND: transient('UPSTREAM_UNREACHABLE', 'host name not found (DNS)'),
+  EAI_AGAIN: transient('UPSTREAM_UNREACHABLE', 'DNS lookup failed'),
+  EHOSTUNREACH: transient('UPSTREAM_UNREACHABLE', 'host unreachable'),
+  ENETUNREACH: transient('UPSTREAM_UNREACHABLE', 'network unreachable'),
+  UND_ERR_SOCKET: transient('UPSTREAM_UNREACHABLE', 'connection closed unexpectedly'),
+  UND_ERR_CLOSED: transient('UPSTREAM_UNREACHABLE', 'connection closed unexpectedly'),
+  UND_ERR_CONNECT_TIMEOUT: transient('UPSTREAM_TIMEOUT', 'connect timed out'),
+  UND_ERR_HEADERS_TIMEOUT: transient('UPSTREAM_TIMEOUT', 'no response headers in time'),
+  UND_ERR_BODY_TIMEOUT: transient('UPSTREAM_TIMEOUT', 'response body stalled'),
+  ETIMEDOUT: transient('UPSTREAM_TIMEOUT', 'timed out'),
+  CERT_HAS_EXPIRED: tls('TLS certificate has expired'),
+  CERT_NOT_YET_VALID: tls('TLS certificate is not yet valid'),
+  DEPTH_ZERO_SELF_SIGNED_CERT: tls('TLS certificate is self-signed (set ca_file)'),
+  SELF_SIGNED_CERT_IN_CHAIN: tls('TLS certificate not trusted: self-signed certificate in chain (set ca_file)'),
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: tls('TLS certificate not trusted (set ca_file)'),
+  UNABLE_TO_GET_ISSUER_CERT: tls('TLS certificate not trusted: issuer unknown (set ca_file)'),
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: tls('TLS certificate not trusted: issuer unknown (set ca_file)'),
+  CERT_UNTRUSTED: tls('TLS certificate not trusted (set ca_file)'),
+  ERR_TLS_CERT_ALTNAME_INVALID: tls('TLS certificate does not match the host name'),
 };
 
 /** Finds the errno-like code in an error's cause chain (undici wraps them in TypeError('fetch failed')). */
@@ -35,7 +45,7 @@ export function networkErrorCode(err: unknown): string | undefined {
 export function isNetworkError(err: unknown): boolean {
   if (err instanceof RegistryError) return false;
   const code = networkErrorCode(err);
-  if (code && code in NETWORK_REASONS) return true;
+  if (code && code in NETWORK_REASONS) return NETWORK_REASONS[code]!.retryable;
   const msg = (err as Error)?.message ?? '';
   return msg === 'fetch failed' || msg === 'terminated' || code?.startsWith('UND_ERR') === true;
 }

@@ -22,7 +22,7 @@ describe('upstream faults', () => {
 
   beforeAll(async () => {
     up = await startUpstream({ tokenLifetimeSec: 2 });
-    image = await up.pushImage({ kind: 'docker', repo: 'team/app', tag: 'v1', layers: [1_500_000, 300_000], seed: 31 });
+    image = await up.pushImage({ kind: 'docker', repo: 'team/app', tag: 'v1', layers: [1_500_000, 300_000], seed: 's31' });
     layer = image.blobs.find((b) => b.size > 1_000_000)!;
     mirror = await startMirror({ config: mirrorConfig(up), env: { ACR_PASSWORD: up.credentials.password } });
     // learn the upstream's challenge, so faults below meet authenticated requests
@@ -40,7 +40,7 @@ describe('upstream faults', () => {
 
   /** A fresh single-layer image, so each test starts cold. */
   const freshImage = (size = 400_000) =>
-    up.pushImage({ kind: 'oci', repo: `team/fault-${++seq}`, tag: 't', layers: [size], seed: 100 + seq });
+    up.pushImage({ kind: 'oci', repo: `team/fault-${++seq}`, tag: 't', layers: [size], seed: `s${100 + seq}` });
   const bigLayer = (img: BuiltImage) => img.blobs.reduce((a, b) => (b.size > a.size ? b : a));
   const blobUrl = (img: BuiltImage, blob: BlobFile) => `${mirror.url}/v2/${img.repo}/blobs/${blob.digest}`;
 
@@ -230,7 +230,7 @@ describe('upstream unreachable or refusing the mirror', () => {
     const up = await startUpstream();
     const mirror = await startMirror({ config: mirrorConfig(up), env: { ACR_PASSWORD: 'wrong-password-xyz' } });
     try {
-      const img = await up.pushImage({ kind: 'oci', repo: 'team/private', tag: 'v1', layers: [1000], seed: 41 });
+      const img = await up.pushImage({ kind: 'oci', repo: 'team/private', tag: 'v1', layers: [1000], seed: 's41' });
       const res = await fetch(`${mirror.url}/v2/${img.repo}/manifests/v1`);
       expect(res.status).toBe(502);
       const text = await res.text();

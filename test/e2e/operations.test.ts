@@ -16,7 +16,7 @@ describe('operations', () => {
 
   beforeAll(async () => {
     up = await startUpstream();
-    image = await up.pushImage({ kind: 'docker', repo: 'team/ops', tag: 'v1', layers: [8_000_000, 200_000], seed: 61 });
+    image = await up.pushImage({ kind: 'docker', repo: 'team/ops', tag: 'v1', layers: [8_000_000, 200_000], seed: 's61' });
     dataDir = await mkdtemp(join(tmpdir(), 'acr-mirror-ops-'));
   });
   afterAll(async () => {
@@ -68,7 +68,7 @@ describe('operations', () => {
     const mirror = await startMirror({ config: mirrorConfig(up), env: { ACR_PASSWORD: up.credentials.password } });
     let logs = '';
     try {
-      const other = await up.pushImage({ kind: 'oci-index', repo: 'team/logs', tag: 'v1', layers: [100_000], seed: 62 });
+      const other = await up.pushImage({ kind: 'oci-index', repo: 'team/logs', tag: 'v1', layers: [100_000], seed: 's62' });
       const r = await up.skopeo(['copy', '--all', '--src-tls-verify=false', `docker://${mirror.host}/${other.repo}:v1`, `dir:${join(up.dir, 'logs-copy')}`]);
       expect(r.code, r.stderr).toBe(0);
       up.proxy.faults.add({ front: 'registry', method: 'GET', path: /\/blobs\//, kind: 'expireSignedUrls' });

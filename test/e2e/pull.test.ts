@@ -15,11 +15,11 @@ describe('pull through the mirror', () => {
   beforeAll(async () => {
     up = await startUpstream();
     const [docker, oci, index, list, fanout] = await Promise.all([
-      up.pushImage({ kind: 'docker', repo: 'team/app', tag: 'v1', layers: [300_000, 2_000_000], seed: 11 }),
-      up.pushImage({ kind: 'oci', repo: 'team/oci-app', tag: '1.0', layers: [500_000], seed: 12 }),
-      up.pushImage({ kind: 'oci-index', repo: 'library/multi', tag: 'latest', layers: [400_000], seed: 13 }),
-      up.pushImage({ kind: 'docker-list', repo: 'team/legacy-multi', tag: 'v2', layers: [200_000], seed: 14 }),
-      up.pushImage({ kind: 'oci', repo: 'team/fanout', tag: 'cold', layers: [3_000_000, 1_000_000, 500_000], seed: 15 }),
+      up.pushImage({ kind: 'docker', repo: 'team/app', tag: 'v1', layers: [300_000, 2_000_000], seed: 's11' }),
+      up.pushImage({ kind: 'oci', repo: 'team/oci-app', tag: '1.0', layers: [500_000], seed: 's12' }),
+      up.pushImage({ kind: 'oci-index', repo: 'library/multi', tag: 'latest', layers: [400_000], seed: 's13' }),
+      up.pushImage({ kind: 'docker-list', repo: 'team/legacy-multi', tag: 'v2', layers: [200_000], seed: 's14' }),
+      up.pushImage({ kind: 'oci', repo: 'team/fanout', tag: 'cold', layers: [3_000_000, 1_000_000, 500_000], seed: 's15' }),
     ]);
     images = { docker, oci, index, list, fanout };
     mirror = await startMirror({ config: mirrorConfig(up), env: { ACR_PASSWORD: up.credentials.password } });
@@ -84,7 +84,7 @@ describe('pull through the mirror', () => {
   });
 
   it('HEAD of a cold manifest does not download its body', async () => {
-    const image = await up.pushImage({ kind: 'oci', repo: 'team/head-only', tag: 'h1', layers: [1000], seed: 16 });
+    const image = await up.pushImage({ kind: 'oci', repo: 'team/head-only', tag: 'h1', layers: [1000], seed: 's16' });
     up.proxy.reset();
     const res = await fetch(`${mirror.url}/v2/${image.repo}/manifests/${image.tag}`, { method: 'HEAD', headers: { accept: image.mediaType } });
     expect(res.status).toBe(200);
@@ -108,7 +108,7 @@ describe('pull through the mirror', () => {
   });
 
   it('lists tags from the upstream with pagination', async () => {
-    await Promise.all(['a', 'b', 'c'].map((t, i) => up.pushImage({ kind: 'oci', repo: 'team/tagged', tag: t, layers: [100], seed: 20 + i })));
+    await Promise.all(['a', 'b', 'c'].map((t, i) => up.pushImage({ kind: 'oci', repo: 'team/tagged', tag: t, layers: [100], seed: `s${20 + i}` })));
     const all = await fetch(`${mirror.url}/v2/team/tagged/tags/list`);
     expect(await all.json()).toEqual({ name: 'team/tagged', tags: ['a', 'b', 'c'] });
     const page = await fetch(`${mirror.url}/v2/team/tagged/tags/list?n=2`);

@@ -29,7 +29,7 @@ describe('HTTPS for clients', () => {
     ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'ext.cnf');
 
     up = await startUpstream();
-    image = await up.pushImage({ kind: 'oci', repo: 'team/tls-app', tag: 'v1', layers: [300_000], seed: 51 });
+    image = await up.pushImage({ kind: 'oci', repo: 'team/tls-app', tag: 'v1', layers: [300_000], seed: 's51' });
     const tls = `\n[server]\ntls_listen = "127.0.0.1:0"\ntls_cert = "${join(certDir, 'server.crt')}"\ntls_key = "${join(certDir, 'server.key')}"\n`;
     mirror = await startMirror({ config: mirrorConfig(up) + tls, env: { ACR_PASSWORD: up.credentials.password } });
   });

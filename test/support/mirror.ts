@@ -54,7 +54,7 @@ export async function startTestMirror(
     mirror,
     dir,
     sleeps,
-    request: (path, init) => mirror.app.request(`http://mirror.test${path}`, init),
+    request: async (path, init) => mirror.app.request(`http://mirror.test${path}`, init),
     async close() {
       await mirror.fills.settled();
       await mirror.close();

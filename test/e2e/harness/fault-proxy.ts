@@ -7,7 +7,9 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { signUrl } from './oss.js';
 
@@ -63,6 +65,8 @@ export interface RequestRecord {
   faults: FaultAction['kind'][];
   /** The whole response was sent. */
   completed: boolean;
+  /** TLS SNI the client sent (HTTPS fronts only). */
+  servername?: string;
 }
 
 export interface CountFilter {
@@ -108,6 +112,24 @@ export interface FaultProxyOptions {
   /** nginx's origin, also the origin of Distribution's blob redirects. */
   ossTarget: string;
   signedUrlTtlSec?: number;
+  /**
+   * Serve both fronts over HTTPS, each with its own certificate, and name them by host in `registryUrl`,
+   * `ossUrl` and the rewritten blob redirects (`https://<oss.host>:<port>/...`). They still listen on 127.0.0.1,
+   * so clients must pin the names to it. Records carry the SNI each client sent.
+   */
+  tls?: { registry: FrontTls; oss: FrontTls };
+  /**
+   * Rewrite the realm in `WWW-Authenticate` answers of the registry front (e.g. Distribution's HTTPS realm named
+   * by an unresolvable host -> the token server's plain loopback realm, for skopeo pushes).
+   */
+  realm?: { from: string; to: string };
+}
+
+export interface FrontTls {
+  /** The name clients use (SNI and URL host). */
+  host: string;
+  cert: string | Buffer;
+  key: string | Buffer;
 }
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'];
@@ -121,6 +143,7 @@ export class FaultProxy {
   private readonly servers: Server[] = [];
   private registryFront = '';
   private ossFront = '';
+  private readonly ports: Record<Front, number> = { registry: 0, oss: 0 };
 
   private constructor(private readonly opts: FaultProxyOptions) {
     this.signedUrlTtlSec = opts.signedUrlTtlSec ?? 1200;
@@ -141,6 +164,11 @@ export class FaultProxy {
 
   get ossUrl(): string {
     return this.ossFront;
+  }
+
+  /** Where each front listens, as 127.0.0.1:port (what a host-name pin must point at; equals the URL host without TLS). */
+  address(front: Front): string {
+    return `127.0.0.1:${this.ports[front]}`;
   }
 
   count(filter: CountFilter | ((r: RequestRecord) => boolean) = {}): number {
@@ -167,19 +195,24 @@ export class FaultProxy {
   }
 
   private async listen(front: Front, target: string): Promise<string> {
-    const server = createServer((req, res) => void this.handle(front, target, req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(front, target, req, res);
+    const tls = this.opts.tls?.[front];
+    const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, handler) : createServer(handler);
     this.servers.push(server);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, '127.0.0.1', resolve);
     });
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const port = (server.address() as AddressInfo).port;
+    this.ports[front] = port;
+    return tls ? `https://${tls.host}:${port}` : `http://127.0.0.1:${port}`;
   }
 
   private async handle(front: Front, target: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
     const url = new URL(req.url ?? '/', 'http://front');
     const { authorization, ...headers } = req.headers;
+    const sni = this.opts.tls ? (req.socket as TLSSocket).servername : undefined;
     const rec: RequestRecord = {
       front,
       method,
@@ -192,6 +225,7 @@ export class FaultProxy {
       authorization: authorization !== undefined,
       faults: [],
       completed: false,
+      ...(typeof sni === 'string' ? { servername: sni } : {}),
     };
     this.records.push(rec);
     res.once('finish', () => (rec.completed = true));
@@ -251,6 +285,10 @@ export class FaultProxy {
     if (front === 'registry' && location?.startsWith(`${this.opts.ossTarget}/`)) {
       const ttl = take(['expireSignedUrls']) ? -60 : this.signedUrlTtlSec;
       outHeaders.location = this.ossFront + signUrl(new URL(location).pathname, ttl);
+    }
+    const challenge = upstreamRes.headers['www-authenticate'];
+    if (front === 'registry' && this.opts.realm && typeof challenge === 'string') {
+      outHeaders['www-authenticate'] = challenge.replaceAll(`realm="${this.opts.realm.from}"`, `realm="${this.opts.realm.to}"`);
     }
     rec.location = outHeaders.location as string | undefined;
     rec.status = status;

@@ -1,7 +1,9 @@
 import { randomUUID, sign, X509Certificate, type KeyObject, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { runOk } from './proc.js';
 
@@ -17,6 +19,11 @@ export interface TokenServerOptions {
   users: Record<string, TokenUser>;
   issuer: string;
   tokenLifetimeSec?: number;
+  /**
+   * Also serve HTTPS (on another 127.0.0.1 port) with this certificate, under the name `host`: `tlsUrl` and
+   * `tlsRealm` are then `https://<host>:<port>`. The plain listener stays (for pushes, which cannot pin names).
+   */
+  tls?: { host: string; cert: string | Buffer; key: string | Buffer };
 }
 
 export interface Access {
@@ -33,12 +40,18 @@ export interface IssuedToken {
   access: Access[];
   token: string;
   at: Date;
+  /** TLS SNI the client sent; undefined over plain HTTP. */
+  servername?: string;
 }
 
 export interface TokenRequest {
   user: string | undefined;
   scope: string[];
   status: number;
+  /** TLS SNI the client sent; undefined over plain HTTP. */
+  servername?: string;
+  /** Whether the request came over the HTTPS listener. */
+  tls: boolean;
 }
 
 /** Docker token-auth server issuing ES256 JWTs whose x5c names a self-signed certificate. */
@@ -49,10 +62,12 @@ export class TokenServer {
   /** Answer 401 to everyone (credentials revoked / token cannot be renewed). */
   refuseAll = false;
   tokenLifetimeSec: number;
+  private secureUrl: string | undefined;
   private readonly failures: number[] = [];
+  private readonly servers: Server[];
 
   private constructor(
-    private readonly server: Server,
+    server: Server,
     readonly url: string,
     readonly certPath: string,
     private readonly key: KeyObject,
@@ -62,6 +77,7 @@ export class TokenServer {
     lifetimeSec: number,
   ) {
     this.tokenLifetimeSec = lifetimeSec;
+    this.servers = [server];
   }
 
   static async start(opts: TokenServerOptions): Promise<TokenServer> {
@@ -90,11 +106,36 @@ export class TokenServer {
       opts.tokenLifetimeSec ?? 60,
     );
     server.on('request', (req, res) => ts.handle(req, res));
+    if (opts.tls) {
+      const secure = createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, (req, res) => ts.handle(req, res));
+      ts.servers.push(secure);
+      try {
+        await new Promise<void>((resolve, reject) => {
+          secure.once('error', reject);
+          secure.listen(0, '127.0.0.1', resolve);
+        });
+      } catch (err) {
+        await ts.stop();
+        throw err;
+      }
+      ts.secureUrl = `https://${opts.tls.host}:${(secure.address() as AddressInfo).port}`;
+    }
     return ts;
   }
 
+  /** The plain-HTTP realm. */
   get realm(): string {
     return `${this.url}/auth`;
+  }
+
+  /** `https://<tls.host>:<port>` when started with `tls`. */
+  get tlsUrl(): string | undefined {
+    return this.secureUrl;
+  }
+
+  /** The HTTPS realm, named by host (`tls.host`), when started with `tls`. */
+  get tlsRealm(): string | undefined {
+    return this.tlsUrl && `${this.tlsUrl}/auth`;
   }
 
   /** The next `times` token requests fail with `code`. */
@@ -103,8 +144,12 @@ export class TokenServer {
   }
 
   async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await Promise.all(
+      this.servers.map((s) => {
+        s.closeAllConnections();
+        return new Promise<void>((resolve) => s.close(() => resolve()));
+      }),
+    );
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -116,8 +161,11 @@ export class TokenServer {
     const scope = url.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
     const service = url.searchParams.get('service') ?? '';
     const user = basicUser(req.headers.authorization);
+    const tls = 'encrypted' in req.socket && (req.socket as TLSSocket).encrypted;
+    const sni = tls ? (req.socket as TLSSocket).servername : undefined;
+    const servername = typeof sni === 'string' ? sni : undefined;
     const answer = (status: number, body: unknown): void => {
-      this.requests.push({ user: user?.name, scope, status });
+      this.requests.push({ user: user?.name, scope, status, tls, ...(servername !== undefined ? { servername } : {}) });
       reply(res, status, body);
     };
 
@@ -143,7 +191,10 @@ export class TokenServer {
       jti: randomUUID(),
       access,
     });
-    this.issued.push({ user: user.name, service, scope, access, token, at: new Date(now * 1000) });
+    this.issued.push({
+      user: user.name, service, scope, access, token, at: new Date(now * 1000),
+      ...(servername !== undefined ? { servername } : {}),
+    });
     answer(200, {
       token,
       access_token: token,
