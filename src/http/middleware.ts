@@ -5,7 +5,14 @@ import type { ClientAccess } from '../access/client-access.js';
 import type { Metrics } from '../observability/metrics.js';
 import { RegistryError } from './errors.js';
 
-export type Env = { Variables: { user?: string } };
+/** What a request resolved to, for its log line. */
+export interface RequestSubject {
+  repo: string;
+  ref?: string;
+  upstream?: string;
+}
+
+export type Env = { Variables: { user?: string; subject?: RequestSubject } };
 
 /** Which route a path is, as a bounded metric label. */
 export function routeKind(path: string): string {
@@ -40,6 +47,7 @@ export function requestLog(log: Logger, metrics: Metrics, clientAddress: (c: Con
         method: c.req.method,
         path: c.req.path,
         ns: c.req.query('ns'),
+        ...c.get('subject'),
         status: c.res.status,
         client: clientAddress(c),
         user: c.get('user'),

@@ -9,7 +9,8 @@ import { parseAccept } from '../proxy/media-types.js';
 import type { UpstreamTarget } from '../proxy/target.js';
 import type { TagService } from '../proxy/tag-service.js';
 import { parseRange } from './range.js';
-import { parseRegistryPath } from './reference.js';
+import type { Env } from '../http/middleware.js';
+import { parseRegistryPath, referenceString } from './reference.js';
 
 export interface RegistryApiDeps {
   /** Client repository name (+ containerd's ns) -> upstream target; throws NAME_UNKNOWN when no route matches. */
@@ -26,8 +27,8 @@ const READ_METHODS = new Set(['GET', 'HEAD']);
 const MAX_TAGS_PAGE = 10_000;
 
 /** The read-only /v2 API. It only translates between HTTP and the services; it never touches storage. */
-export function registryApi(deps: RegistryApiDeps): Hono {
-  const app = new Hono();
+export function registryApi(deps: RegistryApiDeps): Hono<Env> {
+  const app = new Hono<Env>();
   app.onError((err, c) => errorResponse(c, err, deps.log));
   app.notFound((c) => errorResponse(c, new RegistryError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`), deps.log));
 
@@ -36,7 +37,15 @@ export function registryApi(deps: RegistryApiDeps): Hono {
   return app;
 }
 
-async function handle(c: Context, deps: RegistryApiDeps): Promise<Response> {
+/** Resolves the route and records what the request is about for the access log. */
+function target(c: Context<Env>, deps: RegistryApiDeps, name: string, ref?: string): UpstreamTarget {
+  c.set('subject', { repo: name, ...(ref ? { ref } : {}) });
+  const t = deps.route(name, c.req.query('ns'));
+  c.set('subject', { repo: name, ...(ref ? { ref } : {}), upstream: t.client.name });
+  return t;
+}
+
+async function handle(c: Context<Env>, deps: RegistryApiDeps): Promise<Response> {
   const method = c.req.method;
   if (!READ_METHODS.has(method)) {
     throw new RegistryError('UNSUPPORTED', `${method} is not supported: this mirror is read-only`, { headers: { allow: 'GET, HEAD' } });
@@ -50,8 +59,8 @@ async function handle(c: Context, deps: RegistryApiDeps): Promise<Response> {
     case 'catalog':
       throw new RegistryError('UNSUPPORTED', 'the catalog is not served by this mirror');
     case 'manifest': {
-      const target = deps.route(path.name, c.req.query('ns'));
-      const m = await deps.manifests.get(target, path.reference, parseAccept(c.req.header('accept') ? [c.req.header('accept')!] : []), head);
+      const to = target(c, deps, path.name, referenceString(path.reference));
+      const m = await deps.manifests.get(to, path.reference, parseAccept(c.req.header('accept') ? [c.req.header('accept')!] : []), head);
       if (!head) deps.onServed('manifest', m.size);
       return new Response(head ? null : new Uint8Array(m.body!), {
         headers: {
@@ -65,13 +74,13 @@ async function handle(c: Context, deps: RegistryApiDeps): Promise<Response> {
       });
     }
     case 'blob': {
-      const target = deps.route(path.name, c.req.query('ns'));
+      const to = target(c, deps, path.name, path.digest);
       const common = { ...API_VERSION, 'docker-content-digest': path.digest, etag: `"${path.digest}"`, 'accept-ranges': 'bytes', 'cache-control': 'max-age=31536000' };
       if (head) {
-        const { size, outcome } = await deps.blobs.head(target, path.digest);
+        const { size, outcome } = await deps.blobs.head(to, path.digest);
         return new Response(null, { headers: { ...common, 'content-type': 'application/octet-stream', 'x-cache': outcome, ...(size !== null ? { 'content-length': String(size) } : {}) } });
       }
-      const blob = await deps.blobs.get(target, path.digest);
+      const blob = await deps.blobs.get(to, path.digest);
       const range = blob.size === null ? null : parseRange(c.req.header('range'), blob.size);
       if (range === 'unsatisfiable') {
         blob.release();
@@ -90,9 +99,9 @@ async function handle(c: Context, deps: RegistryApiDeps): Promise<Response> {
       return new Response(body, { status: range ? 206 : 200, headers });
     }
     case 'tags': {
-      const target = deps.route(path.name, c.req.query('ns'));
+      const to = target(c, deps, path.name);
       const page = tagPage(c);
-      const result = await deps.tags.list(target, page);
+      const result = await deps.tags.list(to, page);
       const headers: Record<string, string> = { ...API_VERSION, 'content-type': 'application/json' };
       if (result.next !== null) {
         const q = new URLSearchParams({ ...(page.n !== undefined ? { n: String(page.n) } : {}), last: result.next });

@@ -79,7 +79,15 @@ describe('operations', () => {
       await mirror.stop();
       logs = mirror.logs();
     }
-    expect(logs).toContain('"msg":"request"');
+    const requests = logs
+      .split('\n')
+      .filter((l) => l.includes('"msg":"request"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const blobLine = requests.find((r) => r.ref === image.blobs[0]!.digest);
+    expect(blobLine).toMatchObject({ repo: image.repo, upstream: 'acr', method: 'GET', cache: 'miss' });
+    expect(typeof blobLine!.requestId).toBe('string');
+    expect(typeof blobLine!.ms).toBe('number');
+    expect(requests.some((r) => r.repo === 'team/logs' && r.ref === 'v1' && r.cache === 'miss')).toBe(true);
     expect(logs).toContain('blob fill failed');
     const tokens = up.tokenServer.issued.filter((t) => t.user === up.credentials.username).map((t) => t.token);
     expect(tokens.length).toBeGreaterThan(0);
