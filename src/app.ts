@@ -20,6 +20,7 @@ import type { UpstreamTarget } from './proxy/target.js';
 import { TagService } from './proxy/tag-service.js';
 import { registryApi } from './registry/api.js';
 import { RouteTable } from './routing/routes.js';
+import { CircuitBreaker } from './upstream/breaker.js';
 import { RegistryClient } from './upstream/client.js';
 import { AcrTemporaryCredentials, StaticCredentials } from './upstream/credentials.js';
 import { TokenCache } from './upstream/tokens.js';
@@ -84,11 +85,26 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
           timeoutMs: upstream.response_timeout,
         })
       : new StaticCredentials(upstream.credentials);
-    const state: UpstreamState = (upstreamStates[upstream.name] = { lastSuccess: null, lastError: null });
+    const state: UpstreamState = (upstreamStates[upstream.name] = { lastSuccess: null, lastError: null, up: true });
+    metrics.upstreamUp.set({ upstream: upstream.name }, 1);
+    const breaker = new CircuitBreaker({
+      threshold: upstream.breaker_threshold,
+      cooldownMs: upstream.breaker_cooldown,
+      maxCooldownMs: upstream.breaker_max_cooldown,
+      now,
+      onChange: (up, detail) => {
+        state.up = up;
+        metrics.upstreamUp.set({ upstream: upstream.name }, up ? 1 : 0);
+        if (up) log.info({ upstream: upstream.name }, 'upstream is back up');
+        else log.warn({ upstream: upstream.name, failures: detail.failures, retryInMs: detail.retryInMs }, 'upstream marked down; serving from cache');
+      },
+    });
     clients.set(
       upstream.name,
       new RegistryClient(upstream, {
         fetch,
+        breaker,
+        offline: config.cache.offline || upstream.offline,
         credentials,
         tokens,
         now,

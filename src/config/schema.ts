@@ -64,6 +64,11 @@ const upstream = z
         }
       })
       .optional(),
+    /** Never contact this upstream: serve only what is cached. */
+    offline: z.boolean().default(false),
+    breaker_threshold: z.number().int().min(1).max(1000).default(5),
+    breaker_cooldown: duration('10s'),
+    breaker_max_cooldown: duration('5m'),
     connect_timeout: duration('10s'),
     response_timeout: duration('30s'),
     idle_timeout: duration('30s'),
@@ -153,6 +158,8 @@ export const configSchema = z
     cache: z
       .object({
         tag_ttl: duration('5m'),
+        /** Never contact any upstream: serve only what is cached (the air-gapped side of a bundle transfer). */
+        offline: z.boolean().default(false),
       })
       .strict()
       .default({}),

@@ -20,6 +20,8 @@ export const ERROR_TABLE = {
   UPSTREAM_UNREACHABLE: { code: 'UNAVAILABLE', status: 503, message: 'upstream unreachable' },
   UPSTREAM_RATE_LIMITED: { code: 'UNAVAILABLE', status: 503, message: 'upstream is rate limiting the mirror' },
   UPSTREAM_TIMEOUT: { code: 'UNAVAILABLE', status: 504, message: 'upstream timed out' },
+  UPSTREAM_DOWN: { code: 'UNAVAILABLE', status: 503, message: 'upstream is marked down after repeated failures' },
+  UPSTREAM_OFFLINE: { code: 'UNAVAILABLE', status: 503, message: 'upstream is offline: only cached content is served' },
   INTERNAL: { code: 'UNKNOWN', status: 500, message: 'internal error' },
 } as const;
 

@@ -35,6 +35,7 @@ export class Metrics {
   readonly fills = new Counter({ name: 'acr_mirror_fills_total', help: 'Finished blob downloads by result (committed, failed)', labelNames: ['result'] as const, registers: [this.registry] });
   readonly tokenRequests = new Counter({ name: 'acr_mirror_token_requests_total', help: 'Bearer token requests to each upstream token service, by result', labelNames: ['upstream', 'result'] as const, registers: [this.registry] });
   readonly upstreamErrors = new Counter({ name: 'acr_mirror_upstream_errors_total', help: 'Failed upstream exchanges by upstream and kind', labelNames: ['upstream', 'kind'] as const, registers: [this.registry] });
+  readonly upstreamUp = new Gauge({ name: 'acr_mirror_upstream_up', help: '1 while the upstream breaker is closed, 0 while the upstream is marked down', labelNames: ['upstream'] as const, registers: [this.registry] });
   readonly staleServed = new Counter({ name: 'acr_mirror_stale_served_total', help: 'Cached tags served because the upstream could not be asked', labelNames: ['upstream'] as const, registers: [this.registry] });
   readonly cacheBytes: Gauge = new Gauge({
     name: 'acr_mirror_cache_size_bytes',
@@ -67,6 +68,8 @@ export interface UpstreamObserver {
 
 /** Last seen success and failure of one upstream, for /readyz. */
 export interface UpstreamState {
+  /** false while the breaker has the upstream marked down. */
+  up: boolean;
   lastSuccess: string | null;
   lastError: { kind: string; at: string } | null;
 }

@@ -25,7 +25,7 @@ export interface ManifestServiceOptions {
 }
 
 /** Failures where the cached answer is better than none: the upstream could not be asked. */
-const STALE_OK = new Set(['UPSTREAM_UNREACHABLE', 'UPSTREAM_TIMEOUT', 'UPSTREAM_BAD_RESPONSE', 'UPSTREAM_RATE_LIMITED', 'UPSTREAM_AUTH_FAILED']);
+const STALE_OK = new Set(['UPSTREAM_UNREACHABLE', 'UPSTREAM_TIMEOUT', 'UPSTREAM_BAD_RESPONSE', 'UPSTREAM_RATE_LIMITED', 'UPSTREAM_AUTH_FAILED', 'UPSTREAM_DOWN', 'UPSTREAM_OFFLINE']);
 
 /**
  * Manifests: digests are immutable and served from the cache once stored; tags are served from the cache
@@ -92,7 +92,9 @@ export class ManifestService {
         this.store.deleteTag(upstream, target.repo, tag);
       }
       if (usable && err instanceof RegistryError && STALE_OK.has(err.kind)) {
-        this.opts.log.warn({ upstream, repo: target.repo, ref: tag, digest: usable.digest, reason: err.message }, 'upstream unavailable; serving cached tag');
+        // Offline or marked down is logged once where it is decided, not on every request.
+        const level = err.kind === 'UPSTREAM_OFFLINE' || err.kind === 'UPSTREAM_DOWN' ? 'debug' : 'warn';
+        this.opts.log[level]({ upstream, repo: target.repo, ref: tag, digest: usable.digest, reason: err.message }, 'upstream unavailable; serving cached tag');
         this.opts.onStale?.(upstream);
         return serve(usable, 'stale', head);
       }

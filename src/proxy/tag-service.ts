@@ -9,7 +9,7 @@ export interface TagListPage {
   next: string | null;
 }
 
-const FALLBACK_KINDS = new Set(['UPSTREAM_UNREACHABLE', 'UPSTREAM_TIMEOUT', 'UPSTREAM_BAD_RESPONSE', 'UPSTREAM_RATE_LIMITED', 'UPSTREAM_AUTH_FAILED']);
+const FALLBACK_KINDS = new Set(['UPSTREAM_UNREACHABLE', 'UPSTREAM_TIMEOUT', 'UPSTREAM_BAD_RESPONSE', 'UPSTREAM_RATE_LIMITED', 'UPSTREAM_AUTH_FAILED', 'UPSTREAM_DOWN', 'UPSTREAM_OFFLINE']);
 
 /** Tag lists come from the upstream; when it cannot be asked, from the tags this mirror has cached. */
 export class TagService {

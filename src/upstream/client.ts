@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/load.js';
+import type { CircuitBreaker } from './breaker.js';
 import type { CredentialSource } from './credentials.js';
 import { RegistryError } from '../http/errors.js';
 import { type Challenge, parseChallenge } from './challenge.js';
@@ -13,6 +14,8 @@ import { NO_OBSERVER, type UpstreamObserver } from '../observability/metrics.js'
 /** Manifests larger than this are refused (Distribution's own limit is 4 MiB). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** Failures that are answers: the upstream is up and said no. They do not count against the breaker. */
+const ANSWERED = new Set(['MANIFEST_UNKNOWN', 'BLOB_UNKNOWN', 'NAME_UNKNOWN', 'DENIED']);
 
 export interface ManifestAnswer {
   /** sha256 of the body for GET; the Docker-Content-Digest header for HEAD (null if absent). */
@@ -37,6 +40,9 @@ export interface TagPage {
 
 export interface RegistryClientDeps {
   fetch: Fetch;
+  breaker: CircuitBreaker;
+  /** Never contact the upstream. */
+  offline?: boolean;
   observer?: UpstreamObserver;
   credentials: CredentialSource;
   tokens: TokenCache;
@@ -179,12 +185,28 @@ export class RegistryClient {
     return this.#deps.observer ?? NO_OBSERVER;
   }
 
+  /** Offline mode and the breaker first; then the exchange with retries; its outcome feeds the breaker. */
   async #withRetries<T>(signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
+    if (this.#deps.offline) {
+      throw new RegistryError('UPSTREAM_OFFLINE', `${this.label} is offline (offline = true): only cached content is served`);
+    }
+    const wait = this.#deps.breaker.blockedFor();
+    if (wait > 0) {
+      const seconds = Math.ceil(wait / 1000);
+      throw new RegistryError('UPSTREAM_DOWN', `${this.label} is marked down after repeated failures; next attempt in ${seconds}s`, {
+        headers: { 'retry-after': String(seconds) },
+      });
+    }
     try {
-      return await this.#retrying(signal, attempt);
+      const result = await this.#retrying(signal, attempt);
+      this.#deps.breaker.success();
+      return result;
     } catch (err) {
-      if (err instanceof RegistryError && err.kind !== 'MANIFEST_UNKNOWN' && err.kind !== 'BLOB_UNKNOWN' && err.kind !== 'NAME_UNKNOWN') {
-        this.observer.error(err.kind.toLowerCase());
+      if (err instanceof RegistryError && ANSWERED.has(err.kind)) {
+        this.#deps.breaker.success();
+      } else {
+        if (err instanceof RegistryError) this.observer.error(err.kind.toLowerCase());
+        if (!signal?.aborted) this.#deps.breaker.failure();
       }
       throw err;
     }

@@ -43,7 +43,7 @@ describe('parseConfig defaults', () => {
     const c = parse({});
     expect(c.server).toEqual({ listen: '127.0.0.1:5000', shutdown_timeout: 30_000 });
     expect(c.storage).toEqual({ dir: join(BASE, 'data') });
-    expect(c.cache).toEqual({ tag_ttl: 300_000 });
+    expect(c.cache).toEqual({ tag_ttl: 300_000, offline: false });
     expect(c.log).toEqual({ level: 'info' });
     expect(c.routes).toEqual([{ prefix: '', upstream: 'acr' }]);
     expect(c.source).toBe('test.toml');
@@ -54,6 +54,10 @@ describe('parseConfig defaults', () => {
       aliases: [],
       insecure: false,
       hosts: {},
+      offline: false,
+      breaker_threshold: 5,
+      breaker_cooldown: 10_000,
+      breaker_max_cooldown: 300_000,
       connect_timeout: 10_000,
       response_timeout: 30_000,
       idle_timeout: 30_000,
