@@ -9,6 +9,8 @@ import { Metrics, type UpstreamState, upstreamObserver } from './observability/m
 import type { Logger } from 'pino';
 import { BlobStore } from './cache/blob-store.js';
 import { type Db, openDatabase } from './cache/db.js';
+import { AccessLog } from './cache/access-log.js';
+import { Evictor } from './cache/eviction.js';
 import { BlobFills } from './cache/inflight.js';
 import { cacheLayout } from './cache/layout.js';
 import { ManifestStore } from './cache/manifest-store.js';
@@ -55,8 +57,27 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
   const blobStore = new BlobStore(layout, db, now);
   await blobStore.prepare();
   const manifestStore = new ManifestStore(db, now);
+  const accessLog = new AccessLog(db, now);
 
   const metrics = new Metrics();
+  const maxBytes = config.storage.max_size;
+  const evictor = maxBytes
+    ? new Evictor(db, blobStore, manifestStore, accessLog, {
+        maxBytes,
+        lowWatermark: 0.9,
+        log,
+        onEvicted: (blobs, bytes, manifests) => {
+          metrics.evictions.inc({ kind: 'blob' }, blobs);
+          metrics.evictions.inc({ kind: 'manifest' }, manifests);
+          metrics.evictedBytes.inc(bytes);
+        },
+      })
+    : null;
+  if (evictor) {
+    blobStore.onCommit = (_digest, size) => evictor.added(size);
+    metrics.cacheLimit.set(evictor.maxBytes);
+    if (evictor.totalBytes > evictor.maxBytes) void evictor.evict();
+  }
   const upstreamStates: Record<string, UpstreamState> = {};
   const transports: Transport[] = [];
   const clients = new Map<string, RegistryClient>();
@@ -143,8 +164,9 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
       now,
       log,
       onStale: (upstream) => metrics.staleServed.inc({ upstream }),
+      access: accessLog,
     }),
-    blobs: new BlobService(blobStore, fills, log, metrics),
+    blobs: new BlobService(blobStore, fills, log, metrics, accessLog),
     tags: new TagService(manifestStore, log),
     onServed: (kind, bytes) => metrics.servedBytes.inc({ kind }, bytes),
     log,
@@ -168,6 +190,8 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     db,
     async close() {
       await Promise.all(transports.map((t) => t.close()));
+      await evictor?.evict();
+      accessLog.close();
       db.close();
     },
   };

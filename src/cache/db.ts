@@ -32,6 +32,10 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (manifest, child)
    );
    CREATE INDEX refs_by_child ON refs(child);`,
+  // eviction: when a manifest was last served (its blobs go last), and blobs by last access
+  `ALTER TABLE manifests ADD COLUMN last_access INTEGER NOT NULL DEFAULT 0;
+   UPDATE manifests SET last_access = created_at;
+   CREATE INDEX blobs_by_last_access ON blobs(last_access);`,
 ];
 
 export function openDatabase(path: string): Db {

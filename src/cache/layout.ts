@@ -2,9 +2,9 @@
  * The cache directory (storage.dir, data/ by default):
  *
  *   data/
- *     mirror.db                    SQLite (WAL): manifests (digest -> exact bytes + media type), tags
- *                                  (upstream, repo, tag -> digest, checked_at), blobs (digest, size, last access),
- *                                  refs (manifest -> config/layer/child digests)
+ *     mirror.db                    SQLite (WAL): manifests (digest -> exact bytes + media type, last access),
+ *                                  tags (upstream, repo, tag -> digest, checked_at), blobs (digest, size, last
+ *                                  access), refs (manifest -> config/layer/child digests, for eviction)
  *     blobs/sha256/<2 hex>/<hex>   committed blobs; a file exists here only if its sha256 matched its name
  *     tmp/                         fills in progress; cleared at start-up
  */

@@ -28,7 +28,7 @@ export class ManifestStore {
       get: db.prepare<[string], { digest: string; media_type: string; size: number; body: Buffer }>(
         'SELECT digest, media_type, size, body FROM manifests WHERE digest = ?',
       ),
-      put: db.prepare('INSERT OR IGNORE INTO manifests (digest, media_type, size, body, created_at) VALUES (?, ?, ?, ?, ?)'),
+      put: db.prepare('INSERT OR IGNORE INTO manifests (digest, media_type, size, body, created_at, last_access) VALUES (?, ?, ?, ?, ?, ?)'),
       putRef: db.prepare('INSERT OR IGNORE INTO refs (manifest, child) VALUES (?, ?)'),
       getTag: db.prepare<[string, string, string], { digest: string; checked_at: number }>(
         'SELECT digest, checked_at FROM tags WHERE upstream = ? AND repo = ? AND tag = ?',
@@ -39,6 +39,14 @@ export class ManifestStore {
       ),
       deleteTag: db.prepare('DELETE FROM tags WHERE upstream = ? AND repo = ? AND tag = ?'),
       listTags: db.prepare<[string, string], { tag: string }>('SELECT tag FROM tags WHERE upstream = ? AND repo = ? ORDER BY tag'),
+      referencing: db.prepare<[string], { digest: string }>(
+        `WITH RECURSIVE up(digest) AS (
+           SELECT manifest FROM refs WHERE child = ?
+           UNION SELECT r.manifest FROM refs r JOIN up ON r.child = up.digest
+         ) SELECT digest FROM up`,
+      ),
+      deleteTagsOf: db.prepare('DELETE FROM tags WHERE digest = ?'),
+      deleteManifest: db.prepare('DELETE FROM manifests WHERE digest = ?'),
     };
   }
 
@@ -56,7 +64,8 @@ export class ManifestStore {
   put(m: StoredManifest): void {
     const children = referencedDigests(m.body);
     this.db.transaction(() => {
-      this.#stmt.put.run(m.digest, m.mediaType, m.size, m.body, this.now());
+      const now = this.now();
+      this.#stmt.put.run(m.digest, m.mediaType, m.size, m.body, now, now);
       for (const child of children) this.#stmt.putRef.run(m.digest, child);
     })();
     this.#hot.set(m.digest, m);
@@ -74,6 +83,22 @@ export class ManifestStore {
 
   deleteTag(upstream: string, repo: string, tag: string): void {
     this.#stmt.deleteTag.run(upstream, repo, tag);
+  }
+
+  /**
+   * Drops every manifest that references digest, directly or through an index, with the tags pointing at
+   * them: after a blob is evicted no cached tag or manifest may lead a client to it. Returns what was dropped.
+   */
+  dropReferencing(digest: string): string[] {
+    return this.db.transaction(() => {
+      const doomed = this.#stmt.referencing.all(digest).map((r) => r.digest);
+      for (const d of doomed) {
+        this.#stmt.deleteTagsOf.run(d);
+        this.#stmt.deleteManifest.run(d);
+        this.#hot.delete(d);
+      }
+      return doomed;
+    })();
   }
 
   listTags(upstream: string, repo: string): string[] {

@@ -39,7 +39,7 @@ export interface TlsSettings {
 export interface Config extends Omit<ConfigFile, 'upstreams' | 'storage' | 'server' | 'access'> {
   server: { listen: string; shutdown_timeout: number; tls?: TlsSettings };
   access: { allow: string[]; users: HtpasswdUser[] | null };
-  storage: { dir: string };
+  storage: { dir: string; max_size?: number };
   upstreams: Record<string, UpstreamConfig>;
   /** Where the configuration came from, for the start-up log line. */
   source: string;
@@ -165,7 +165,7 @@ export function parseConfig(raw: unknown, ctx: { env: NodeJS.ProcessEnv; baseDir
     ...file,
     server: { ...server, ...(tls ? { tls } : {}) },
     access: { allow: file.access.allow, users },
-    storage: { dir: resolve(ctx.baseDir, file.storage.dir) },
+    storage: { ...file.storage, dir: resolve(ctx.baseDir, file.storage.dir) },
     upstreams,
     source: ctx.source,
   };

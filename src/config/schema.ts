@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { parseDuration } from './units.js';
+import { parseDuration, parseSize } from './units.js';
 
 const duration = (fallback: string) =>
   z
@@ -152,6 +152,18 @@ export const configSchema = z
     storage: z
       .object({
         dir: z.string().min(1).default('data'),
+        /** Upper bound on cached blob bytes, e.g. "200GiB"; least recently used blobs are evicted beyond it. */
+        max_size: z
+          .string()
+          .transform((value, ctx) => {
+            const bytes = parseSize(value);
+            if (bytes === null || bytes <= 0) {
+              ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid size "${value}" (use e.g. 500MiB, 200GiB, 1TB)` });
+              return z.NEVER;
+            }
+            return bytes;
+          })
+          .optional(),
       })
       .strict()
       .default({}),

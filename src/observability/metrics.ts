@@ -35,6 +35,9 @@ export class Metrics {
   readonly fills = new Counter({ name: 'acr_mirror_fills_total', help: 'Finished blob downloads by result (committed, failed)', labelNames: ['result'] as const, registers: [this.registry] });
   readonly tokenRequests = new Counter({ name: 'acr_mirror_token_requests_total', help: 'Bearer token requests to each upstream token service, by result', labelNames: ['upstream', 'result'] as const, registers: [this.registry] });
   readonly upstreamErrors = new Counter({ name: 'acr_mirror_upstream_errors_total', help: 'Failed upstream exchanges by upstream and kind', labelNames: ['upstream', 'kind'] as const, registers: [this.registry] });
+  readonly evictions = new Counter({ name: 'acr_mirror_evictions_total', help: 'Cache entries evicted to stay under storage.max_size', labelNames: ['kind'] as const, registers: [this.registry] });
+  readonly evictedBytes = new Counter({ name: 'acr_mirror_evicted_bytes_total', help: 'Blob bytes evicted to stay under storage.max_size', registers: [this.registry] });
+  readonly cacheLimit = new Gauge({ name: 'acr_mirror_cache_limit_bytes', help: 'storage.max_size (absent when unbounded)', registers: [this.registry] });
   readonly upstreamUp = new Gauge({ name: 'acr_mirror_upstream_up', help: '1 while the upstream breaker is closed, 0 while the upstream is marked down', labelNames: ['upstream'] as const, registers: [this.registry] });
   readonly staleServed = new Counter({ name: 'acr_mirror_stale_served_total', help: 'Cached tags served because the upstream could not be asked', labelNames: ['upstream'] as const, registers: [this.registry] });
   readonly cacheBytes: Gauge = new Gauge({

@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import type { AccessLog } from '../cache/access-log.js';
 import type { BlobStore, OpenBlob } from '../cache/blob-store.js';
 import type { Fill } from '../cache/fill.js';
 import type { BlobFills } from '../cache/inflight.js';
@@ -24,18 +25,16 @@ export class BlobService {
     private readonly fills: BlobFills,
     private readonly log: Logger,
     private readonly metrics: Metrics,
+    private readonly access: AccessLog,
   ) {}
 
   async get(target: UpstreamTarget, digest: string): Promise<BlobBody> {
     const local = await this.store.open(digest);
-    if (local) return fromFile(local, 'hit');
-    const observer = target.client.observer;
-    const { fill, joined } = this.fills.join(digest, {
-      label: target.client.label,
-      open: (offset, signal) => target.client.openBlob(target.repo, digest, offset, signal),
-      onBytes: (n) => observer.received('blob', n),
-    }, (finished) => this.#finished(finished, target));
-    if (joined) this.metrics.fillJoins.inc();
+    if (local) {
+      this.access.blob(digest);
+      return fromFile(local, 'hit');
+    }
+    const { fill, joined } = this.#join(target, digest);
     await fill.ready;
     if (!fill.readable) {
       // Finished between our join and now: the committed file is there, or the error is final.
@@ -51,12 +50,45 @@ export class BlobService {
     const local = await this.store.open(digest);
     if (local) {
       await local.handle.close();
+      local.done();
+      this.access.blob(digest);
       return { size: local.size, outcome: 'hit' };
     }
     const running = this.fills.running(digest);
     if (running?.size != null) return { size: running.size, outcome: 'joined' };
     const { size } = await target.client.headBlob(target.repo, digest);
     return { size, outcome: 'miss' };
+  }
+
+  /**
+   * Makes sure a blob is cached without reading it: starts or joins its fill and resolves with its size once
+   * committed (at once when it is cached already). `onFill` is given the fill, for progress (fill.written).
+   */
+  async ensure(target: UpstreamTarget, digest: string, onFill?: (fill: Fill) => void): Promise<{ size: number; outcome: CacheOutcome }> {
+    const local = await this.store.open(digest);
+    if (local) {
+      await local.handle.close();
+      local.done();
+      this.access.blob(digest);
+      return { size: local.size, outcome: 'hit' };
+    }
+    const { fill, joined } = this.#join(target, digest);
+    onFill?.(fill);
+    await ended(fill);
+    if (fill.state === 'failed') throw fill.error ?? new Error(`blob ${digest} fill failed`);
+    return { size: fill.size!, outcome: joined ? 'joined' : 'miss' };
+  }
+
+  /** Joins the running fill for digest, or starts one from the target's upstream. */
+  #join(target: UpstreamTarget, digest: string): { fill: Fill; joined: boolean } {
+    const observer = target.client.observer;
+    const joining = this.fills.join(digest, {
+      label: target.client.label,
+      open: (offset, signal) => target.client.openBlob(target.repo, digest, offset, signal),
+      onBytes: (n) => observer.received('blob', n),
+    }, (finished) => this.#finished(finished, target));
+    if (joining.joined) this.metrics.fillJoins.inc();
+    return joining;
   }
 
   #finished(fill: Fill, target: UpstreamTarget): void {
@@ -71,13 +103,30 @@ export class BlobService {
   }
 }
 
+/** Resolves once a fill has committed or failed. */
+function ended(fill: Fill): Promise<void> {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (fill.state === 'done' || fill.state === 'failed') {
+        fill.off('change', check);
+        resolve();
+      }
+    };
+    fill.on('change', check);
+    check();
+  });
+}
+
 function fromFile(blob: OpenBlob, outcome: CacheOutcome): BlobBody {
   return {
     size: blob.size,
     outcome,
     stream: (range) =>
-      createReadStream('', { fd: blob.handle, autoClose: true, highWaterMark: 256 * 1024, ...(range ?? {}) }),
-    release: () => void blob.handle.close().catch(() => {}),
+      createReadStream('', { fd: blob.handle, autoClose: true, highWaterMark: 256 * 1024, ...(range ?? {}) }).once('close', blob.done),
+    release: () => {
+      void blob.handle.close().catch(() => {});
+      blob.done();
+    },
   };
 }
 

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { AccessLog } from '../cache/access-log.js';
 import type { ManifestStore, StoredManifest } from '../cache/manifest-store.js';
 import { RegistryError } from '../http/errors.js';
 import type { Reference } from '../registry/reference.js';
@@ -22,6 +23,7 @@ export interface ManifestServiceOptions {
   log: Logger;
   /** Told when a cached tag is served because the upstream could not be asked. */
   onStale?: (upstream: string) => void;
+  access: AccessLog;
 }
 
 /** Failures where the cached answer is better than none: the upstream could not be asked. */
@@ -41,8 +43,10 @@ export class ManifestService {
   ) {}
 
   async get(target: UpstreamTarget, ref: Reference, clientAccept: string[], head: boolean): Promise<ServedManifest> {
-    if (ref.kind === 'digest') return this.#byDigest(target, ref.digest, clientAccept, head);
-    return this.#byTag(target, ref.tag, clientAccept, head);
+    const served =
+      ref.kind === 'digest' ? await this.#byDigest(target, ref.digest, clientAccept, head) : await this.#byTag(target, ref.tag, clientAccept, head);
+    this.opts.access.manifest(served.digest);
+    return served;
   }
 
   async #byDigest(target: UpstreamTarget, digest: string, accept: string[], head: boolean): Promise<ServedManifest> {
