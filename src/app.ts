@@ -150,7 +150,25 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
   };
 
   const fillTimeout = Math.max(...Object.values(config.upstreams).map((u) => u.fill_timeout));
-  const fills = new BlobFills(blobStore, { timeoutMs: fillTimeout, maxResumes: 5, log });
+  // A full or read-only disk is logged once, and again only after a commit has succeeded in between.
+  let diskFaulty = false;
+  const fills = new BlobFills(blobStore, {
+    timeoutMs: fillTimeout,
+    maxResumes: 5,
+    log,
+    onDiskError: (err, digest) => {
+      metrics.cacheWriteErrors.inc({ code: err.code ?? 'unknown' });
+      if (diskFaulty) return;
+      diskFaulty = true;
+      log.error({ code: err.code, digest, dir: layout.root }, 'cannot write the cache: blobs are relayed to clients without being cached');
+    },
+  });
+  const onCommit = blobStore.onCommit;
+  blobStore.onCommit = (digest, size) => {
+    onCommit(digest, size);
+    if (diskFaulty) log.info({ dir: layout.root }, 'cache writable again');
+    diskFaulty = false;
+  };
   const blobTotals = db.prepare<[], { n: number; bytes: number | null }>('SELECT count(*) AS n, sum(size) AS bytes FROM blobs');
   metrics.sources.fillsInFlight = () => fills.size;
   metrics.sources.cache = () => {

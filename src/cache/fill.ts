@@ -19,15 +19,28 @@ export interface FillOptions {
   /** How many times a broken transfer is resumed with Range before the fill gives up. */
   maxResumes: number;
   log: Logger;
+  /** The cache could not be written (disk full, read-only...): the fill relays to its readers instead. */
+  onDiskError?: (err: NodeJS.ErrnoException, digest: string) => void;
 }
 
 const READ_CHUNK = 256 * 1024;
+/** In relay mode, the download pauses while this many bytes wait for the slowest reader. */
+const RELAY_LIMIT = 8 * 1024 * 1024;
+const DISK_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EIO', 'EACCES', 'EPERM', 'EMFILE', 'ENFILE', 'ENOENT', 'ENOTDIR']);
+
+export function isDiskError(err: unknown): err is NodeJS.ErrnoException {
+  return DISK_ERRORS.has((err as NodeJS.ErrnoException)?.code ?? '');
+}
 
 /**
  * One upstream download of one blob into a temp file, hashed as it is written. Any number of readers stream
  * from the temp file while it grows. Readers hold back the last byte until the digest is verified, so a blob
  * that fails verification reaches no client complete: their responses are cut short instead.
  * The fill runs on its own timeout, not on any client's connection.
+ *
+ * If the cache cannot be written (disk full, read-only), the fill turns into a relay: bytes already on disk
+ * are read from the (unlinked) temp file, the rest are handed to the readers it has from memory, the download
+ * pausing while RELAY_LIMIT bytes wait for the slowest of them. Nothing is committed and nobody new joins.
  */
 export class Fill extends EventEmitter {
   size: number | null = null;
@@ -39,6 +52,14 @@ export class Fill extends EventEmitter {
   #temp: TempBlob | null = null;
   #readers = 0;
   #settleReady!: (err?: Error) => void;
+  /** Bytes [0, diskEnd) are in the temp file; later ones (relay mode) are in #relay from #relayStart. */
+  #diskEnd = 0;
+  #diskError: NodeJS.ErrnoException | null = null;
+  #relay: Buffer[] = [];
+  #relayStart = 0;
+  #relayBytes = 0;
+  /** Positions of the current readers, for trimming the relay. */
+  readonly #positions = new Set<{ at: number }>();
 
   constructor(
     readonly digest: string,
@@ -58,7 +79,12 @@ export class Fill extends EventEmitter {
   async run(): Promise<void> {
     const signal = AbortSignal.timeout(this.opts.timeoutMs);
     try {
-      this.#temp = await this.store.createTemp(this.digest);
+      try {
+        this.#temp = await this.store.createTemp(this.digest);
+      } catch (err) {
+        if (!isDiskError(err)) throw err;
+        this.#diskFailed(err);
+      }
       await this.#download(signal);
       await this.#verifyAndCommit();
       this.state = 'done';
@@ -97,9 +123,7 @@ export class Fill extends EventEmitter {
           }
           this.source.onBytes?.(bytes.byteLength);
           hash.update(bytes);
-          await this.#temp!.handle.write(bytes, 0, bytes.byteLength, this.written);
-          this.written += bytes.byteLength;
-          this.emit('change');
+          await this.#store(bytes);
         }
       } catch (err) {
         if (!isNetworkError(err) || signal.aborted) throw wrapNetwork(err, this.source.label, this.digest);
@@ -118,6 +142,75 @@ export class Fill extends EventEmitter {
     }
   }
 
+  /**
+   * Writes a chunk to the temp file, or in relay mode keeps it for the readers; then tells them. In relay mode
+   * it waits (back-pressure) while too much is kept for the slowest reader.
+   */
+  async #store(bytes: Uint8Array): Promise<void> {
+    if (!this.#diskError) {
+      try {
+        // A nearly full disk may take part of a write without an error: write until all of it is in.
+        for (let done = 0; done < bytes.byteLength; ) {
+          const { bytesWritten } = await this.#temp!.handle.write(bytes, done, bytes.byteLength - done, this.written + done);
+          if (bytesWritten === 0) throw Object.assign(new Error('short write: no space left on device'), { code: 'ENOSPC' });
+          done += bytesWritten;
+        }
+        this.#diskEnd = this.written + bytes.byteLength;
+      } catch (err) {
+        if (!isDiskError(err)) throw err;
+        this.#diskFailed(err);
+      }
+    }
+    if (this.#diskError) {
+      if (this.#readers === 0) await this.#firstReader();
+      this.#relay.push(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      this.#relayBytes += bytes.byteLength;
+    }
+    this.written += bytes.byteLength;
+    this.emit('change');
+    while (this.#relayBytes > RELAY_LIMIT) {
+      if (this.#readers === 0) throw this.#noReaderLeft();
+      await new Promise<void>((resolve) => this.once('drain', resolve));
+    }
+  }
+
+  #diskFailed(err: NodeJS.ErrnoException): void {
+    this.#diskError = err;
+    this.#relayStart = this.#diskEnd;
+    this.opts.onDiskError?.(err, this.digest);
+    // The readers keep the file open; nothing partial is left behind in tmp/.
+    if (this.#temp) void this.store.discard(this.#temp);
+  }
+
+  /** The client that started a relay attaches right after the upstream answered; wait for it briefly. */
+  async #firstReader(): Promise<void> {
+    for (let i = 0; i < 100 && this.#readers === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    if (this.#readers === 0) throw this.#noReaderLeft();
+  }
+
+  #noReaderLeft(): Error {
+    return new RegistryError('INTERNAL', `cache not writable (${this.#diskError?.code}) and no client left to relay blob ${this.digest} to`);
+  }
+
+  /** Drops relay chunks every reader has passed, and lets the download go on. */
+  #trim(): void {
+    let min = Infinity;
+    for (const p of this.#positions) min = Math.min(min, p.at);
+    let trimmed = false;
+    while (this.#relay.length && this.#relayStart + this.#relay[0]!.length <= min) {
+      const chunk = this.#relay.shift()!;
+      this.#relayStart += chunk.length;
+      this.#relayBytes -= chunk.length;
+      trimmed = true;
+    }
+    if (trimmed || this.#readers === 0) this.emit('drain');
+  }
+
+  /** Whether new clients may join: not once the cache could not be written (the relay has moved on). */
+  get joinable(): boolean {
+    return this.#diskError === null && this.state !== 'failed';
+  }
+
   #digestHex = '';
 
   async #verifyAndCommit(): Promise<void> {
@@ -129,7 +222,13 @@ export class Fill extends EventEmitter {
       );
     }
     this.size = this.written;
-    await this.store.commit(this.#temp!, this.digest, this.written);
+    if (this.#diskError) return;
+    try {
+      await this.store.commit(this.#temp!, this.digest, this.written);
+    } catch (err) {
+      if (!isDiskError(err)) throw err;
+      this.#diskFailed(err); // every byte is in the (now unlinked) temp file: the readers finish from it
+    }
   }
 
   #fail(err: Error): void {
@@ -140,16 +239,24 @@ export class Fill extends EventEmitter {
     if (this.#temp) void this.store.discard(this.#temp);
   }
 
-  /** Whether reader() can still be called: false once the fill has finished and its temp file is closed. */
+  /** Whether reader() can still be called: not after a failure, nor once finished with its temp file closed. */
   get readable(): boolean {
-    return this.#temp !== null && this.state !== 'failed';
+    if (this.state === 'failed') return false;
+    return this.#temp !== null || (this.#diskError !== null && this.state !== 'done');
+  }
+
+  /** Whether the blob was committed to the cache (false for a relay). */
+  get committed(): boolean {
+    return this.state === 'done' && this.#diskError === null;
   }
 
   /** A stream of [start, end] (inclusive; end defaults to the last byte) that follows the fill. */
   reader(start = 0, end?: number): Readable {
     if (!this.readable) throw this.error ?? new Error('fill is no longer readable');
-    const handle = this.#temp!.handle;
+    const handle = this.#temp?.handle ?? null;
     this.#readers++;
+    const tracked = { at: start };
+    this.#positions.add(tracked);
     let position = start;
     let reading = false;
     const fill = this;
@@ -176,6 +283,8 @@ export class Fill extends EventEmitter {
       destroy(err, cb) {
         fill.off('change', onChange);
         fill.#readers--;
+        fill.#positions.delete(tracked);
+        fill.#trim();
         fill.#releaseIfIdle();
         cb(err);
       },
@@ -199,20 +308,38 @@ export class Fill extends EventEmitter {
           waiting = true;
           return;
         }
-        const length = Math.min(READ_CHUNK, stop - position);
-        const buf = Buffer.allocUnsafe(length);
-        let bytesRead: number;
-        try {
-          ({ bytesRead } = await handle.read(buf, 0, length, position));
-        } catch (err) {
-          return void stream.destroy(err as Error);
+        let chunk: Buffer;
+        if (position < fill.#diskEnd) {
+          const length = Math.min(READ_CHUNK, stop - position, fill.#diskEnd - position);
+          const buf = Buffer.allocUnsafe(length);
+          try {
+            const { bytesRead } = await handle!.read(buf, 0, length, position);
+            if (bytesRead === 0) throw new Error(`blob ${fill.digest}: temp file ends before byte ${position}`);
+            chunk = bytesRead === length ? buf : buf.subarray(0, bytesRead);
+          } catch (err) {
+            return void stream.destroy(err as Error);
+          }
+        } else {
+          chunk = fill.#fromRelay(position, stop - position);
         }
         if (stream.destroyed) return;
-        position += bytesRead;
-        if (!stream.push(bytesRead === length ? buf : buf.subarray(0, bytesRead))) return;
+        position += chunk.length;
+        tracked.at = position;
+        if (position > fill.#relayStart) fill.#trim();
+        if (!stream.push(chunk)) return;
       }
     }
     return stream;
+  }
+
+  /** Up to max bytes at position from the relay (position is never behind what was trimmed). */
+  #fromRelay(position: number, max: number): Buffer {
+    let offset = this.#relayStart;
+    for (const chunk of this.#relay) {
+      if (position < offset + chunk.length) return chunk.subarray(position - offset, Math.min(chunk.length, position - offset + max));
+      offset += chunk.length;
+    }
+    throw new Error(`relay has no byte ${position}`);
   }
 
   #releaseIfIdle(): void {

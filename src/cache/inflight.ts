@@ -21,7 +21,7 @@ export class BlobFills {
    */
   join(digest: string, source: BlobSource, onFinish?: (fill: Fill) => void): { fill: Fill; joined: boolean } {
     const existing = this.#fills.get(digest);
-    if (existing) return { fill: existing, joined: true };
+    if (existing?.joinable) return { fill: existing, joined: true };
     const fill = new Fill(digest, source, this.store, this.opts);
     this.#fills.set(digest, fill);
     // Removed in the same tick the fill finishes, so nobody joins a fill whose temp file is gone.

@@ -93,14 +93,18 @@ export class BlobService {
 
   #finished(fill: Fill, target: UpstreamTarget): void {
     const fields = { upstream: target.client.name, repo: target.repo, digest: fill.digest };
-    if (fill.state === 'done') {
+    if (fill.committed) {
       this.metrics.fills.inc({ result: 'committed' });
       this.log.info({ ...fields, size: fill.size }, 'blob cached');
+    } else if (fill.state === 'done') {
+      this.metrics.fills.inc({ result: 'relayed' });
+      this.log.info({ ...fields, size: fill.size }, 'blob relayed to its clients; not cached (cache not writable)');
     } else {
       this.metrics.fills.inc({ result: 'failed' });
       this.log.error({ ...fields, err: fill.error?.message }, 'blob fill failed; nothing cached');
     }
   }
+
 }
 
 /** Resolves once a fill has committed or failed. */

@@ -89,7 +89,9 @@ export class ManifestService {
         }
       }
       const fetched = await this.#fetch(target, tag, accept, null);
-      if (!cached || acceptable(fetched.mediaType, accept)) this.store.setTag(upstream, target.repo, tag, fetched.digest);
+      if ((!cached || acceptable(fetched.mediaType, accept)) && this.store.get(fetched.digest)) {
+        this.store.setTag(upstream, target.repo, tag, fetched.digest);
+      }
       return serve(fetched, 'miss', head);
     } catch (err) {
       if (err instanceof RegistryError && err.kind === 'MANIFEST_UNKNOWN' && entry) {
@@ -118,8 +120,14 @@ export class ManifestService {
         );
       }
       const m: StoredManifest = { digest: answer.digest!, mediaType: answer.mediaType, size: answer.size, body: answer.body! };
-      this.store.put(m);
-      this.opts.log.info({ upstream: target.client.name, repo: target.repo, ref: reference, digest: m.digest, mediaType: m.mediaType }, 'manifest cached');
+      const fields = { upstream: target.client.name, repo: target.repo, ref: reference, digest: m.digest, mediaType: m.mediaType };
+      try {
+        this.store.put(m);
+        this.opts.log.info(fields, 'manifest cached');
+      } catch (err) {
+        // A full or read-only cache must not stop the mirror from passing the manifest on.
+        this.opts.log.error({ ...fields, err: (err as Error).message }, 'manifest not cached: the database could not be written');
+      }
       return m;
     });
   }
