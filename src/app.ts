@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { type Context, Hono } from 'hono';
 import { ClientAccess } from './access/client-access.js';
+import { createAdmin } from './admin/admin.js';
 import { authorize, type Env, requestLog } from './http/middleware.js';
 import { opsApi } from './http/ops.js';
 import { errorResponse } from './http/respond.js';
@@ -11,6 +12,8 @@ import { BlobStore } from './cache/blob-store.js';
 import { type Db, openDatabase } from './cache/db.js';
 import { AccessLog } from './cache/access-log.js';
 import { Evictor } from './cache/eviction.js';
+import { collectGarbage } from './cache/gc.js';
+import { reconcile } from './cache/reconcile.js';
 import { BlobFills } from './cache/inflight.js';
 import { cacheLayout } from './cache/layout.js';
 import { ManifestStore } from './cache/manifest-store.js';
@@ -44,6 +47,8 @@ export interface Mirror {
   metrics: Metrics;
   fills: BlobFills;
   db: Db;
+  /** Shutdown begins: background work that would hold up the drain stops (warm jobs, admin event streams). */
+  beginShutdown(): void;
   close(): Promise<void>;
 }
 
@@ -57,6 +62,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
   const blobStore = new BlobStore(layout, db, now);
   await blobStore.prepare();
   const manifestStore = new ManifestStore(db, now);
+  await reconcile(db, layout, manifestStore, now, log);
   const accessLog = new AccessLog(db, now);
 
   const metrics = new Metrics();
@@ -163,6 +169,16 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
       log.error({ code: err.code, digest, dir: layout.root }, 'cannot write the cache: blobs are relayed to clients without being cached');
     },
   });
+  const gcTimer = config.storage.gc_interval > 0 ? setInterval(() => void runGc(), config.storage.gc_interval) : null;
+  gcTimer?.unref();
+  const runGc = async () => {
+    try {
+      const report = await collectGarbage(db, blobStore, layout, { graceMs: config.storage.gc_grace, dryRun: false, now });
+      if (report.manifests || report.blobs || report.tempFiles) log.info(report, 'garbage collected');
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'garbage collection failed');
+    }
+  };
   const onCommit = blobStore.onCommit;
   blobStore.onCommit = (digest, size) => {
     onCommit(digest, size);
@@ -175,18 +191,35 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     const t = blobTotals.get()!;
     return { blobs: t.n, bytes: t.bytes ?? 0 };
   };
+  const manifests = new ManifestService(manifestStore, {
+    tagTtlMs: config.cache.tag_ttl,
+    now,
+    log,
+    onStale: (upstream) => metrics.staleServed.inc({ upstream }),
+    access: accessLog,
+  });
+  const blobs = new BlobService(blobStore, fills, log, metrics, accessLog);
+  const admin = createAdmin({
+    settings: config.admin,
+    db,
+    manifestStore,
+    manifests,
+    blobs,
+    route,
+    upstreams: Object.keys(config.upstreams),
+    metrics,
+    limitBytes: config.storage.max_size ?? null,
+    fillsInFlight: () => fills.size,
+    now,
+    log,
+  });
   const api = registryApi({
     route,
-    manifests: new ManifestService(manifestStore, {
-      tagTtlMs: config.cache.tag_ttl,
-      now,
-      log,
-      onStale: (upstream) => metrics.staleServed.inc({ upstream }),
-      access: accessLog,
-    }),
-    blobs: new BlobService(blobStore, fills, log, metrics, accessLog),
+    manifests,
+    blobs,
     tags: new TagService(manifestStore, log),
     onServed: (kind, bytes) => metrics.servedBytes.inc({ kind }, bytes),
+    onTagRequest: admin.tagRequested,
     log,
   });
 
@@ -199,6 +232,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
   app.use('/v2/*', authorize(access, clientAddress));
   app.use('/metrics', authorize(access, clientAddress));
   app.route('/', opsApi({ db, writableDir: layout.tmp, metrics, upstreams: upstreamStates }));
+  app.route('/', admin.app);
   app.route('/', api);
 
   return {
@@ -206,10 +240,13 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     metrics,
     fills,
     db,
+    beginShutdown: () => admin.stop(),
     async close() {
       await Promise.all(transports.map((t) => t.close()));
+      if (gcTimer) clearInterval(gcTimer);
       await evictor?.evict();
       accessLog.close();
+      admin.close();
       db.close();
     },
   };

@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
+import { warmCli } from './admin/cli.js';
+import { gcCommand } from './cli/gc.js';
 import { ConfigError, loadConfig, type Config } from './config/load.js';
+import { parseDuration } from './config/units.js';
 import { createLogger } from './observability/logger.js';
 import { startServer } from './server.js';
 
@@ -39,6 +42,42 @@ program
   .action(() => {
     const config = load();
     process.stdout.write(`configuration OK (${config.source}): ${Object.keys(config.upstreams).length} upstream(s), ${config.routes.length} route(s)\n`);
+  });
+
+program
+  .command('gc')
+  .description('remove unreferenced cache entries and stale temp files, and print what was freed')
+  .option('--dry-run', 'only print what would be freed')
+  .option('--grace <duration>', 'keep what was used within this long (default: storage.gc_grace)')
+  .action(async (opts: { dryRun?: boolean; grace?: string }) => {
+    const config = load();
+    const graceMs = opts.grace === undefined ? undefined : parseDuration(opts.grace);
+    if (graceMs === null) {
+      process.stderr.write(`acr-mirror: --grace: invalid duration "${opts.grace}" (use e.g. 30m, 24h, 7d)\n`);
+      process.exit(2);
+    }
+    await gcCommand(config, { dryRun: opts.dryRun === true, ...(graceMs !== undefined ? { graceMs } : {}), out: process.stdout });
+  });
+
+program
+  .command('warm')
+  .description("cache images on a running mirror ahead of time (through its admin API), with live progress")
+  .argument('[refs...]', 'image references as clients name them, e.g. team/app:1.2 or library/nginx@sha256:...')
+  .option('--platform <platform>', 'all (default), or os/arch[/variant] like linux/arm64; repeat or comma-separate', (p: string, all: string[] = []) => [...all, p])
+  .option('-f, --file <path>', 'read references from a file, one per line (# comments)')
+  .addOption(new Option('--url <url>', 'the mirror').env('ACR_MIRROR_URL').default('http://127.0.0.1:5000'))
+  .addOption(new Option('--token <token>', 'admin token (prefer the environment variable)').env('ACR_MIRROR_ADMIN_TOKEN'))
+  .addHelpText('after', '\nExit status: 0 every image warmed, 1 some image failed, 2 the warm could not be started or followed.')
+  .action(async (refs: string[], opts: { platform?: string[]; file?: string; url: string; token?: string }) => {
+    process.exitCode = await warmCli({
+      url: opts.url,
+      token: opts.token,
+      refs,
+      ...(opts.file ? { file: opts.file } : {}),
+      ...(opts.platform ? { platforms: opts.platform } : {}),
+      stderr: process.stderr,
+      stdout: process.stdout,
+    });
   });
 
 function load(): Config {

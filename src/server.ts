@@ -43,6 +43,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     shutdown() {
       closing ??= (async () => {
         log.info('shutting down: no new connections; waiting for running responses and fills');
+        mirror.beginShutdown();
         const closed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
         // Keep-alive connections go idle as their responses finish: close them as soon as they do.
         const reaper = setInterval(() => {

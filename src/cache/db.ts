@@ -36,6 +36,28 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE manifests ADD COLUMN last_access INTEGER NOT NULL DEFAULT 0;
    UPDATE manifests SET last_access = created_at;
    CREATE INDEX blobs_by_last_access ON blobs(last_access);`,
+  // admin: warm jobs (request and per-image status as JSON) and how often each cached tag is asked for
+  `CREATE TABLE warm_jobs (
+     id          TEXT PRIMARY KEY,
+     state       TEXT NOT NULL,
+     request     TEXT NOT NULL,
+     images      TEXT NOT NULL,
+     attempts    INTEGER NOT NULL,
+     bytes_done  INTEGER NOT NULL,
+     bytes_total INTEGER NOT NULL,
+     error       TEXT,
+     created_at  INTEGER NOT NULL,
+     updated_at  INTEGER NOT NULL
+   );
+   CREATE INDEX warm_jobs_by_state ON warm_jobs(state);
+   CREATE TABLE tag_usage (
+     upstream    TEXT NOT NULL,
+     repo        TEXT NOT NULL,
+     tag         TEXT NOT NULL,
+     hits        INTEGER NOT NULL,
+     last_pulled INTEGER NOT NULL,
+     PRIMARY KEY (upstream, repo, tag)
+   );`,
 ];
 
 export function openDatabase(path: string): Db {

@@ -4,7 +4,8 @@
  *   data/
  *     mirror.db                    SQLite (WAL): manifests (digest -> exact bytes + media type, last access),
  *                                  tags (upstream, repo, tag -> digest, checked_at), blobs (digest, size, last
- *                                  access), refs (manifest -> config/layer/child digests, for eviction)
+ *                                  access), refs (manifest -> config/layer/child digests, for eviction),
+ *                                  warm_jobs (admin warm jobs and their per-image status), tag_usage (hits)
  *     blobs/sha256/<2 hex>/<hex>   committed blobs; a file exists here only if its sha256 matched its name
  *     tmp/                         fills in progress; cleared at start-up
  */

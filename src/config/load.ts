@@ -36,10 +36,19 @@ export interface TlsSettings {
   key: Secret;
 }
 
-export interface Config extends Omit<ConfigFile, 'upstreams' | 'storage' | 'server' | 'access'> {
+export interface AdminSettings {
+  /** The admin API's bearer token; null disables the admin API. */
+  token: Secret | null;
+  /** Where the token came from, for the start-up log line (never the token). */
+  tokenSource: string;
+  warm_concurrency: number;
+}
+
+export interface Config extends Omit<ConfigFile, 'upstreams' | 'storage' | 'server' | 'access' | 'admin'> {
   server: { listen: string; shutdown_timeout: number; tls?: TlsSettings };
   access: { allow: string[]; users: HtpasswdUser[] | null };
-  storage: { dir: string; max_size?: number };
+  admin: AdminSettings;
+  storage: { dir: string; max_size?: number; gc_interval: number; gc_grace: number };
   upstreams: Record<string, UpstreamConfig>;
   /** Where the configuration came from, for the start-up log line. */
   source: string;
@@ -160,15 +169,49 @@ export function parseConfig(raw: unknown, ctx: { env: NodeJS.ProcessEnv; baseDir
       }
     }
   }
+  const admin = adminSettings(file.admin, ctx.env, readFile, problems);
   if (problems.length) throw new ConfigError(`${ctx.source}: invalid configuration:\n${problems.join('\n')}`);
   return {
     ...file,
     server: { ...server, ...(tls ? { tls } : {}) },
     access: { allow: file.access.allow, users },
+    admin,
     storage: { ...file.storage, dir: resolve(ctx.baseDir, file.storage.dir) },
     upstreams,
     source: ctx.source,
   };
+}
+
+const DEFAULT_ADMIN_TOKEN_ENV = 'ACR_MIRROR_ADMIN_TOKEN';
+const MIN_ADMIN_TOKEN_LENGTH = 16;
+
+/** The admin token from token_file, the named token_env, or ACR_MIRROR_ADMIN_TOKEN; none: admin API disabled. */
+function adminSettings(
+  admin: ConfigFile['admin'],
+  env: NodeJS.ProcessEnv,
+  readFile: (key: string, path: string) => string | null,
+  problems: string[],
+): AdminSettings {
+  const { token_env, token_file, warm_concurrency } = admin;
+  let value: string | undefined;
+  let tokenSource: string;
+  let key: string;
+  if (token_file) {
+    key = 'admin.token_file';
+    tokenSource = `file ${token_file}`;
+    value = readFile(key, token_file)?.trim();
+    if (value === '') problems.push(`  ${key}: ${token_file} is empty`);
+  } else {
+    key = 'admin.token_env';
+    const name = token_env ?? DEFAULT_ADMIN_TOKEN_ENV;
+    tokenSource = `environment variable ${name}`;
+    value = env[name] || undefined;
+    if (!value && token_env) problems.push(`  ${key}: environment variable ${token_env} is not set`);
+  }
+  if (value && value.length < MIN_ADMIN_TOKEN_LENGTH) {
+    problems.push(`  ${key}: the admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
+  }
+  return { token: value ? new Secret(value) : null, tokenSource, warm_concurrency };
 }
 
 function formatIssue(issue: ZodIssue): string {

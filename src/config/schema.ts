@@ -164,6 +164,10 @@ export const configSchema = z
             return bytes;
           })
           .optional(),
+        /** How often unreferenced entries and stale temp files are removed; 0s disables it. */
+        gc_interval: duration('1h'),
+        /** Entries used within this long are never collected. */
+        gc_grace: duration('24h'),
       })
       .strict()
       .default({}),
@@ -180,6 +184,22 @@ export const configSchema = z
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
       })
       .strict()
+      .default({}),
+    admin: z
+      .object({
+        /** Environment variable holding the admin API's bearer token; ACR_MIRROR_ADMIN_TOKEN when unset. */
+        token_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+        /** File holding the admin token, instead of token_env. */
+        token_file: z.string().min(1).optional(),
+        /** Upstream downloads (manifests and blobs) that warm jobs run at once, all jobs together. */
+        warm_concurrency: z.number().int().min(1).max(64).default(4),
+      })
+      .strict()
+      .superRefine((a, ctx) => {
+        if (a.token_env && a.token_file) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['token_file'], message: 'set either token_env or token_file, not both' });
+        }
+      })
       .default({}),
     upstreams: z
       .record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'upstream names use letters, digits, - and _'), upstream)

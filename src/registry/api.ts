@@ -20,6 +20,8 @@ export interface RegistryApiDeps {
   tags: TagService;
   /** Told of body bytes sent to clients. */
   onServed: (kind: 'manifest' | 'blob', bytes: number) => void;
+  /** Told of each manifest served by tag (GET or HEAD), with the upstream and its repository name. */
+  onTagRequest: (upstream: string, repo: string, tag: string) => void;
   log: Logger;
 }
 
@@ -62,6 +64,7 @@ async function handle(c: Context<Env>, deps: RegistryApiDeps): Promise<Response>
       const to = target(c, deps, path.name, referenceString(path.reference));
       const m = await deps.manifests.get(to, path.reference, parseAccept(c.req.header('accept') ? [c.req.header('accept')!] : []), head);
       if (!head) deps.onServed('manifest', m.size);
+      if (path.reference.kind === 'tag') deps.onTagRequest(to.client.name, to.repo, path.reference.tag);
       return new Response(head ? null : new Uint8Array(m.body!), {
         headers: {
           ...API_VERSION,

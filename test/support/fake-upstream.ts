@@ -174,3 +174,31 @@ export class FakeUpstream {
     return new Response(transformed, { status: range ? 206 : 200, headers });
   }
 }
+
+/**
+ * An OCI index of one image per architecture (linux/<arch>), as FakeImages to add: the index under `tag`, each
+ * child under the tag `<tag>-<arch>` (clients reach them by digest).
+ */
+export function makeIndex(repo: string, tag: string, architectures: string[], layerSizes: number[], seed = 1): { index: FakeImage; children: FakeImage[] } {
+  const children = architectures.map((architecture, i) => {
+    const child = makeImage(repo, `${tag}-${architecture}`, layerSizes, seed * 100 + i);
+    return { child, architecture };
+  });
+  const mediaType = 'application/vnd.oci.image.index.v1+json';
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType,
+      manifests: children.map(({ child, architecture }) => ({
+        mediaType: child.mediaType,
+        digest: child.manifestDigest,
+        size: child.manifest.length,
+        platform: { os: 'linux', architecture },
+      })),
+    }),
+  );
+  return {
+    index: { repo, tag, manifest, manifestDigest: sha256(manifest), mediaType, blobs: new Map() },
+    children: children.map((c) => c.child),
+  };
+}

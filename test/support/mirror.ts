@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import { createMirror, type Mirror } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { FakeUpstream } from './fake-upstream.js';
@@ -24,9 +24,12 @@ export async function startTestMirror(
     upstream?: Record<string, unknown>;
     env?: Record<string, string>;
     clientAddress?: string;
+    /** Reuse this directory (restart tests); it is then left in place by close(). */
+    dir?: string;
+    log?: Logger;
   } = {},
 ): Promise<TestMirror> {
-  const dir = await mkdtemp(join(tmpdir(), 'acr-mirror-unit-'));
+  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'acr-mirror-unit-')));
   const config = parseConfig(
     {
       storage: { dir: 'data' },
@@ -44,7 +47,7 @@ export async function startTestMirror(
   );
   const sleeps: number[] = [];
   const mirror = await createMirror(config, {
-    log: pino({ level: 'silent' }),
+    log: opts.log ?? pino({ level: 'silent' }),
     fetch: fake.fetch,
     ...(opts.now ? { now: opts.now } : {}),
     sleep: async (ms) => void sleeps.push(ms),
@@ -58,7 +61,7 @@ export async function startTestMirror(
     async close() {
       await mirror.fills.settled();
       await mirror.close();
-      await rm(dir, { recursive: true, force: true });
+      if (!opts.dir) await rm(dir, { recursive: true, force: true });
     },
   };
 }

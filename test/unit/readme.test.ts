@@ -10,10 +10,10 @@ import { configSchema } from '../../src/config/schema.js';
 const README = readFileSync(resolve(import.meta.dirname, '../../README.md'), 'utf8');
 const blocks = (lang: string) => [...README.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!);
 /** Mirror configuration examples, as opposed to client files (hosts.toml, registries.conf) shown in TOML too. */
-const mirrorConfigs = blocks('toml').filter((b) => /^\[(server|access|storage|cache|log|upstreams\.[^\]]+)\]|^\[\[routes\]\]/m.test(b));
+const mirrorConfigs = blocks('toml').filter((b) => /^\[(server|access|storage|cache|log|admin|upstreams\.[^\]]+)\]|^\[\[routes\]\]/m.test(b));
 const clientConfigs = blocks('toml').filter((b) => !mirrorConfigs.includes(b));
 
-const ENV = { ACR_PASSWORD: 'x', ALIBABA_CLOUD_ACCESS_KEY_ID: 'id', ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'secret' };
+const ENV = { ACR_PASSWORD: 'x', ACR_MIRROR_ADMIN_TOKEN: 'an-admin-token-for-the-test', ALIBABA_CLOUD_ACCESS_KEY_ID: 'id', ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'secret' };
 
 describe('README examples', () => {
   it('has the examples this test is meant to check', () => {

@@ -26,6 +26,8 @@ export type FaultAction =
   | { kind: 'reset'; afterBytes: number }
   /** Forward with `length` bytes from `offset` of the body inverted (same length). Defaults: offset 0, length 1. */
   | { kind: 'corrupt'; offset?: number; length?: number }
+  /** Forward the body at no more than this many bytes per second (slow OSS, so transfers can be interrupted). */
+  | { kind: 'throttle'; bytesPerSecond: number }
   /** Wait this long before forwarding. */
   | { kind: 'delay'; ms: number }
   /** Registry front: the redirect's signed OSS link is already expired. */
@@ -293,11 +295,11 @@ export class FaultProxy {
     rec.location = outHeaders.location as string | undefined;
     rec.status = status;
     res.writeHead(status, outHeaders);
-    const bodyFault = status >= 200 && status < 300 ? take(['reset', 'corrupt']) : undefined;
+    const bodyFault = status >= 200 && status < 300 ? take(['reset', 'corrupt', 'throttle']) : undefined;
     await this.pump(upstreamRes, res, rec, bodyFault);
   }
 
-  /** Streams the body with back-pressure, applying a corrupt or reset fault. */
+  /** Streams the body with back-pressure, applying a corrupt, reset or throttle fault. */
   private async pump(
     src: IncomingMessage,
     res: ServerResponse,
@@ -306,9 +308,15 @@ export class FaultProxy {
   ): Promise<void> {
     const cutAt = fault?.kind === 'reset' ? fault.afterBytes : Infinity;
     if (cutAt === 0) return cut(src, res);
+    const started = Date.now();
     try {
       for await (const chunk of src) {
         let buf = chunk as Buffer;
+        if (fault?.kind === 'throttle') {
+          const due = started + ((rec.bytes + buf.length) / fault.bytesPerSecond) * 1000;
+          if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+          if (res.destroyed) return void src.destroy();
+        }
         if (fault?.kind === 'corrupt') buf = invert(buf, rec.bytes, fault.offset ?? 0, fault.length ?? 1);
         if (rec.bytes + buf.length >= cutAt) {
           const last = buf.subarray(0, cutAt - rec.bytes);

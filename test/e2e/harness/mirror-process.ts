@@ -43,7 +43,10 @@ export async function startMirror(opts: MirrorProcessOptions): Promise<MirrorPro
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   const { url, tlsUrl } = await new Promise<{ url: string; tlsUrl?: string }>((resolveUrl, reject) => {
-    const timer = setTimeout(() => reject(new Error(`mirror did not start in 15 s:\n${output}`)), 15_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`mirror did not start in 15 s:\n${output}`));
+    }, 15_000);
     const onData = () => {
       for (const line of output.split('\n')) {
         if (!line.includes('"msg":"listening"')) continue;
@@ -60,6 +63,7 @@ export async function startMirror(opts: MirrorProcessOptions): Promise<MirrorPro
     });
   });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  // The config (and the data, unless the caller owns it) live in dir.
   const cleanup = async () => {
     await rm(dir, { recursive: true, force: true });
   };
@@ -75,12 +79,13 @@ export async function startMirror(opts: MirrorProcessOptions): Promise<MirrorPro
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       const code = await exited;
       clearTimeout(timer);
-      if (!opts.dataDir) await cleanup();
+      await cleanup();
       return code;
     },
     async kill() {
       child.kill('SIGKILL');
       await exited;
+      await cleanup();
     },
   };
 }

@@ -1,0 +1,81 @@
+import type { Hono } from 'hono';
+import type { Logger } from 'pino';
+import type { Db } from '../cache/db.js';
+import type { ManifestStore } from '../cache/manifest-store.js';
+import type { AdminSettings } from '../config/load.js';
+import type { Env } from '../http/middleware.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { BlobService } from '../proxy/blob-service.js';
+import type { ManifestService } from '../proxy/manifest-service.js';
+import type { UpstreamTarget } from '../proxy/target.js';
+import { adminApi } from './api.js';
+import { AdminAuth } from './auth.js';
+import { Inventory } from './inventory.js';
+import { JobStore } from './jobs.js';
+import { TagUsage } from './tag-usage.js';
+import { Warmer } from './warmer.js';
+
+export interface AdminDeps {
+  settings: AdminSettings;
+  db: Db;
+  manifestStore: ManifestStore;
+  manifests: ManifestService;
+  blobs: BlobService;
+  route(name: string): UpstreamTarget;
+  upstreams: string[];
+  metrics: Metrics;
+  /** storage.max_size, or null when the cache is unbounded. */
+  limitBytes: number | null;
+  fillsInFlight: () => number;
+  now: () => number;
+  log: Logger;
+}
+
+export interface Admin {
+  app: Hono<Env>;
+  /** Tells the tag counters that a client got upstream/repo:tag. */
+  tagRequested(upstream: string, repo: string, tag: string): void;
+  /** Shutdown begins: warm jobs start no more downloads and event streams end, so the drain is not held up. */
+  stop(): void;
+  /** Writes what is pending to the database (before it closes). */
+  close(): void;
+}
+
+/** The admin side: warm jobs (resumed from SQLite at start), tag usage counts, the /admin API and page. */
+export function createAdmin(deps: AdminDeps): Admin {
+  const usage = new TagUsage(deps.db, deps.now);
+  const warmer = new Warmer({
+    route: deps.route,
+    manifests: deps.manifests,
+    blobs: deps.blobs,
+    jobs: new JobStore(deps.db),
+    concurrency: deps.settings.warm_concurrency,
+    now: deps.now,
+    log: deps.log.child({ component: 'warm' }),
+  });
+  const inventory = new Inventory({
+    db: deps.db,
+    manifests: deps.manifestStore,
+    metrics: deps.metrics,
+    usage,
+    limitBytes: deps.limitBytes,
+    fillsInFlight: deps.fillsInFlight,
+    warmJobsRunning: () => warmer.runningJobs,
+  });
+  const token = deps.settings.token;
+  if (token) {
+    deps.log.info({ tokenFrom: deps.settings.tokenSource }, 'admin API enabled at /admin/ (web page: /admin/ui)');
+  } else {
+    deps.log.info('admin API disabled: no admin token configured (set ACR_MIRROR_ADMIN_TOKEN, admin.token_env or admin.token_file)');
+  }
+  warmer.resume();
+  return {
+    app: adminApi({ auth: token ? new AdminAuth(token) : null, warmer, inventory, upstreams: deps.upstreams, log: deps.log }),
+    tagRequested: (upstream, repo, tag) => usage.record(upstream, repo, tag),
+    stop: () => warmer.close(),
+    close() {
+      warmer.close();
+      usage.close();
+    },
+  };
+}

@@ -1,0 +1,203 @@
+import { randomBytes } from 'node:crypto';
+import { type Context, Hono } from 'hono';
+import { deleteCookie, setCookie } from 'hono/cookie';
+import { type SSEStreamingApi, streamSSE } from 'hono/streaming';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { RegistryError } from '../http/errors.js';
+import type { Env } from '../http/middleware.js';
+import { errorResponse } from '../http/respond.js';
+import { parseName, parseReference } from '../registry/reference.js';
+import { type AdminAuth, SESSION_COOKIE } from './auth.js';
+import type { Inventory } from './inventory.js';
+import { formatPlatform, parsePlatform } from './platforms.js';
+import { adminPage, adminPageParts, loginPage } from './ui.js';
+import type { WarmJob } from './warm-job.js';
+import type { Warmer } from './warmer.js';
+
+export interface AdminApiDeps {
+  /** null: no admin token is configured and every /admin route answers 404 saying so. */
+  auth: AdminAuth | null;
+  warmer: Warmer;
+  inventory: Inventory;
+  /** Configured upstream names (DELETE needs one when there are several). */
+  upstreams: string[];
+  log: Logger;
+}
+
+/** How often an event stream sends a running job's progress (only when it changed). */
+const PROGRESS_EVERY_MS = 250;
+/** A comment line this often keeps proxies from closing a quiet event stream. */
+const KEEPALIVE_EVERY_MS = 15_000;
+const MAX_IMAGES = 1000;
+
+const warmBody = z
+  .object({
+    images: z.array(z.string().min(1).max(512)).min(1).max(MAX_IMAGES),
+    platforms: z
+      .union([
+        z.literal('all'),
+        z.array(z.string().transform((p, ctx) => {
+          const platform = parsePlatform(p);
+          if (platform) return formatPlatform(platform);
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid platform "${p}" (use os/architecture[/variant], e.g. linux/amd64)` });
+          return z.NEVER;
+        })).min(1),
+      ])
+      .default('all'),
+  })
+  .strict();
+
+/**
+ * The admin API and web page under /admin/, behind the admin token:
+ *   POST /admin/warm, GET /admin/jobs, GET /admin/jobs/:id, GET /admin/jobs/:id/events (SSE),
+ *   GET /admin/images, DELETE /admin/images/<name>:<tag>[?upstream=], GET /admin/stats,
+ *   GET /admin/ui (+ /admin/ui/parts, what the page refreshes), POST /admin/ui/login, POST /admin/ui/logout.
+ */
+export function adminApi(deps: AdminApiDeps): Hono<Env> {
+  const app = new Hono<Env>();
+  app.onError((err, c) => errorResponse(c, err, deps.log));
+  const auth = deps.auth;
+  if (!auth) {
+    app.all('/admin/*', () => {
+      throw new RegistryError('NOT_FOUND', 'the admin API is disabled: no admin token is configured (set ACR_MIRROR_ADMIN_TOKEN, admin.token_env or admin.token_file)');
+    });
+    return app;
+  }
+
+  app.use('/admin/*', async (c, next) => {
+    if (c.req.path === '/admin/ui/login' && c.req.method === 'POST') return next(); // checks the token itself
+    if (auth.authorizes(c)) return next();
+    if (c.req.path === '/admin/ui' && c.req.method === 'GET') return page(c, (nonce) => loginPage({ nonce }), 401);
+    throw new RegistryError('UNAUTHORIZED', 'admin token required: send Authorization: Bearer <token>', {
+      headers: { 'www-authenticate': 'Bearer realm="acr-mirror admin"' },
+    });
+  });
+
+  app.post('/admin/warm', async (c) => {
+    if (!(c.req.header('content-type') ?? '').startsWith('application/json')) return invalid(c, 'send a JSON body (Content-Type: application/json)');
+    let raw: unknown;
+    try {
+      raw = await c.req.json();
+    } catch {
+      return invalid(c, 'the body is not valid JSON');
+    }
+    const parsed = warmBody.safeParse(raw);
+    if (!parsed.success) {
+      return invalid(c, parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+    }
+    const job = deps.warmer.start(parsed.data);
+    return c.json(job, 202, { location: `/admin/jobs/${job.id}` });
+  });
+
+  app.get('/admin/jobs', (c) => c.json({ jobs: deps.warmer.recent(50) }));
+
+  app.get('/admin/jobs/:id', (c) => c.json(job(c.req.param('id'))));
+
+  app.get('/admin/jobs/:id/events', (c) => {
+    const id = c.req.param('id');
+    job(id);
+    return streamSSE(c, async (stream) => {
+      let last = '';
+      const send = async (event: 'progress' | 'end') => {
+        const data = JSON.stringify(deps.warmer.get(id));
+        if (event === 'progress' && data === last) return;
+        last = data;
+        await stream.writeSSE({ event, data });
+      };
+      await send('progress');
+      const live = deps.warmer.live(id);
+      if (live) await whileRunning(live, deps.warmer.stopping, stream, () => void send('progress'));
+      // Still running means shutdown began: the stream just ends, and the next process resumes the job.
+      if (stream.aborted || deps.warmer.live(id)) return;
+      await send('end');
+    });
+  });
+
+  app.get('/admin/images', (c) => c.json({ images: deps.inventory.images() }));
+
+  app.delete('/admin/images/:ref{.+}', (c) => {
+    const ref = c.req.param('ref');
+    const colon = ref.lastIndexOf(':');
+    if (colon <= 0) return invalid(c, `name a tag: /admin/images/<repository>:<tag>, got ${ref}`);
+    const repository = parseName(ref.slice(0, colon));
+    const reference = parseReference(ref.slice(colon + 1));
+    if (reference.kind !== 'tag') return invalid(c, 'name a tag, not a digest');
+    const upstream = c.req.query('upstream') ?? (deps.upstreams.length === 1 ? deps.upstreams[0]! : undefined);
+    if (!upstream) return invalid(c, `several upstreams are configured: say which with ?upstream= (${deps.upstreams.join(', ')})`);
+    const digest = deps.inventory.removeTag(upstream, repository, reference.tag);
+    if (!digest) throw new RegistryError('NOT_FOUND', `${repository}:${reference.tag} is not cached for upstream ${upstream}`);
+    deps.log.info({ upstream, repo: repository, ref: reference.tag, digest }, 'tag removed by the admin');
+    return c.json({ deleted: { upstream, repository, tag: reference.tag, digest } });
+  });
+
+  app.get('/admin/stats', async (c) => c.json(await deps.inventory.stats()));
+
+  const pageData = async () => ({ images: deps.inventory.images(), stats: await deps.inventory.stats(), jobs: deps.warmer.recent(5) });
+  app.get('/admin/ui', async (c) => {
+    const data = await pageData();
+    return page(c, (nonce) => adminPage({ nonce, ...data }), 200);
+  });
+  app.get('/admin/ui/parts', async (c) => c.html(adminPageParts(await pageData())));
+
+  app.post('/admin/ui/login', async (c) => {
+    const form = await c.req.parseBody();
+    const token = typeof form.token === 'string' ? form.token.trim() : '';
+    if (!token || !auth.matches(token)) return page(c, (nonce) => loginPage({ nonce, error: 'wrong token' }), 401);
+    setCookie(c, SESSION_COOKIE, auth.session, {
+      path: '/admin',
+      httpOnly: true,
+      sameSite: 'Strict',
+      secure: new URL(c.req.url).protocol === 'https:',
+    });
+    return c.redirect('/admin/ui', 303);
+  });
+
+  app.post('/admin/ui/logout', (c) => {
+    deleteCookie(c, SESSION_COOKIE, { path: '/admin' });
+    return c.redirect('/admin/ui', 303);
+  });
+
+  function job(id: string) {
+    const found = deps.warmer.get(id);
+    if (!found) throw new RegistryError('NOT_FOUND', `no warm job ${id}`);
+    return found;
+  }
+
+  return app;
+}
+
+/** Calls onProgress on each change and tick until the job ends, the client leaves or shutdown begins. */
+function whileRunning(job: WarmJob, stopping: AbortSignal, stream: SSEStreamingApi, onProgress: () => void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (stopping.aborted) return resolve();
+    const tick = setInterval(onProgress, PROGRESS_EVERY_MS);
+    const keepalive = setInterval(() => void stream.write(': keepalive\n\n'), KEEPALIVE_EVERY_MS);
+    const onChange = () => (job.state === 'running' ? onProgress() : done());
+    const done = () => {
+      clearInterval(tick);
+      clearInterval(keepalive);
+      job.off('change', onChange);
+      stopping.removeEventListener('abort', done);
+      resolve();
+    };
+    job.on('change', onChange);
+    stopping.addEventListener('abort', done);
+    stream.onAbort(done);
+  });
+}
+
+function invalid(c: Context, message: string): Response {
+  return c.json({ errors: [{ code: 'INVALID_REQUEST', message }] }, 400);
+}
+
+/** An HTML page whose own inline script and style may run, and nothing else. */
+function page(c: Context, render: (nonce: string) => ReturnType<typeof loginPage>, status: 200 | 401): Response | Promise<Response> {
+  const nonce = randomBytes(16).toString('base64');
+  c.header(
+    'content-security-policy',
+    `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
+  );
+  c.header('cache-control', 'no-store');
+  return c.html(render(nonce), status);
+}

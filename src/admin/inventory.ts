@@ -1,0 +1,177 @@
+import type { Db } from '../cache/db.js';
+import type { ManifestStore } from '../cache/manifest-store.js';
+import type { Metrics } from '../observability/metrics.js';
+import { formatPlatform, type Platform } from './platforms.js';
+import type { TagUsage } from './tag-usage.js';
+
+/** A cached tag as GET /admin/images lists it. Names are the upstream's (after route rewrites). */
+export interface CachedImage {
+  upstream: string;
+  repository: string;
+  tag: string;
+  digest: string;
+  mediaType: string;
+  /** Index entries whose manifest and blobs are all cached. */
+  platforms: string[];
+  /** Index entries not (completely) cached. */
+  uncachedPlatforms: string[];
+  /** Bytes of the cached blobs its cached manifests reference, each blob once. */
+  size: number;
+  /** When the tag was last checked against the upstream. */
+  checkedAt: string;
+  /** Client manifest requests by this tag (GET or HEAD), since the tag was first counted. */
+  hits: number;
+  lastPulled: string | null;
+}
+
+export interface CacheStats {
+  cache: { bytes: number; limit: number | null; blobs: number; manifests: number; tags: number };
+  /** Client manifest and blob requests since start-up, by cache outcome; hitRatio = (hit + stale) / all. */
+  requests: { hit: number; miss: number; joined: number; stale: number; hitRatio: number | null };
+  /** Since start-up: body bytes sent to clients, and received from upstreams. */
+  bytes: { served: number; upstream: number };
+  fillsInFlight: number;
+  warmJobsRunning: number;
+}
+
+export interface InventoryDeps {
+  db: Db;
+  manifests: ManifestStore;
+  metrics: Metrics;
+  usage: TagUsage;
+  limitBytes: number | null;
+  fillsInFlight: () => number;
+  warmJobsRunning: () => number;
+}
+
+interface TagRow {
+  upstream: string;
+  repo: string;
+  tag: string;
+  digest: string;
+  media_type: string;
+  checked_at: number;
+  hits: number | null;
+  last_pulled: number | null;
+}
+
+interface ManifestDoc {
+  manifests?: { digest?: unknown; platform?: Platform; annotations?: Record<string, string> }[];
+  config?: { digest?: unknown };
+  layers?: { digest?: unknown }[];
+}
+
+/** What the cache holds, for the admin API and page: tags with their content, and totals. */
+export class Inventory {
+  readonly #stmt;
+
+  constructor(private readonly deps: InventoryDeps) {
+    this.#stmt = {
+      tags: deps.db.prepare<[], TagRow>(
+        `SELECT t.upstream, t.repo, t.tag, t.digest, m.media_type, t.checked_at, u.hits, u.last_pulled
+         FROM tags t JOIN manifests m ON m.digest = t.digest
+         LEFT JOIN tag_usage u ON u.upstream = t.upstream AND u.repo = t.repo AND u.tag = t.tag
+         ORDER BY t.upstream, t.repo, t.tag`,
+      ),
+      blobSize: deps.db.prepare<[string], { size: number }>('SELECT size FROM blobs WHERE digest = ?'),
+      totals: deps.db.prepare<[], { blobs: number; bytes: number | null; manifests: number; tags: number }>(
+        `SELECT (SELECT count(*) FROM blobs) AS blobs, (SELECT sum(size) FROM blobs) AS bytes,
+                (SELECT count(*) FROM manifests) AS manifests, (SELECT count(*) FROM tags) AS tags`,
+      ),
+    };
+  }
+
+  images(): CachedImage[] {
+    this.deps.usage.flush();
+    return this.#stmt.tags.all().map((row) => {
+      const content = this.#content(row.digest);
+      return {
+        upstream: row.upstream,
+        repository: row.repo,
+        tag: row.tag,
+        digest: row.digest,
+        mediaType: row.media_type,
+        ...content,
+        checkedAt: new Date(row.checked_at).toISOString(),
+        hits: row.hits ?? 0,
+        lastPulled: row.last_pulled === null ? null : new Date(row.last_pulled).toISOString(),
+      };
+    });
+  }
+
+  /**
+   * Removes a tag (and its usage counts); returns the digest it pointed at, or null when it is not cached. The
+   * manifests and blobs stay: eviction reclaims them when space is needed, never under a reader.
+   */
+  removeTag(upstream: string, repo: string, tag: string): string | null {
+    const entry = this.deps.manifests.getTag(upstream, repo, tag);
+    if (!entry) return null;
+    this.deps.manifests.deleteTag(upstream, repo, tag);
+    this.deps.usage.forget(upstream, repo, tag);
+    return entry.digest;
+  }
+
+  async stats(): Promise<CacheStats> {
+    const t = this.#stmt.totals.get()!;
+    const outcomes = { hit: 0, miss: 0, joined: 0, stale: 0 };
+    for (const v of (await this.deps.metrics.cache.get()).values) {
+      const outcome = v.labels.outcome as keyof typeof outcomes;
+      if (outcome in outcomes) outcomes[outcome] += v.value;
+    }
+    const all = outcomes.hit + outcomes.miss + outcomes.joined + outcomes.stale;
+    const sum = async (counter: { get(): Promise<{ values: { value: number }[] }> }) =>
+      (await counter.get()).values.reduce((n, v) => n + v.value, 0);
+    return {
+      cache: { bytes: t.bytes ?? 0, limit: this.deps.limitBytes, blobs: t.blobs, manifests: t.manifests, tags: t.tags },
+      requests: { ...outcomes, hitRatio: all ? (outcomes.hit + outcomes.stale) / all : null },
+      bytes: { served: await sum(this.deps.metrics.servedBytes), upstream: await sum(this.deps.metrics.upstreamBytes) },
+      fillsInFlight: this.deps.fillsInFlight(),
+      warmJobsRunning: this.deps.warmJobsRunning(),
+    };
+  }
+
+  /** Platforms and cached size of a tag's manifest (and, for an index, of its entries). */
+  #content(digest: string): Pick<CachedImage, 'platforms' | 'uncachedPlatforms' | 'size'> {
+    const blobs = new Map<string, number>();
+    const platforms: string[] = [];
+    const uncachedPlatforms: string[] = [];
+    const root = this.#doc(digest);
+    if (root?.manifests) {
+      for (const entry of root.manifests) {
+        const child = typeof entry.digest === 'string' ? this.#doc(entry.digest) : null;
+        const cached = child !== null && this.#addBlobs(child, blobs);
+        if (!entry.platform || entry.platform.os === 'unknown' || isAttestation(entry)) continue;
+        (cached ? platforms : uncachedPlatforms).push(formatPlatform(entry.platform));
+      }
+    } else if (root) {
+      this.#addBlobs(root, blobs);
+    }
+    return { platforms, uncachedPlatforms, size: [...blobs.values()].reduce((n, s) => n + s, 0) };
+  }
+
+  /** Adds the cached blobs of an image manifest; true when all of them are cached. */
+  #addBlobs(doc: ManifestDoc, into: Map<string, number>): boolean {
+    let complete = true;
+    for (const d of [doc.config, ...(doc.layers ?? [])]) {
+      const size = typeof d?.digest === 'string' ? this.#stmt.blobSize.get(d.digest)?.size : undefined;
+      if (size === undefined) complete = false;
+      else into.set(d!.digest as string, size);
+    }
+    return complete;
+  }
+
+  #doc(digest: string): ManifestDoc | null {
+    const m = this.deps.manifests.get(digest);
+    if (!m) return null;
+    try {
+      const doc = JSON.parse(m.body.toString('utf8')) as unknown;
+      return typeof doc === 'object' && doc !== null ? (doc as ManifestDoc) : null;
+    } catch {
+      return null;
+    }
+  }
+}
+
+function isAttestation(entry: { annotations?: Record<string, string> }): boolean {
+  return entry.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest';
+}

@@ -1,0 +1,87 @@
+import { readdir, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BlobStore } from './blob-store.js';
+import type { Db } from './db.js';
+import type { CacheLayout } from './layout.js';
+
+export interface GcOptions {
+  /** Entries used or written within this long are kept. */
+  graceMs: number;
+  dryRun: boolean;
+  now: () => number;
+  /** Temp files of fills running in this process, never touched. */
+  activeTemp?: (path: string) => boolean;
+}
+
+export interface GcReport {
+  manifests: number;
+  blobs: number;
+  blobBytes: number;
+  tempFiles: number;
+  tempBytes: number;
+  /** Blobs that qualified but were being read, so were kept. */
+  inUse: number;
+}
+
+/**
+ * Removes what nothing leads to any more: manifests that no tag and no other manifest references and that were
+ * not served within the grace period (pulls by digest keep theirs alive), then blobs that no remaining manifest
+ * references and that were not read within the grace period, and temp files older than the grace period
+ * (fills that a crashed or killed process left). With dryRun, only reports what it would remove.
+ */
+export async function collectGarbage(db: Db, store: BlobStore, layout: CacheLayout, opts: GcOptions): Promise<GcReport> {
+  const cutoff = opts.now() - opts.graceMs;
+  const report: GcReport = { manifests: 0, blobs: 0, blobBytes: 0, tempFiles: 0, tempBytes: 0, inUse: 0 };
+
+  const manifests = db
+    .prepare(
+      `SELECT digest FROM manifests m
+        WHERE m.last_access < ?
+          AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.digest = m.digest)
+          AND NOT EXISTS (SELECT 1 FROM refs r WHERE r.child = m.digest)`,
+    )
+    .all(cutoff) as { digest: string }[];
+  report.manifests = manifests.length;
+  if (!opts.dryRun) {
+    const drop = db.prepare('DELETE FROM manifests WHERE digest = ?');
+    db.transaction(() => manifests.forEach((m) => drop.run(m.digest)))();
+  }
+
+  const gone = new Set(manifests.map((m) => m.digest));
+  const blobs = db
+    .prepare(
+      `SELECT b.digest, b.size, group_concat(r.manifest) AS referrers FROM blobs b
+         LEFT JOIN refs r ON r.child = b.digest
+        WHERE b.last_access < ?
+        GROUP BY b.digest`,
+    )
+    .all(cutoff) as { digest: string; size: number; referrers: string | null }[];
+  for (const b of blobs) {
+    // with dryRun the manifests above are still in the database: count what their removal would orphan
+    const referrers = (b.referrers ?? '').split(',').filter((d) => d && !gone.has(d));
+    if (referrers.length > 0) continue;
+    if (opts.dryRun) {
+      if (store.inUse(b.digest)) report.inUse++;
+      else {
+        report.blobs++;
+        report.blobBytes += b.size;
+      }
+      continue;
+    }
+    if (await store.delete(b.digest)) {
+      report.blobs++;
+      report.blobBytes += b.size;
+    } else report.inUse++;
+  }
+
+  for (const name of await readdir(layout.tmp).catch(() => [] as string[])) {
+    const path = join(layout.tmp, name);
+    if (opts.activeTemp?.(path)) continue;
+    const info = await stat(path).catch(() => null);
+    if (!info || info.mtimeMs >= cutoff) continue;
+    report.tempFiles++;
+    report.tempBytes += info.size;
+    if (!opts.dryRun) await unlink(path).catch(() => {});
+  }
+  return report;
+}

@@ -1,0 +1,105 @@
+import { mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { openDatabase } from '../../src/cache/db.js';
+import { cacheLayout } from '../../src/cache/layout.js';
+import { ManifestStore } from '../../src/cache/manifest-store.js';
+import { reconcile } from '../../src/cache/reconcile.js';
+import { gcCommand } from '../../src/cli/gc.js';
+import { parseConfig } from '../../src/config/load.js';
+import { FakeUpstream, makeImage, randomBlob, sha256, type FakeImage } from '../support/fake-upstream.js';
+import { startTestMirror, type TestMirror } from '../support/mirror.js';
+
+let m: TestMirror | undefined;
+afterEach(async () => {
+  await m?.close();
+  m = undefined;
+});
+
+const DAY = 86_400_000;
+
+/** A cache directory holding the given images, pulled at `at`, with the mirror closed afterwards. */
+async function cacheWith(images: FakeImage[], at: number, byDigestOnly: FakeImage[] = []): Promise<string> {
+  const fake = new FakeUpstream();
+  for (const i of [...images, ...byDigestOnly]) fake.add(i);
+  m = await startTestMirror(fake, { now: () => at });
+  for (const img of images) await (await m.request(`/v2/${img.repo}/manifests/${img.tag}`)).arrayBuffer();
+  for (const img of byDigestOnly) await (await m.request(`/v2/${img.repo}/manifests/${img.manifestDigest}`)).arrayBuffer();
+  for (const img of [...images, ...byDigestOnly]) for (const d of img.blobs.keys()) await (await m.request(`/v2/${img.repo}/blobs/${d}`)).arrayBuffer();
+  await m.mirror.fills.settled();
+  await m.mirror.close();
+  const dir = join(m.dir, 'data');
+  m = { ...m, close: () => rm(m!.dir, { recursive: true, force: true }) } as TestMirror;
+  return dir;
+}
+
+const blobFile = (dir: string, d: string) => join(dir, 'blobs', 'sha256', d.slice(7, 9), d.slice(7));
+const configFor = (dir: string) => parseConfig({ storage: { dir } }, { env: {}, baseDir: '/', source: 'test' });
+const sink = () => {
+  const lines: string[] = [];
+  return { out: { write: (s: string) => lines.push(s) } as unknown as NodeJS.WritableStream, lines };
+};
+
+describe('reconcile at start-up', () => {
+  it('drops rows without files (and the manifests leading to them), adopts valid files, removes invalid ones', async () => {
+    const a = makeImage('team/a', 'v1', [1000], 1);
+    const dir = await cacheWith([a], Date.now());
+    const [layer] = [...a.blobs.entries()].find(([, b]) => b.length === 1000)!;
+    await rm(blobFile(dir, layer));
+    const stray = randomBlob(500, 42);
+    const strayDigest = sha256(stray);
+    await mkdir(join(dir, 'blobs', 'sha256', strayDigest.slice(7, 9)), { recursive: true });
+    await writeFile(blobFile(dir, strayDigest), stray);
+    const liar = `sha256:${'ab'.repeat(32)}`;
+    await mkdir(join(dir, 'blobs', 'sha256', 'ab'), { recursive: true });
+    await writeFile(blobFile(dir, liar), 'not what the name says');
+
+    const db = openDatabase(join(dir, 'mirror.db'));
+    try {
+      const report = await reconcile(db, cacheLayout(dir), new ManifestStore(db, Date.now), Date.now, pino({ level: 'silent' }));
+      expect(report).toEqual({ droppedRows: 1, adopted: 1, removed: 1 });
+      expect(db.prepare('SELECT count(*) AS n FROM tags').get()).toEqual({ n: 0 });
+      expect(db.prepare('SELECT count(*) AS n FROM manifests WHERE digest = ?').get(a.manifestDigest)).toEqual({ n: 0 });
+      expect(db.prepare('SELECT size FROM blobs WHERE digest = ?').get(strayDigest)).toEqual({ size: 500 });
+      expect(existsSync(blobFile(dir, liar))).toBe(false);
+      // a second run finds nothing to do
+      expect(await reconcile(db, cacheLayout(dir), new ManifestStore(db, Date.now), Date.now, pino({ level: 'silent' }))).toEqual({ droppedRows: 0, adopted: 0, removed: 0 });
+    } finally {
+      db.close();
+    }
+  });
+});
+
+describe('acr-mirror gc', () => {
+  it('removes untagged manifests and unreferenced blobs past the grace period, and stale temp files; --dry-run removes nothing', async () => {
+    const tagged = makeImage('team/tagged', 'v1', [1000], 1);
+    const digestOnly = makeImage('team/pinned', 'unused', [2000], 2);
+    const dir = await cacheWith([tagged], Date.now() - 3 * DAY, [digestOnly]);
+    const tmpFile = join(dir, 'tmp', 'sha256-dead.abc');
+    await writeFile(tmpFile, Buffer.alloc(300));
+    const old = new Date(Date.now() - 2 * DAY);
+    await utimes(tmpFile, old, old);
+    const pinnedLayer = [...digestOnly.blobs.keys()].find((d) => digestOnly.blobs.get(d)!.length === 2000)!;
+
+    const dry = sink();
+    const preview = await gcCommand(configFor(dir), { dryRun: true, out: dry.out });
+    expect(preview).toMatchObject({ manifests: 1, blobs: 2, tempFiles: 1, tempBytes: 300 });
+    expect(dry.lines.join('')).toMatch(/^would free [\d.]+ KiB: 2 blob\(s\)/);
+    expect(existsSync(blobFile(dir, pinnedLayer))).toBe(true);
+    expect(existsSync(tmpFile)).toBe(true);
+
+    const real = sink();
+    const report = await gcCommand(configFor(dir), { dryRun: false, out: real.out });
+    expect(report).toMatchObject({ manifests: 1, blobs: 2, tempFiles: 1 });
+    expect(real.lines.join('')).toMatch(/^freed /);
+    expect(existsSync(blobFile(dir, pinnedLayer))).toBe(false);
+    expect(await readdir(join(dir, 'tmp'))).toEqual([]);
+    for (const d of tagged.blobs.keys()) expect(existsSync(blobFile(dir, d))).toBe(true);
+
+    // within the grace period nothing goes
+    const again = await gcCommand(configFor(dir), { dryRun: false, graceMs: 365 * DAY, out: sink().out });
+    expect(again).toMatchObject({ manifests: 0, blobs: 0, tempFiles: 0 });
+  });
+});
