@@ -203,6 +203,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     settings: config.admin,
     db,
     manifestStore,
+    blobStore,
     manifests,
     blobs,
     route,

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { warmCli } from './admin/cli.js';
+import { exportCli, importCli } from './cli/bundle.js';
 import { gcCommand } from './cli/gc.js';
 import { ConfigError, loadConfig, type Config } from './config/load.js';
 import { parseDuration } from './config/units.js';
@@ -57,6 +58,28 @@ program
       process.exit(2);
     }
     await gcCommand(config, { dryRun: opts.dryRun === true, ...(graceMs !== undefined ? { graceMs } : {}), out: process.stdout });
+  });
+
+program
+  .command('export')
+  .description('write images from a running mirror (fetching what is missing) to an OCI layout tar, for an air gap')
+  .argument('<refs...>', 'image references as clients name them, e.g. team/app:1.2')
+  .requiredOption('-o, --output <file>', 'the bundle to write')
+  .option('--platform <platform>', 'all (default), or os/arch[/variant]; repeat or comma-separate', (p: string, all: string[] = []) => [...all, p])
+  .addOption(new Option('--url <url>', 'the mirror').env('ACR_MIRROR_URL').default('http://127.0.0.1:5000'))
+  .addOption(new Option('--token <token>', 'admin token (prefer the environment variable)').env('ACR_MIRROR_ADMIN_TOKEN'))
+  .action(async (refs: string[], opts: { output: string; platform?: string[]; url: string; token?: string }) => {
+    process.exitCode = await exportCli({ ...opts, refs, platforms: opts.platform ?? [], stderr: process.stderr, stdout: process.stdout });
+  });
+
+program
+  .command('import')
+  .description('add the images of a bundle to a running mirror (every digest is verified first)')
+  .argument('<file>', 'a bundle written by acr-mirror export (or skopeo copy to oci-archive:)')
+  .addOption(new Option('--url <url>', 'the mirror').env('ACR_MIRROR_URL').default('http://127.0.0.1:5000'))
+  .addOption(new Option('--token <token>', 'admin token (prefer the environment variable)').env('ACR_MIRROR_ADMIN_TOKEN'))
+  .action(async (file: string, opts: { url: string; token?: string }) => {
+    process.exitCode = await importCli({ ...opts, file, stderr: process.stderr, stdout: process.stdout });
   });
 
 program

@@ -1,5 +1,6 @@
 import type { Hono } from 'hono';
 import type { Logger } from 'pino';
+import type { BlobStore } from '../cache/blob-store.js';
 import type { Db } from '../cache/db.js';
 import type { ManifestStore } from '../cache/manifest-store.js';
 import type { AdminSettings } from '../config/load.js';
@@ -19,6 +20,7 @@ export interface AdminDeps {
   settings: AdminSettings;
   db: Db;
   manifestStore: ManifestStore;
+  blobStore: BlobStore;
   manifests: ManifestService;
   blobs: BlobService;
   route(name: string): UpstreamTarget;
@@ -70,7 +72,14 @@ export function createAdmin(deps: AdminDeps): Admin {
   }
   warmer.resume();
   return {
-    app: adminApi({ auth: token ? new AdminAuth(token) : null, warmer, inventory, upstreams: deps.upstreams, log: deps.log }),
+    app: adminApi({
+      auth: token ? new AdminAuth(token) : null,
+      warmer,
+      inventory,
+      upstreams: deps.upstreams,
+      bundles: { route: deps.route, manifests: deps.manifests, blobs: deps.blobs, manifestStore: deps.manifestStore, blobStore: deps.blobStore },
+      log: deps.log,
+    }),
     tagRequested: (upstream, repo, tag) => usage.record(upstream, repo, tag),
     stop: () => warmer.close(),
     close() {

@@ -14,6 +14,9 @@ import { formatPlatform, parsePlatform } from './platforms.js';
 import { adminPage, adminPageParts, loginPage } from './ui.js';
 import type { WarmJob } from './warm-job.js';
 import type { Warmer } from './warmer.js';
+import { PassThrough, Readable } from 'node:stream';
+import { type BundleSourceDeps, planBundle, writeBundle } from '../bundle/export.js';
+import { type BundleImportDeps, importBundle } from '../bundle/import.js';
 
 export interface AdminApiDeps {
   /** null: no admin token is configured and every /admin route answers 404 saying so. */
@@ -22,6 +25,7 @@ export interface AdminApiDeps {
   inventory: Inventory;
   /** Configured upstream names (DELETE needs one when there are several). */
   upstreams: string[];
+  bundles: BundleSourceDeps & BundleImportDeps;
   log: Logger;
 }
 
@@ -52,6 +56,7 @@ const warmBody = z
  * The admin API and web page under /admin/, behind the admin token:
  *   POST /admin/warm, GET /admin/jobs, GET /admin/jobs/:id, GET /admin/jobs/:id/events (SSE),
  *   GET /admin/images, DELETE /admin/images/<name>:<tag>[?upstream=], GET /admin/stats,
+ *   POST /admin/export (an OCI layout tar of the images), POST /admin/import (such a tar as the body),
  *   GET /admin/ui (+ /admin/ui/parts, what the page refreshes), POST /admin/ui/login, POST /admin/ui/logout.
  */
 export function adminApi(deps: AdminApiDeps): Hono<Env> {
@@ -74,7 +79,8 @@ export function adminApi(deps: AdminApiDeps): Hono<Env> {
     });
   });
 
-  app.post('/admin/warm', async (c) => {
+  /** The {images, platforms} body of warm and export, or the 400 answer saying what is wrong with it. */
+  const imagesBody = async (c: Context<Env>): Promise<z.infer<typeof warmBody> | Response> => {
     if (!(c.req.header('content-type') ?? '').startsWith('application/json')) return invalid(c, 'send a JSON body (Content-Type: application/json)');
     let raw: unknown;
     try {
@@ -83,11 +89,39 @@ export function adminApi(deps: AdminApiDeps): Hono<Env> {
       return invalid(c, 'the body is not valid JSON');
     }
     const parsed = warmBody.safeParse(raw);
-    if (!parsed.success) {
-      return invalid(c, parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
-    }
-    const job = deps.warmer.start(parsed.data);
+    if (!parsed.success) return invalid(c, parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+    return parsed.data;
+  };
+
+  app.post('/admin/warm', async (c) => {
+    const body = await imagesBody(c);
+    if (body instanceof Response) return body;
+    const job = deps.warmer.start(body);
     return c.json(job, 202, { location: `/admin/jobs/${job.id}` });
+  });
+
+  // Export warms what is missing before answering, so an error is an OCI error rather than a broken tar.
+  app.post('/admin/export', async (c) => {
+    const request = await imagesBody(c);
+    if (request instanceof Response) return request;
+    const platforms = request.platforms === 'all' ? 'all' : request.platforms.map((p) => parsePlatform(p)!);
+    const plan = await planBundle(deps.bundles, request.images, platforms);
+    const body = new PassThrough();
+    writeBundle(deps.bundles, plan, body).catch((err: unknown) => {
+      deps.log.error({ err: (err as Error).message }, 'bundle export failed while streaming');
+      body.destroy(err as Error);
+    });
+    return new Response(Readable.toWeb(body) as ReadableStream<Uint8Array>, {
+      headers: { 'content-type': 'application/x-tar', 'content-length': String(plan.bytes), 'x-bundle-images': String(plan.index.length) },
+    });
+  });
+
+  app.post('/admin/import', async (c) => {
+    const body = c.req.raw.body;
+    if (!body) return invalid(c, 'send the bundle tar as the request body');
+    const report = await importBundle(deps.bundles, Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>));
+    deps.log.info(report, 'bundle imported');
+    return c.json(report);
   });
 
   app.get('/admin/jobs', (c) => c.json({ jobs: deps.warmer.recent(50) }));

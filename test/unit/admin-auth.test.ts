@@ -25,6 +25,8 @@ afterEach(async () => {
 /** Every admin route, with a request that would change something if it were let through. */
 const routes = () => [
   { route: 'POST /admin/warm', path: '/admin/warm', method: 'POST', type: 'application/json', body: JSON.stringify({ images: ['team/other:v2'] }) },
+  { route: 'POST /admin/export', path: '/admin/export', method: 'POST', type: 'application/json', body: JSON.stringify({ images: ['team/other:v2'] }) },
+  { route: 'POST /admin/import', path: '/admin/import', method: 'POST', type: 'application/x-tar', body: 'not a tar' },
   { route: 'GET /admin/jobs', path: '/admin/jobs', method: 'GET' },
   { route: 'GET /admin/jobs/:id', path: `/admin/jobs/${jobId}`, method: 'GET' },
   { route: 'GET /admin/jobs/:id/events', path: `/admin/jobs/${jobId}/events`, method: 'GET' },

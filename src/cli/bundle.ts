@@ -1,0 +1,97 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename, rm, stat } from 'node:fs/promises';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Presets, SingleBar } from 'cli-progress';
+import { formatBytes } from '../admin/format.js';
+
+export interface BundleCliOptions {
+  /** The running mirror, e.g. http://127.0.0.1:5000. */
+  url: string;
+  token?: string | undefined;
+  stderr: NodeJS.WriteStream;
+  stdout: NodeJS.WritableStream;
+}
+
+/** `acr-mirror export`: asks a running mirror for a bundle of the images (warming what is missing) and saves it. */
+export async function exportCli(opts: BundleCliOptions & { refs: string[]; platforms: string[]; output: string }): Promise<number> {
+  if (opts.refs.length === 0) return fail(opts, 'export', 'name the images to export');
+  if (!opts.token) return fail(opts, 'export', 'no admin token: set ACR_MIRROR_ADMIN_TOKEN or pass --token');
+  const platforms = opts.platforms.flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean);
+  opts.stderr.write(`exporting ${opts.refs.length} image(s); missing content is fetched first...\n`);
+  const res = await request(opts, '/admin/export', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ images: opts.refs, platforms: platforms.length === 0 || platforms.includes('all') ? 'all' : platforms }),
+  });
+  if (!res.ok) return fail(opts, 'export', await errorText(res));
+  const total = Number(res.headers.get('content-length') ?? 0);
+  const bar = progress(opts, total);
+  const partial = `${opts.output}.partial`;
+  try {
+    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>), counting(bar), createWriteStream(partial));
+    await rename(partial, opts.output);
+  } catch (err) {
+    await rm(partial, { force: true });
+    return fail(opts, 'export', `the bundle transfer broke: ${(err as Error).message}`);
+  } finally {
+    bar?.stop();
+  }
+  opts.stdout.write(`wrote ${opts.output} (${formatBytes(total)}, ${res.headers.get('x-bundle-images')} image(s))\n`);
+  return 0;
+}
+
+/** `acr-mirror import`: sends a bundle to a running mirror, which verifies it and adds its images. */
+export async function importCli(opts: BundleCliOptions & { file: string }): Promise<number> {
+  if (!opts.token) return fail(opts, 'import', 'no admin token: set ACR_MIRROR_ADMIN_TOKEN or pass --token');
+  let size: number;
+  try {
+    size = (await stat(opts.file)).size;
+  } catch (err) {
+    return fail(opts, 'import', `cannot read ${opts.file}: ${(err as NodeJS.ErrnoException).code}`);
+  }
+  const bar = progress(opts, size);
+  const body = Readable.toWeb(createReadStream(opts.file).pipe(counting(bar))) as ReadableStream<Uint8Array>;
+  const res = await request(opts, '/admin/import', { method: 'POST', headers: { 'content-type': 'application/x-tar' }, body, duplex: 'half' } as RequestInit);
+  bar?.stop();
+  if (!res.ok) return fail(opts, 'import', await errorText(res));
+  const report = (await res.json()) as { images: string[]; blobs: number; bytes: number };
+  opts.stdout.write(`imported ${report.images.join(', ')}: ${report.blobs} blob(s), ${formatBytes(report.bytes)}\n`);
+  return 0;
+}
+
+async function request(opts: BundleCliOptions, path: string, init: RequestInit): Promise<Response> {
+  return fetch(`${opts.url.replace(/\/+$/, '')}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${opts.token}` } });
+}
+
+function progress(opts: BundleCliOptions, total: number): SingleBar | null {
+  if (!opts.stderr.isTTY || !total) return null;
+  const bar = new SingleBar({ format: '{bar} {percentage}% {done} / {size}', stream: opts.stderr, hideCursor: true }, Presets.shades_classic);
+  bar.start(total, 0, { done: formatBytes(0), size: formatBytes(total) });
+  return bar;
+}
+
+function counting(bar: SingleBar | null): Transform {
+  let done = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      done += chunk.length;
+      bar?.update(done, { done: formatBytes(done) });
+      cb(null, chunk);
+    },
+  });
+}
+
+async function errorText(res: Response): Promise<string> {
+  const text = await res.text();
+  try {
+    return (JSON.parse(text) as { errors: { message: string }[] }).errors.map((e) => e.message).join('; ');
+  } catch {
+    return `${res.status} ${text.slice(0, 200)}`;
+  }
+}
+
+function fail(opts: BundleCliOptions, command: string, message: string): number {
+  opts.stderr.write(`acr-mirror ${command}: ${message}\n`);
+  return 1;
+}
