@@ -90,6 +90,8 @@ describe('Dockerfile', () => {
           healthy = spawnSync('sh', ['-c', healthcheck.replace(/^node /, `"${process.execPath}" `)]).status === 0;
         }
         expect(healthy, out).toBe(true);
+        // the log line travels through a pipe: it may arrive a moment after the port answers
+        for (let i = 0; i < 50 && !out.includes('"msg":"listening"'); i++) await new Promise((r) => setTimeout(r, 20));
         expect(out).toContain(`"url":"http://127.0.0.1:${port}"`);
         expect(existsSync(join(dir, 'data', 'mirror.db'))).toBe(true);
       } finally {
