@@ -79,11 +79,13 @@ export class Evictor {
       if (batch.length === 0) break;
       for (const c of batch) {
         if (this.#total <= target) break;
-        if (!(await this.blobs.delete(c.digest))) {
+        if (this.blobs.inUse(c.digest)) {
           skipped++;
           continue;
         }
+        // the manifests and tags leading to the blob go first, so none ever points at a missing layer
         manifests += this.manifests.dropReferencing(c.digest).length;
+        await this.blobs.delete(c.digest);
         this.#total -= c.size;
         blobs++;
         bytes += c.size;

@@ -8,6 +8,7 @@ import { blobCached, expectCacheConsistent, expectSameImage, mirrorConfig } from
 import { startMirror, type MirrorProcess } from './harness/mirror-process.js';
 import { freePort } from './harness/ports.js';
 import { startUpstream, type Upstream } from './harness/upstream.js';
+import { eventually } from '../support/eventually.js';
 
 interface OciErrors {
   errors: { code: string; message: string }[];
@@ -87,9 +88,8 @@ describe('upstream faults', () => {
     const res = await fetch(blobUrl(img, blob));
     expect(res.status).toBe(200);
     await expect(res.arrayBuffer()).rejects.toThrow();
-    await new Promise((r) => setTimeout(r, 200));
+    await eventually(() => expect(mirror.logs()).toContain(`does not match its digest ${blob.digest}`));
     expect(await blobCached(mirror.dataDir, blob.digest)).toBe(false);
-    expect(mirror.logs()).toContain(`does not match its digest ${blob.digest}`);
 
     up.proxy.faults.add({ front: 'oss', method: 'GET', path: /\/data$/, kind: 'corrupt', offset: 10 });
     const failed = await up.skopeo(['copy', '--src-tls-verify=false', `docker://${mirror.host}/${img.repo}:t`, `dir:${join(up.dir, `corrupt-${seq}`)}`]);

@@ -3,6 +3,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeUpstream, makeImage, sha256 } from '../support/fake-upstream.js';
+import { eventually } from '../support/eventually.js';
 import { startTestMirror, type TestMirror } from '../support/mirror.js';
 
 const OCI = 'application/vnd.oci.image.manifest.v1+json';
@@ -237,9 +238,9 @@ describe('blobs', () => {
     const res = await m.request(`/v2/team/app/blobs/${digest}`);
     expect(res.status).toBe(200);
     await expect(res.arrayBuffer()).rejects.toThrow();
-    await new Promise((r) => setTimeout(r, 50));
+    await m.mirror.fills.settled();
+    await eventually(async () => expect(await readdir(join(m.dir, 'data', 'tmp'))).toEqual([]));
     expect(existsSync(blobFile(digest))).toBe(false);
-    expect(await readdir(join(m.dir, 'data', 'tmp'))).toEqual([]);
 
     fake.ossBody = null;
     const retry = await m.request(`/v2/team/app/blobs/${digest}`);
