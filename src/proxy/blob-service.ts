@@ -47,13 +47,8 @@ export class BlobService {
 
   /** Size of a blob without transferring it: local, a running fill's, or an upstream HEAD. */
   async head(target: UpstreamTarget, digest: string): Promise<{ size: number | null; outcome: CacheOutcome }> {
-    const local = await this.store.open(digest);
-    if (local) {
-      await local.handle.close();
-      local.done();
-      this.access.blob(digest);
-      return { size: local.size, outcome: 'hit' };
-    }
+    const cached = await this.#cachedSize(digest);
+    if (cached !== null) return { size: cached, outcome: 'hit' };
     const running = this.fills.running(digest);
     if (running?.size != null) return { size: running.size, outcome: 'joined' };
     const { size } = await target.client.headBlob(target.repo, digest);
@@ -65,18 +60,23 @@ export class BlobService {
    * committed (at once when it is cached already). `onFill` is given the fill, for progress (fill.written).
    */
   async ensure(target: UpstreamTarget, digest: string, onFill?: (fill: Fill) => void): Promise<{ size: number; outcome: CacheOutcome }> {
-    const local = await this.store.open(digest);
-    if (local) {
-      await local.handle.close();
-      local.done();
-      this.access.blob(digest);
-      return { size: local.size, outcome: 'hit' };
-    }
+    const cached = await this.#cachedSize(digest);
+    if (cached !== null) return { size: cached, outcome: 'hit' };
     const { fill, joined } = this.#join(target, digest);
     onFill?.(fill);
     await ended(fill);
     if (fill.state === 'failed') throw fill.error ?? new Error(`blob ${digest} fill failed`);
     return { size: fill.size!, outcome: joined ? 'joined' : 'miss' };
+  }
+
+  /** The size of a committed blob (counted as an access), or null when it is not cached. */
+  async #cachedSize(digest: string): Promise<number | null> {
+    const local = await this.store.open(digest);
+    if (!local) return null;
+    await local.handle.close();
+    local.done();
+    this.access.blob(digest);
+    return local.size;
   }
 
   /** Joins the running fill for digest, or starts one from the target's upstream. */
