@@ -83,11 +83,12 @@ describe('eviction (storage.max_size)', () => {
   it('never deletes a blob while a client is reading it', async () => {
     const fake = new FakeUpstream();
     const clock = { t: 1000 };
-    const a = fake.add(makeImage('team/a', 'v1', [400 * KB], 1));
-    const b = fake.add(makeImage('team/b', 'v1', [400 * KB], 2));
-    const c = fake.add(makeImage('team/c', 'v1', [400 * KB], 3));
-    const d = fake.add(makeImage('team/d', 'v1', [400 * KB], 4));
-    const mirror = await start(fake, clock, '900KB');
+    // layers larger than the 1 MiB read buffer, so an unconsumed response keeps its file open
+    const a = fake.add(makeImage('team/a', 'v1', [4000 * KB], 1));
+    const b = fake.add(makeImage('team/b', 'v1', [4000 * KB], 2));
+    const c = fake.add(makeImage('team/c', 'v1', [4000 * KB], 3));
+    const d = fake.add(makeImage('team/d', 'v1', [4000 * KB], 4));
+    const mirror = await start(fake, clock, '9MB');
     await pull(mirror, a);
     const [layerA] = layers(a);
     const reading = await mirror.request(`/v2/team/a/blobs/${layerA}`); // a's layer is the oldest, and open
