@@ -126,7 +126,7 @@ function fromFile(blob: OpenBlob, outcome: CacheOutcome): BlobBody {
     size: blob.size,
     outcome,
     stream: (range) =>
-      createReadStream('', { fd: blob.handle, autoClose: true, highWaterMark: 1024 * 1024, ...(range ?? {}) }).once('close', blob.done),
+      createReadStream('', { fd: blob.handle, autoClose: true, highWaterMark: 512 * 1024, ...(range ?? {}) }).once('close', blob.done),
     release: () => {
       void blob.handle.close().catch(() => {});
       blob.done();
