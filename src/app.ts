@@ -62,7 +62,9 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
   const blobStore = new BlobStore(layout, db, now);
   await blobStore.prepare();
   const manifestStore = new ManifestStore(db, now);
-  await reconcile(db, layout, manifestStore, now, log);
+  // In the background: start-up stays fast with a large cache. It snapshots the rows before listing the disk, so
+  // blobs committed or evicted meanwhile are never mistaken for inconsistencies.
+  void reconcile(db, layout, manifestStore, now, log).catch((err: unknown) => log.error({ err: (err as Error).message }, 'cache reconciliation failed'));
   const accessLog = new AccessLog(db, now);
 
   const metrics = new Metrics();
