@@ -6,6 +6,7 @@ import type { Reference } from '../registry/reference.js';
 import { SingleFlight } from '../util/single-flight.js';
 import type { CacheOutcome } from './blob-service.js';
 import { acceptable, upstreamAccept } from './media-types.js';
+import { upstreamUnavailable } from '../upstream/errors.js';
 import type { UpstreamTarget } from './target.js';
 
 export interface ServedManifest {
@@ -25,9 +26,6 @@ export interface ManifestServiceOptions {
   onStale?: (upstream: string) => void;
   access: AccessLog;
 }
-
-/** Failures where the cached answer is better than none: the upstream could not be asked. */
-const STALE_OK = new Set(['UPSTREAM_UNREACHABLE', 'UPSTREAM_TIMEOUT', 'UPSTREAM_BAD_RESPONSE', 'UPSTREAM_RATE_LIMITED', 'UPSTREAM_AUTH_FAILED', 'UPSTREAM_DOWN', 'UPSTREAM_OFFLINE']);
 
 /**
  * Manifests: digests are immutable and served from the cache once stored; tags are served from the cache
@@ -97,7 +95,7 @@ export class ManifestService {
       if (err instanceof RegistryError && err.kind === 'MANIFEST_UNKNOWN' && entry) {
         this.store.deleteTag(upstream, target.repo, tag);
       }
-      if (usable && err instanceof RegistryError && STALE_OK.has(err.kind)) {
+      if (usable && upstreamUnavailable(err)) {
         // Offline or marked down is logged once where it is decided, not on every request.
         const level = err.kind === 'UPSTREAM_OFFLINE' || err.kind === 'UPSTREAM_DOWN' ? 'debug' : 'warn';
         this.opts.log[level]({ upstream, repo: target.repo, ref: tag, digest: usable.digest, reason: err.message }, 'upstream unavailable; serving cached tag');

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { ManifestStore } from '../cache/manifest-store.js';
-import { RegistryError } from '../http/errors.js';
+import { upstreamUnavailable } from '../upstream/errors.js';
 import type { UpstreamTarget } from './target.js';
 
 export interface TagListPage {
@@ -8,8 +8,6 @@ export interface TagListPage {
   /** The last tag of this page when more follow. */
   next: string | null;
 }
-
-const FALLBACK_KINDS = new Set(['UPSTREAM_UNREACHABLE', 'UPSTREAM_TIMEOUT', 'UPSTREAM_BAD_RESPONSE', 'UPSTREAM_RATE_LIMITED', 'UPSTREAM_AUTH_FAILED', 'UPSTREAM_DOWN', 'UPSTREAM_OFFLINE']);
 
 /** Tag lists come from the upstream; when it cannot be asked, from the tags this mirror has cached. */
 export class TagService {
@@ -27,7 +25,7 @@ export class TagService {
       if (local.next !== null || !answer.more) return local;
       return { tags: local.tags, next: local.tags.length ? local.tags[local.tags.length - 1]! : null };
     } catch (err) {
-      if (!(err instanceof RegistryError) || !FALLBACK_KINDS.has(err.kind)) throw err;
+      if (!upstreamUnavailable(err)) throw err;
       const cached = this.store.listTags(target.client.name, target.repo);
       if (cached.length === 0) throw err;
       this.log.warn({ upstream: target.client.name, repo: target.repo, reason: err.message }, 'upstream unavailable; listing cached tags');

@@ -57,3 +57,18 @@ export function networkError(where: string, what: string, err: unknown): Registr
   const reason = known?.reason ?? (code ? `network error ${code}` : 'network error');
   return new RegistryError(known?.kind ?? 'UPSTREAM_UNREACHABLE', `${where}: ${what} failed: ${reason}`, { cause: err });
 }
+
+/** Failures where the upstream could not be asked (as opposed to answering no): cached answers may stand in. */
+const UNAVAILABLE_KINDS = new Set<string>([
+  'UPSTREAM_UNREACHABLE',
+  'UPSTREAM_TIMEOUT',
+  'UPSTREAM_BAD_RESPONSE',
+  'UPSTREAM_RATE_LIMITED',
+  'UPSTREAM_AUTH_FAILED',
+  'UPSTREAM_DOWN',
+  'UPSTREAM_OFFLINE',
+]);
+
+export function upstreamUnavailable(err: unknown): err is RegistryError {
+  return err instanceof RegistryError && UNAVAILABLE_KINDS.has(err.kind);
+}
