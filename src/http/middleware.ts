@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { HttpBindings } from '@hono/node-server';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import type { ClientAccess } from '../access/client-access.js';
@@ -12,7 +13,17 @@ export interface RequestSubject {
   upstream?: string;
 }
 
-export type Env = { Variables: { user?: string; subject?: RequestSubject } };
+/** A response already written to the Node response (see stream-response.ts): what its log line needs. */
+export interface SentResponse {
+  status: number;
+  cache: string | undefined;
+}
+
+export type Env = {
+  /** Absent under app.request() (tests). */
+  Bindings: Partial<HttpBindings> | undefined;
+  Variables: { user?: string; subject?: RequestSubject; requestId?: string; sent?: SentResponse };
+};
 
 /** Which route a path is, as a bounded metric label. */
 export function routeKind(path: string): string {
@@ -32,12 +43,15 @@ export function requestLog(log: Logger, metrics: Metrics, clientAddress: (c: Con
   return async (c, next) => {
     const started = performance.now();
     const requestId = c.req.header('x-request-id') ?? randomUUID();
+    c.set('requestId', requestId);
     await next();
     const seconds = (performance.now() - started) / 1000;
     const route = routeKind(c.req.path);
-    const cache = c.res.headers.get('x-cache');
-    c.res.headers.set('x-request-id', requestId);
-    metrics.requests.inc({ route, method: c.req.method, status: String(c.res.status) });
+    const sent = c.get('sent');
+    const status = sent?.status ?? c.res.status;
+    const cache = sent ? sent.cache : c.res.headers.get('x-cache');
+    if (!sent) c.res.headers.set('x-request-id', requestId);
+    metrics.requests.inc({ route, method: c.req.method, status: String(status) });
     metrics.requestDuration.observe({ route }, seconds);
     if (cache && (route === 'manifest' || route === 'blob')) metrics.cache.inc({ kind: route, outcome: cache });
     if (route === 'healthz' || route === 'readyz' || route === 'metrics') return;
@@ -48,7 +62,7 @@ export function requestLog(log: Logger, metrics: Metrics, clientAddress: (c: Con
         path: c.req.path,
         ns: c.req.query('ns'),
         ...c.get('subject'),
-        status: c.res.status,
+        status,
         client: clientAddress(c),
         user: c.get('user'),
         cache: cache ?? undefined,

@@ -1,25 +1,33 @@
 import { createReadStream } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable, type Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { AccessLog } from '../cache/access-log.js';
 import type { BlobStore, OpenBlob } from '../cache/blob-store.js';
 import type { Fill } from '../cache/fill.js';
 import type { BlobFills } from '../cache/inflight.js';
 import type { Metrics } from '../observability/metrics.js';
+import { ReadBuffers, sendFile } from './file-sender.js';
 import type { UpstreamTarget } from './target.js';
 
 export type CacheOutcome = 'hit' | 'miss' | 'joined' | 'stale';
 
-/** A blob ready to be sent: call stream() once, or release() if no body is sent (HEAD, 416). */
+/** Inclusive byte offsets. */
+export type ByteRange = { start: number; end: number };
+
+/** A blob ready to be sent: call stream() or sendTo() once, or release() if no body is sent (HEAD, 416). */
 export interface BlobBody {
   size: number | null;
   outcome: CacheOutcome;
-  stream(range?: { start: number; end: number }): Readable;
+  stream(range?: ByteRange): Readable;
+  /** Writes the bytes to a socket or http.ServerResponse and ends it (destroys it if the blob fails). */
+  sendTo(out: Writable, range: ByteRange | undefined, onBytes: (n: number) => void): void;
   release(): void;
 }
 
 /** Blobs: local first; a miss starts or joins the single fill for that digest. */
 export class BlobService {
+  readonly #buffers = new ReadBuffers();
+
   constructor(
     private readonly store: BlobStore,
     private readonly fills: BlobFills,
@@ -32,14 +40,14 @@ export class BlobService {
     const local = await this.store.open(digest);
     if (local) {
       this.access.blob(digest);
-      return fromFile(local, 'hit');
+      return fromFile(local, 'hit', this.#buffers);
     }
     const { fill, joined } = this.#join(target, digest);
     await fill.ready;
     if (!fill.readable) {
       // Finished between our join and now: the committed file is there, or the error is final.
       const committed = fill.state === 'done' ? await this.store.open(digest) : null;
-      if (committed) return fromFile(committed, joined ? 'joined' : 'miss');
+      if (committed) return fromFile(committed, joined ? 'joined' : 'miss', this.#buffers);
       throw fill.error ?? new Error(`blob ${digest} fill ended without a file`);
     }
     return fromFill(fill, joined ? 'joined' : 'miss');
@@ -121,24 +129,35 @@ function ended(fill: Fill): Promise<void> {
   });
 }
 
-function fromFile(blob: OpenBlob, outcome: CacheOutcome): BlobBody {
+function fromFile(blob: OpenBlob, outcome: CacheOutcome, buffers: ReadBuffers): BlobBody {
+  const release = () => {
+    void blob.handle.close().catch(() => {});
+    blob.done();
+  };
   return {
     size: blob.size,
     outcome,
     stream: (range) =>
       createReadStream('', { fd: blob.handle, autoClose: true, highWaterMark: 512 * 1024, ...(range ?? {}) }).once('close', blob.done),
-    release: () => {
-      void blob.handle.close().catch(() => {});
-      blob.done();
+    sendTo: (out, range, onBytes) => {
+      void sendFile(blob.handle, range?.start ?? 0, range?.end ?? blob.size - 1, out, buffers, onBytes).finally(release);
     },
+    release,
   };
 }
 
 function fromFill(fill: Fill, outcome: CacheOutcome): BlobBody {
+  const stream = (range?: ByteRange) => fill.reader(range?.start ?? 0, range?.end);
   return {
     size: fill.size,
     outcome,
-    stream: (range) => fill.reader(range?.start ?? 0, range?.end),
+    stream,
+    sendTo: (out, range, onBytes) => {
+      const reader = stream(range);
+      reader.on('data', (chunk: Buffer) => onBytes(chunk.length));
+      // An error on either side destroys both: a failed fill cuts the client short, a gone client detaches.
+      pipeline(reader, out, () => {});
+    },
     release: () => {},
   };
 }

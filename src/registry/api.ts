@@ -1,8 +1,8 @@
-import { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
 import type { Logger } from 'pino';
 import { RegistryError } from '../http/errors.js';
 import { API_VERSION, errorResponse } from '../http/respond.js';
+import { streamResponse } from '../http/stream-response.js';
 import type { BlobService } from '../proxy/blob-service.js';
 import type { ManifestService } from '../proxy/manifest-service.js';
 import { parseAccept } from '../proxy/media-types.js';
@@ -96,10 +96,7 @@ async function handle(c: Context<Env>, deps: RegistryApiDeps): Promise<Response>
       } else if (blob.size !== null) {
         headers['content-length'] = String(blob.size);
       }
-      const stream = blob.stream(range ?? undefined);
-      stream.on('data', (chunk: Buffer) => deps.onServed('blob', chunk.length));
-      const body = Readable.toWeb(stream) as ReadableStream<Uint8Array>;
-      return new Response(body, { status: range ? 206 : 200, headers });
+      return streamResponse(c, range ? 206 : 200, headers, blob, range ?? undefined, (n) => deps.onServed('blob', n));
     }
     case 'tags': {
       const to = target(c, deps, path.name);

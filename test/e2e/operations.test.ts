@@ -55,7 +55,19 @@ describe('operations', () => {
       const r = await up.skopeo(['copy', '--src-tls-verify=false', `docker://${mirror.host}/${image.repo}:v1`, `dir:${out}`]);
       expect(r.code, r.stderr).toBe(0);
       await expectSameImage(out, image);
+      // A cached blob is written straight to the socket: its headers, range and log line must still be right.
+      const layer = image.blobs.reduce((a, b) => (b.size > a.size ? b : a));
+      const ranged = await fetch(`${mirror.url}/v2/${image.repo}/blobs/${layer.digest}`, { headers: { range: 'bytes=1000-1999', 'x-request-id': 'ops-range-1' } });
+      expect(ranged.status).toBe(206);
+      expect(ranged.headers.get('x-request-id')).toBe('ops-range-1');
+      expect(ranged.headers.get('content-range')).toBe(`bytes 1000-1999/${layer.size}`);
+      expect(ranged.headers.get('x-cache')).toBe('hit');
+      expect(Buffer.from(await ranged.arrayBuffer()).equals((await readFile(layer.path)).subarray(1000, 2000))).toBe(true);
+      const line = mirror.logs().split('\n').find((l) => l.includes('"requestId":"ops-range-1"'));
+      expect(JSON.parse(line!)).toMatchObject({ status: 206, cache: 'hit', ref: layer.digest, upstream: 'acr' });
       const metrics = await (await fetch(`${mirror.url}/metrics`)).text();
+      expect(metrics).toMatch(/acr_mirror_http_requests_total\{route="blob",method="GET",status="206"\} 1\n/);
+      expect(metrics).toMatch(/acr_mirror_cache_requests_total\{kind="blob",outcome="hit"\} [1-9]/);
       expect(metrics).toMatch(/acr_mirror_cache_requests_total\{kind="blob",outcome="miss"\} [1-9]/);
       expect(metrics).toMatch(/acr_mirror_upstream_bytes_total\{upstream="acr",kind="blob"\} [1-9]/);
       expect(metrics).toContain('acr_mirror_process_resident_memory_bytes');
