@@ -26,8 +26,9 @@ export class ReadBuffers {
 /**
  * Writes bytes start..end (inclusive) of an open file to out and ends it. out must be a socket or an
  * http.ServerResponse: a buffer goes back to `buffers` only when out's write callback says the kernel has its
- * bytes. Waits for 'drain' between reads (memory stays at a buffer or two per client); stops when out closes; a
- * read error or a file shorter than expected destroys out, so the client sees a body cut short.
+ * bytes. The next chunk is read while the current one drains (one read ahead, so memory stays at two buffers per
+ * client); stops when out closes; a read error or a file shorter than expected destroys out, so the client sees a
+ * body cut short.
  */
 export async function sendFile(
   handle: FileHandle,
@@ -37,16 +38,21 @@ export async function sendFile(
   buffers: ReadBuffers,
   onBytes: (n: number) => void,
 ): Promise<void> {
+  const readAt = async (position: number): Promise<{ buffer: Buffer; bytes: number }> => {
+    const buffer = buffers.take();
+    const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, end - position + 1), position);
+    if (bytesRead === 0) throw new Error(`file ended at byte ${position}, before byte ${end}`);
+    return { buffer, bytes: bytesRead };
+  };
   let position = start;
+  let next = position <= end ? readAt(position) : null;
   try {
-    while (position <= end && !out.destroyed) {
-      const buffer = buffers.take();
-      const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, end - position + 1), position);
-      if (bytesRead === 0) throw new Error(`file ended at byte ${position}, before byte ${end}`);
-      position += bytesRead;
-      onBytes(bytesRead);
-      const chunk = bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
-      const more = out.write(chunk, (err) => {
+    while (next && !out.destroyed) {
+      const { buffer, bytes } = await next;
+      position += bytes;
+      next = position <= end ? readAt(position) : null;
+      onBytes(bytes);
+      const more = out.write(bytes === buffer.length ? buffer : buffer.subarray(0, bytes), (err) => {
         if (!err) buffers.give(buffer);
       });
       if (!more && !(await drained(out))) return;
@@ -54,6 +60,9 @@ export async function sendFile(
     if (!out.destroyed) out.end();
   } catch (err) {
     out.destroy(err as Error);
+  } finally {
+    // The caller closes the file when this resolves: no read may still be running then.
+    await next?.catch(() => {});
   }
 }
 
