@@ -1,5 +1,4 @@
 import { mkdir } from 'node:fs/promises';
-import { getConnInfo } from '@hono/node-server/conninfo';
 import { type Context, Hono } from 'hono';
 import { ClientAccess } from './access/client-access.js';
 import { createAdmin } from './admin/admin.js';
@@ -231,9 +230,9 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
   const app = new Hono<Env>();
   app.onError((err, c) => errorResponse(c, err, log));
   app.use('*', requestLog(log, metrics, clientAddress));
-  app.use('/v2', authorize(access, clientAddress));
-  app.use('/v2/*', authorize(access, clientAddress));
-  app.use('/metrics', authorize(access, clientAddress));
+  app.use('/v2', authorize(access));
+  app.use('/v2/*', authorize(access));
+  app.use('/metrics', authorize(access));
   app.route('/', opsApi({ db, writableDir: layout.tmp, metrics, upstreams: upstreamStates }));
   app.route('/', admin.app);
   app.route('/', api);
@@ -255,10 +254,6 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
   };
 }
 
-function socketAddress(c: Context): string | undefined {
-  try {
-    return getConnInfo(c).remote.address;
-  } catch {
-    return undefined;
-  }
+function socketAddress(c: Context<Env>): string | undefined {
+  return c.env?.incoming?.socket.remoteAddress;
 }

@@ -17,6 +17,8 @@ export class ClientAccess {
   readonly #allow = new BlockList();
   readonly #users: Map<string, string> | null;
   readonly #verified = new LRUCache<string, string>({ max: 1000, ttl: 10 * 60_000 });
+  /** Decisions per client address: a node pulls with many requests, and BlockList.check costs per call. */
+  readonly #decided = new LRUCache<string, boolean>({ max: 10_000 });
 
   constructor(allow: string[], users: HtpasswdUser[] | null) {
     for (const cidr of allow) {
@@ -33,9 +35,13 @@ export class ClientAccess {
 
   allows(address: string | undefined): boolean {
     if (!address) return false;
-    const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
-    if (v4) return this.#allow.check(v4, 'ipv4');
-    return this.#allow.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
+    let allowed = this.#decided.get(address);
+    if (allowed === undefined) {
+      const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
+      allowed = v4 ? this.#allow.check(v4, 'ipv4') : this.#allow.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
+      this.#decided.set(address, allowed);
+    }
+    return allowed;
   }
 
   /** The user name for a valid `Authorization: Basic` header, else null. */

@@ -16,6 +16,11 @@ export interface TagEntry {
 /** Manifests by digest (exact upstream bytes) and tag -> digest mappings per upstream repository. */
 export class ManifestStore {
   readonly #hot: LRUCache<string, StoredManifest>;
+  /**
+   * Recent tag lookups, so a tag asked for thousands of times a second costs no SQLite read. Writes here keep it
+   * exact; the short TTL bounds how long a tag written by another process (acr-mirror import) goes unseen.
+   */
+  readonly #tags = new LRUCache<string, TagEntry>({ max: 10_000, ttl: 2000 });
   readonly #stmt;
 
   constructor(
@@ -72,17 +77,26 @@ export class ManifestStore {
   }
 
   getTag(upstream: string, repo: string, tag: string): TagEntry | null {
+    const key = tagKey(upstream, repo, tag);
+    const known = this.#tags.get(key);
+    if (known) return known;
     const row = this.#stmt.getTag.get(upstream, repo, tag);
-    return row ? { digest: row.digest, checkedAt: row.checked_at } : null;
+    if (!row) return null;
+    const entry = { digest: row.digest, checkedAt: row.checked_at };
+    this.#tags.set(key, entry);
+    return entry;
   }
 
   /** Records that tag pointed at digest when checked now. The manifest must be stored already. */
   setTag(upstream: string, repo: string, tag: string, digest: string): void {
-    this.#stmt.setTag.run(upstream, repo, tag, digest, this.now());
+    const checkedAt = this.now();
+    this.#stmt.setTag.run(upstream, repo, tag, digest, checkedAt);
+    this.#tags.set(tagKey(upstream, repo, tag), { digest, checkedAt });
   }
 
   deleteTag(upstream: string, repo: string, tag: string): void {
     this.#stmt.deleteTag.run(upstream, repo, tag);
+    this.#tags.delete(tagKey(upstream, repo, tag));
   }
 
   /**
@@ -97,6 +111,7 @@ export class ManifestStore {
         this.#stmt.deleteManifest.run(d);
         this.#hot.delete(d);
       }
+      if (doomed.length > 0) this.#tags.clear();
       return doomed;
     })();
   }
@@ -104,6 +119,10 @@ export class ManifestStore {
   listTags(upstream: string, repo: string): string[] {
     return this.#stmt.listTags.all(upstream, repo).map((r) => r.tag);
   }
+}
+
+function tagKey(upstream: string, repo: string, tag: string): string {
+  return `${upstream}\n${repo}\n${tag}`;
 }
 
 /** Digests a manifest or index points at: config, layers, child manifests, subject. */

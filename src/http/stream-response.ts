@@ -29,9 +29,8 @@ export function streamResponse(
     const stream = body.stream(range).on('data', (chunk: Buffer) => onBytes(chunk.length));
     return new Response(Readable.toWeb(stream) as ReadableStream<Uint8Array>, { status, headers });
   }
-  const requestId = c.get('requestId');
-  outgoing.writeHead(status, requestId ? { ...headers, 'x-request-id': requestId } : headers);
+  outgoing.writeHead(status, headers);
   body.sendTo(outgoing, range, onBytes);
-  c.set('sent', { status, cache: headers['x-cache'] });
+  c.set('sentStatus', status);
   return RESPONSE_ALREADY_SENT;
 }

@@ -9,7 +9,7 @@ import { parseAccept } from '../proxy/media-types.js';
 import type { UpstreamTarget } from '../proxy/target.js';
 import type { TagService } from '../proxy/tag-service.js';
 import { parseRange } from './range.js';
-import type { Env } from '../http/middleware.js';
+import { type Env, requestHeader } from '../http/middleware.js';
 import { parseRegistryPath, referenceString } from './reference.js';
 
 export interface RegistryApiDeps {
@@ -62,10 +62,11 @@ async function handle(c: Context<Env>, deps: RegistryApiDeps): Promise<Response>
       throw new RegistryError('UNSUPPORTED', 'the catalog is not served by this mirror');
     case 'manifest': {
       const to = target(c, deps, path.name, referenceString(path.reference));
-      const m = await deps.manifests.get(to, path.reference, parseAccept(c.req.header('accept') ? [c.req.header('accept')!] : []), head);
+      const m = await deps.manifests.get(to, path.reference, parseAccept(acceptOf(c)), head);
       if (!head) deps.onServed('manifest', m.size);
       if (path.reference.kind === 'tag') deps.onTagRequest(to.client.name, to.repo, path.reference.tag);
-      return new Response(head ? null : new Uint8Array(m.body!), {
+      c.set('cache', m.outcome);
+      return new Response(head ? null : (m.body as Uint8Array<ArrayBuffer>), {
         headers: {
           ...API_VERSION,
           'content-type': m.mediaType,
@@ -81,10 +82,12 @@ async function handle(c: Context<Env>, deps: RegistryApiDeps): Promise<Response>
       const common = { ...API_VERSION, 'docker-content-digest': path.digest, etag: `"${path.digest}"`, 'accept-ranges': 'bytes', 'cache-control': 'max-age=31536000' };
       if (head) {
         const { size, outcome } = await deps.blobs.head(to, path.digest);
+        c.set('cache', outcome);
         return new Response(null, { headers: { ...common, 'content-type': 'application/octet-stream', 'x-cache': outcome, ...(size !== null ? { 'content-length': String(size) } : {}) } });
       }
       const blob = await deps.blobs.get(to, path.digest);
-      const range = blob.size === null ? null : parseRange(c.req.header('range'), blob.size);
+      c.set('cache', blob.outcome);
+      const range = blob.size === null ? null : parseRange(requestHeader(c, 'range'), blob.size);
       if (range === 'unsatisfiable') {
         blob.release();
         throw new RegistryError('RANGE_INVALID', `range not satisfiable for a blob of ${blob.size} bytes`, { headers: { 'content-range': `bytes */${blob.size}` } });
@@ -111,6 +114,12 @@ async function handle(c: Context<Env>, deps: RegistryApiDeps): Promise<Response>
       return new Response(head ? null : body, { headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } });
     }
   }
+}
+
+/** Accept values as sent: Node joins repeated Accept headers with ", ", which parseAccept splits like separate ones. */
+function acceptOf(c: Context<Env>): string[] {
+  const accept = requestHeader(c, 'accept');
+  return accept ? [accept] : [];
 }
 
 function tagPage(c: Context): { n?: number; last?: string } {
