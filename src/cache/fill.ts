@@ -24,6 +24,9 @@ export interface FillOptions {
 }
 
 const READ_CHUNK = 256 * 1024;
+/** Received bytes are written to the temp file once this many have arrived, or this long after the first of them. */
+const WRITE_BATCH = 1024 * 1024;
+const WRITE_DELAY_MS = 20;
 /** In relay mode, the download pauses while this many bytes wait for the slowest reader. */
 const RELAY_LIMIT = 8 * 1024 * 1024;
 const DISK_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EIO', 'EACCES', 'EPERM', 'EMFILE', 'ENFILE', 'ENOENT', 'ENOTDIR']);
@@ -60,6 +63,8 @@ export class Fill extends EventEmitter {
   #relayBytes = 0;
   /** Positions of the current readers, for trimming the relay. */
   readonly #positions = new Set<{ at: number }>();
+  /** Every byte is in and matches the digest: readers may have the last byte while the commit (fsync) runs. */
+  #verified = false;
 
   constructor(
     readonly digest: string,
@@ -109,6 +114,26 @@ export class Fill extends EventEmitter {
         throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${this.source.label}: blob ${this.digest} changed size while resuming`);
       }
       let skip = this.written - answer.start;
+      // Chunks are written to the temp file in batches: one awaited write per network chunk (often 16-64 KiB)
+      // made a cold 40 MiB layer take twice as long as the upstream needs to send it. A batch is written when it
+      // is full, or WRITE_DELAY_MS after its first chunk so a stalling upstream does not keep bytes from readers.
+      let pending: Uint8Array[] = [];
+      let pendingBytes = 0;
+      let timer: NodeJS.Timeout | undefined;
+      let writes: Promise<void> = Promise.resolve();
+      /** Writes what is pending, after the writes before it (the timer and the loop may both ask). */
+      const flush = (): Promise<void> => {
+        clearTimeout(timer);
+        timer = undefined;
+        writes = writes.then(() => {
+          if (pendingBytes === 0) return;
+          const bytes = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+          pending = [];
+          pendingBytes = 0;
+          return this.#store(bytes);
+        });
+        return writes;
+      };
       try {
         for await (const chunk of answer.body) {
           let bytes = chunk;
@@ -118,16 +143,23 @@ export class Fill extends EventEmitter {
             bytes = bytes.subarray(n);
             if (bytes.byteLength === 0) continue;
           }
-          if (this.size !== null && this.written + bytes.byteLength > this.size) {
+          if (this.size !== null && this.written + pendingBytes + bytes.byteLength > this.size) {
             throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${this.source.label}: blob ${this.digest} is longer than announced`);
           }
           this.source.onBytes?.(bytes.byteLength);
           hash.update(bytes);
-          await this.#store(bytes);
+          pending.push(bytes);
+          pendingBytes += bytes.byteLength;
+          if (pendingBytes >= WRITE_BATCH) await flush();
+          else timer ??= setTimeout(() => void flush().catch(() => {}), WRITE_DELAY_MS); // a failure surfaces at the next flush
         }
+        await flush();
       } catch (err) {
+        clearTimeout(timer);
         if (!isNetworkError(err) || signal.aborted) throw wrapNetwork(err, this.source.label, this.digest);
         if (resumes >= this.opts.maxResumes) throw wrapNetwork(err, this.source.label, this.digest);
+        // What arrived before the break is hashed already: it goes to the file, and the resume starts after it.
+        await flush();
         this.opts.log.warn({ digest: this.digest, offset: this.written, reason: (err as Error).message }, 'blob transfer broke; resuming');
         continue;
       }
@@ -222,6 +254,8 @@ export class Fill extends EventEmitter {
       );
     }
     this.size = this.written;
+    this.#verified = true;
+    this.emit('change');
     if (this.#diskError) return;
     try {
       await this.store.commit(this.#temp!, this.digest, this.written);
@@ -260,7 +294,7 @@ export class Fill extends EventEmitter {
     let position = start;
     let reading = false;
     const fill = this;
-    const last = () => (end !== undefined ? end : fill.state === 'done' ? fill.size! - 1 : Infinity);
+    const last = () => (end !== undefined ? end : fill.#verified ? fill.size! - 1 : Infinity);
     // Node calls read() once and then waits for a push; when the fill has no new bytes yet, pump returns
     // without pushing and the fill's next 'change' starts it again.
     let again = false;
@@ -300,11 +334,11 @@ export class Fill extends EventEmitter {
       for (;;) {
         if (fill.state === 'failed') return void stream.destroy(fill.error ?? new Error('fill failed'));
         // Everything but the last byte may be read while the fill runs: the last one waits for verification.
-        const available = fill.state === 'done' ? fill.size! : Math.max(0, fill.written - 1);
+        const available = fill.#verified ? fill.size! : Math.max(0, fill.written - 1);
         const stop = Math.min(last() + 1, available);
         if (position > last()) return void stream.push(null);
         if (position >= stop) {
-          if (fill.state === 'done') return void stream.push(null);
+          if (fill.#verified) return void stream.push(null);
           waiting = true;
           return;
         }
