@@ -70,7 +70,8 @@ export function requestLog(log: Logger, metrics: Metrics, clientAddress: (c: Con
     await next();
     if (!outgoing) c.res.headers.set('x-request-id', requestId);
     const seconds = (performance.now() - started) / 1000;
-    const route = routeKind(c.req.path);
+    const path = c.req.path;
+    const route = routeKind(path);
     const status = c.get('sentStatus') ?? c.res.status;
     const cache = c.get('cache');
     metrics.requests.inc({ route, method: c.req.method, status: String(status) });
@@ -81,7 +82,7 @@ export function requestLog(log: Logger, metrics: Metrics, clientAddress: (c: Con
       {
         requestId,
         method: c.req.method,
-        path: c.req.path,
+        path,
         ns: c.req.query('ns'),
         ...c.get('subject'),
         status,

@@ -1,13 +1,13 @@
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Readable, type Writable } from 'node:stream';
 import type { Context } from 'hono';
+import type { ByteRange } from '../registry/range.js';
 import type { Env } from './middleware.js';
-
-type ByteRange = { start: number; end: number };
 
 /** A body that can be read as a stream or written straight into a socket-backed response. */
 export interface StreamedBody {
   stream(range?: ByteRange): Readable;
+  /** Writes the bytes to a socket or http.ServerResponse and ends it (destroys it if the body fails). */
   sendTo(out: Writable, range: ByteRange | undefined, onBytes: (n: number) => void): void;
 }
 

@@ -1,26 +1,22 @@
 import { createReadStream } from 'node:fs';
-import { pipeline, type Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream';
 import type { Logger } from 'pino';
 import type { AccessLog } from '../cache/access-log.js';
 import type { BlobStore, OpenBlob } from '../cache/blob-store.js';
 import type { Fill } from '../cache/fill.js';
 import type { BlobFills } from '../cache/inflight.js';
+import type { StreamedBody } from '../http/stream-response.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { ByteRange } from '../registry/range.js';
 import { ReadBuffers, sendFile } from './file-sender.js';
 import type { UpstreamTarget } from './target.js';
 
 export type CacheOutcome = 'hit' | 'miss' | 'joined' | 'stale';
 
-/** Inclusive byte offsets. */
-export type ByteRange = { start: number; end: number };
-
 /** A blob ready to be sent: call stream() or sendTo() once, or release() if no body is sent (HEAD, 416). */
-export interface BlobBody {
+export interface BlobBody extends StreamedBody {
   size: number | null;
   outcome: CacheOutcome;
-  stream(range?: ByteRange): Readable;
-  /** Writes the bytes to a socket or http.ServerResponse and ends it (destroys it if the blob fails). */
-  sendTo(out: Writable, range: ByteRange | undefined, onBytes: (n: number) => void): void;
   release(): void;
 }
 

@@ -1,4 +1,7 @@
-export type RangeRequest = { start: number; end: number } | 'unsatisfiable' | null;
+/** Inclusive byte offsets. */
+export type ByteRange = { start: number; end: number };
+
+export type RangeRequest = ByteRange | 'unsatisfiable' | null;
 
 /**
  * A single byte range from a Range header against a resource of `size` bytes (RFC 9110 14.2).
