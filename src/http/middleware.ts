@@ -4,6 +4,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import type { ClientAccess } from '../access/client-access.js';
 import type { Metrics } from '../observability/metrics.js';
+import { RequestLines } from '../observability/request-lines.js';
 import { RegistryError } from './errors.js';
 
 /** What a request resolved to, for its log line. */
@@ -57,8 +58,7 @@ export function routeKind(path: string): string {
  * it runs on every request, thousands per second.
  */
 export function requestLog(log: Logger, metrics: Metrics, clientAddress: (c: Context) => string | undefined): MiddlewareHandler<Env> {
-  // Request lines have fixed fields and no secrets; redaction would cost more than the rest of the line.
-  const lines = log.child({}, { redact: [] });
+  const lines = new RequestLines(log);
   return async (c, next) => {
     const started = performance.now();
     const requestId = requestHeader(c, 'x-request-id') ?? randomUUID();
@@ -78,22 +78,19 @@ export function requestLog(log: Logger, metrics: Metrics, clientAddress: (c: Con
     metrics.requestDuration.observe({ route }, seconds);
     if (cache) metrics.cache.inc({ kind: route, outcome: cache });
     if (route === 'healthz' || route === 'readyz' || route === 'metrics') return;
-    lines.info(
-      {
-        requestId,
-        method: c.req.method,
-        path,
-        ns: c.req.query('ns'),
-        ...c.get('subject'),
-        status,
-        client: c.get('client'),
-        user: c.get('user'),
-        cache,
-        userAgent: requestHeader(c, 'user-agent'),
-        ms: Math.round(seconds * 10_000) / 10,
-      },
-      'request',
-    );
+    lines.write({
+      requestId,
+      method: c.req.method,
+      path,
+      ns: c.req.query('ns'),
+      ...c.get('subject'),
+      status,
+      client: c.get('client'),
+      user: c.get('user'),
+      cache,
+      userAgent: requestHeader(c, 'user-agent'),
+      ms: Math.round(seconds * 10_000) / 10,
+    });
   };
 }
 

@@ -34,3 +34,17 @@ export function streamResponse(
   c.set('sentStatus', status);
   return RESPONSE_ALREADY_SENT;
 }
+
+/**
+ * A response with a body held in memory, written straight into the Node response under @hono/node-server: a
+ * Response object costs a Headers object per request there. Not for HEAD: hono answers HEAD by wrapping the
+ * GET handler's Response in a new one, which node-server then writes, so HEAD stays an ordinary Response.
+ */
+export function bufferedResponse(c: Context<Env>, status: number, headers: Record<string, string>, body: Uint8Array | string | null): Response {
+  const outgoing = c.env?.outgoing;
+  if (!outgoing || c.req.method === 'HEAD') return new Response(body as BodyInit | null, { status, headers });
+  outgoing.writeHead(status, headers);
+  outgoing.end(body ?? undefined);
+  c.set('sentStatus', status);
+  return RESPONSE_ALREADY_SENT;
+}

@@ -13,7 +13,7 @@ export function createLogger(level: LevelWithSilent, destination?: NodeJS.Writab
     {
       level,
       base: { service: 'acr-mirror' },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTime,
       redact: {
         paths: ['*.authorization', '*.Authorization', 'headers.authorization', 'password', '*.password', 'token', '*.token'],
         censor: '[redacted]',
@@ -21,4 +21,21 @@ export function createLogger(level: LevelWithSilent, destination?: NodeJS.Writab
     },
     destination ?? pino.destination({ dest: 1, sync: false }),
   );
+}
+
+let stampedAt = -1;
+let stamp = '';
+/** The time as an ISO string, formatted once per millisecond: at thousands of lines a second it showed in profiles. */
+export function isoNow(): string {
+  const now = Date.now();
+  if (now !== stampedAt) {
+    stampedAt = now;
+    stamp = new Date(now).toISOString();
+  }
+  return stamp;
+}
+
+/** pino's isoTime, on isoNow. */
+function isoTime(): string {
+  return `,"time":"${isoNow()}"`;
 }

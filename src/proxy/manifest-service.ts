@@ -40,14 +40,14 @@ export class ManifestService {
     private readonly opts: ManifestServiceOptions,
   ) {}
 
-  async get(target: UpstreamTarget, ref: Reference, clientAccept: string[], head: boolean): Promise<ServedManifest> {
+  async get(target: UpstreamTarget, ref: Reference, clientAccept: readonly string[], head: boolean): Promise<ServedManifest> {
     const served =
       ref.kind === 'digest' ? await this.#byDigest(target, ref.digest, clientAccept, head) : await this.#byTag(target, ref.tag, clientAccept, head);
     this.opts.access.manifest(served.digest);
     return served;
   }
 
-  async #byDigest(target: UpstreamTarget, digest: string, accept: string[], head: boolean): Promise<ServedManifest> {
+  async #byDigest(target: UpstreamTarget, digest: string, accept: readonly string[], head: boolean): Promise<ServedManifest> {
     const local = this.store.get(digest);
     if (local) return serve(local, 'hit', head);
     if (head) {
@@ -60,7 +60,7 @@ export class ManifestService {
     return serve(fetched, 'miss', head);
   }
 
-  async #byTag(target: UpstreamTarget, tag: string, accept: string[], head: boolean): Promise<ServedManifest> {
+  async #byTag(target: UpstreamTarget, tag: string, accept: readonly string[], head: boolean): Promise<ServedManifest> {
     const upstream = target.client.name;
     const entry = this.store.getTag(upstream, target.repo, tag);
     const cached = entry ? this.store.get(entry.digest) : null;
@@ -107,7 +107,7 @@ export class ManifestService {
   }
 
   /** GETs a manifest upstream (one request per upstream+repo+reference at a time), verifies and stores it. */
-  #fetch(target: UpstreamTarget, reference: string, accept: string[], expected: string | null): Promise<StoredManifest> {
+  #fetch(target: UpstreamTarget, reference: string, accept: readonly string[], expected: string | null): Promise<StoredManifest> {
     const key = `${target.client.name}\n${target.repo}\n${reference}\n${accept.join(',')}`;
     return this.#fetches.run(key, async () => {
       const answer = await target.client.getManifest(target.repo, reference, upstreamAccept(accept));

@@ -2,10 +2,10 @@ import { Hono, type Context } from 'hono';
 import type { Logger } from 'pino';
 import { RegistryError } from '../http/errors.js';
 import { API_VERSION, errorResponse } from '../http/respond.js';
-import { streamResponse } from '../http/stream-response.js';
+import { bufferedResponse, streamResponse } from '../http/stream-response.js';
 import type { BlobService } from '../proxy/blob-service.js';
 import type { ManifestService } from '../proxy/manifest-service.js';
-import { parseAccept } from '../proxy/media-types.js';
+import { acceptedTypes } from '../proxy/media-types.js';
 import type { UpstreamTarget } from '../proxy/target.js';
 import type { TagService } from '../proxy/tag-service.js';
 import { parseRange } from './range.js';
@@ -57,25 +57,24 @@ async function handle(c: Context<Env>, deps: RegistryApiDeps): Promise<Response>
   if (!path) throw new RegistryError('NOT_FOUND', `no such endpoint: ${method} ${c.req.path}`);
   switch (path.kind) {
     case 'ping':
-      return new Response(head ? null : '{}', { headers: { ...API_VERSION, 'content-type': 'application/json', 'content-length': '2' } });
+      return bufferedResponse(c, 200, { ...API_VERSION, 'content-type': 'application/json', 'content-length': '2' }, head ? null : '{}');
     case 'catalog':
       throw new RegistryError('UNSUPPORTED', 'the catalog is not served by this mirror');
     case 'manifest': {
       const to = target(c, deps, path.name, referenceString(path.reference));
-      const m = await deps.manifests.get(to, path.reference, parseAccept(acceptOf(c)), head);
+      const m = await deps.manifests.get(to, path.reference, acceptedTypes(requestHeader(c, 'accept')), head);
       if (!head) deps.onServed('manifest', m.size);
       if (path.reference.kind === 'tag') deps.onTagRequest(to.client.name, to.repo, path.reference.tag);
       c.set('cache', m.outcome);
-      return new Response(head ? null : (m.body as Uint8Array<ArrayBuffer>), {
-        headers: {
-          ...API_VERSION,
-          'content-type': m.mediaType,
-          'content-length': String(m.size),
-          'docker-content-digest': m.digest,
-          etag: `"${m.digest}"`,
-          'x-cache': m.outcome,
-        },
-      });
+      const headers = {
+        ...API_VERSION,
+        'content-type': m.mediaType,
+        'content-length': String(m.size),
+        'docker-content-digest': m.digest,
+        etag: `"${m.digest}"`,
+        'x-cache': m.outcome,
+      };
+      return bufferedResponse(c, 200, headers, head ? null : m.body);
     }
     case 'blob': {
       const to = target(c, deps, path.name, path.digest);
@@ -83,7 +82,8 @@ async function handle(c: Context<Env>, deps: RegistryApiDeps): Promise<Response>
       if (head) {
         const { size, outcome } = await deps.blobs.head(to, path.digest);
         c.set('cache', outcome);
-        return new Response(null, { headers: { ...common, 'content-type': 'application/octet-stream', 'x-cache': outcome, ...(size !== null ? { 'content-length': String(size) } : {}) } });
+        const headers = { ...common, 'content-type': 'application/octet-stream', 'x-cache': outcome, ...(size !== null ? { 'content-length': String(size) } : {}) };
+        return bufferedResponse(c, 200, headers, null);
       }
       const blob = await deps.blobs.get(to, path.digest);
       c.set('cache', blob.outcome);
@@ -111,15 +111,9 @@ async function handle(c: Context<Env>, deps: RegistryApiDeps): Promise<Response>
         headers.link = `</v2/${path.name}/tags/list?${q}>; rel="next"`;
       }
       const body = JSON.stringify({ name: path.name, tags: result.tags });
-      return new Response(head ? null : body, { headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } });
+      return bufferedResponse(c, 200, { ...headers, 'content-length': String(Buffer.byteLength(body)) }, head ? null : body);
     }
   }
-}
-
-/** Accept values as sent: Node joins repeated Accept headers with ", ", which parseAccept splits like separate ones. */
-function acceptOf(c: Context<Env>): string[] {
-  const accept = requestHeader(c, 'accept');
-  return accept ? [accept] : [];
 }
 
 function tagPage(c: Context): { n?: number; last?: string } {

@@ -65,6 +65,18 @@ describe('operations', () => {
       expect(Buffer.from(await ranged.arrayBuffer()).equals((await readFile(layer.path)).subarray(1000, 2000))).toBe(true);
       const line = mirror.logs().split('\n').find((l) => l.includes('"requestId":"ops-range-1"'));
       expect(JSON.parse(line!)).toMatchObject({ status: 206, cache: 'hit', ref: layer.digest, upstream: 'acr' });
+      // Manifests are written straight to the socket on GET, through a Response on HEAD: both carry the same headers.
+      for (const method of ['GET', 'HEAD']) {
+        const res = await fetch(`${mirror.url}/v2/${image.repo}/manifests/v1`, { method, headers: { accept: image.mediaType, 'x-request-id': `ops-manifest-${method}` } });
+        expect(res.status).toBe(200);
+        expect(res.headers.get('x-request-id')).toBe(`ops-manifest-${method}`);
+        expect(res.headers.get('docker-content-digest')).toBe(image.digest);
+        expect(res.headers.get('content-type')).toBe(image.mediaType);
+        expect(res.headers.get('content-length')).toBe(String(image.manifest.length));
+        expect(res.headers.get('x-cache')).toBe('hit');
+        const body = Buffer.from(await res.arrayBuffer());
+        expect(body.equals(method === 'GET' ? image.manifest : Buffer.alloc(0))).toBe(true);
+      }
       const metrics = await (await fetch(`${mirror.url}/metrics`)).text();
       expect(metrics).toMatch(/acr_mirror_http_requests_total\{route="blob",method="GET",status="206"\} 1\n/);
       expect(metrics).toMatch(/acr_mirror_cache_requests_total\{kind="blob",outcome="hit"\} [1-9]/);
