@@ -10,7 +10,7 @@ interface BlobProgress {
   fill: Fill | null;
 }
 
-const bytesOf = (b: BlobProgress): number => (b.done ? b.size : Math.min(b.fill?.written ?? 0, b.size));
+const bytesOf = (b: BlobProgress): number => (b.done ? b.size : Math.min(b.fill?.received ?? 0, b.size));
 
 /**
  * A warm job being run by this process: its images' status and its blobs' progress. Emits 'change' whenever an

@@ -24,9 +24,10 @@ export interface FillOptions {
 }
 
 const READ_CHUNK = 256 * 1024;
-/** Received bytes are written to the temp file once this many have arrived, or this long after the first of them. */
+/** Received bytes are written to the temp file once this many are waiting. */
 const WRITE_BATCH = 1024 * 1024;
-const WRITE_DELAY_MS = 20;
+/** The most recent bytes kept in memory (once on disk) for readers that keep up with the download. */
+const MEMORY_WINDOW = 4 * 1024 * 1024;
 /** In relay mode, the download pauses while this many bytes wait for the slowest reader. */
 const RELAY_LIMIT = 8 * 1024 * 1024;
 const DISK_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EIO', 'EACCES', 'EPERM', 'EMFILE', 'ENFILE', 'ENOENT', 'ENOTDIR']);
@@ -36,18 +37,20 @@ export function isDiskError(err: unknown): err is NodeJS.ErrnoException {
 }
 
 /**
- * One upstream download of one blob into a temp file, hashed as it is written. Any number of readers stream
- * from the temp file while it grows. Readers hold back the last byte until the digest is verified, so a blob
- * that fails verification reaches no client complete: their responses are cut short instead.
+ * One upstream download of one blob into a temp file, hashed as it arrives. Any number of readers follow it:
+ * the most recent bytes are handed to them from memory as they arrive (no wait for the disk), older ones are
+ * read back from the temp file. Readers hold back the last byte until the digest is verified, so a blob that
+ * fails verification reaches no client complete: their responses are cut short instead.
  * The fill runs on its own timeout, not on any client's connection.
  *
  * If the cache cannot be written (disk full, read-only), the fill turns into a relay: bytes already on disk
- * are read from the (unlinked) temp file, the rest are handed to the readers it has from memory, the download
- * pausing while RELAY_LIMIT bytes wait for the slowest of them. Nothing is committed and nobody new joins.
+ * are read from the (unlinked) temp file, the rest stay in memory until every reader has them, the download
+ * pausing while RELAY_LIMIT bytes wait for the slowest. Nothing is committed and nobody new joins.
  */
 export class Fill extends EventEmitter {
   size: number | null = null;
-  written = 0;
+  /** Bytes received from the upstream and hashed so far. */
+  received = 0;
   state: 'starting' | 'running' | 'done' | 'failed' = 'starting';
   error: Error | null = null;
   /** Settles once the upstream has answered with the blob (size known) or failed before any byte. */
@@ -55,16 +58,18 @@ export class Fill extends EventEmitter {
   #temp: TempBlob | null = null;
   #readers = 0;
   #settleReady!: (err?: Error) => void;
-  /** Bytes [0, diskEnd) are in the temp file; later ones (relay mode) are in #relay from #relayStart. */
+  /** Bytes [0, diskEnd) are in the temp file. */
   #diskEnd = 0;
   #diskError: NodeJS.ErrnoException | null = null;
-  #relay: Buffer[] = [];
-  #relayStart = 0;
-  #relayBytes = 0;
-  /** Positions of the current readers, for trimming the relay. */
+  /** Bytes [memoryStart, received) in arrival order; only bytes on disk (or, relaying, read by all) leave it. */
+  #memory: Buffer[] = [];
+  #memoryStart = 0;
+  #memoryBytes = 0;
+  /** Positions of the current readers, for trimming memory while relaying. */
   readonly #positions = new Set<{ at: number }>();
   /** Every byte is in and matches the digest: readers may have the last byte while the commit (fsync) runs. */
   #verified = false;
+  #digestHex = '';
 
   constructor(
     readonly digest: string,
@@ -91,7 +96,9 @@ export class Fill extends EventEmitter {
         this.#diskFailed(err);
       }
       await this.#download(signal);
-      await this.#verifyAndCommit();
+      this.#verify();
+      await this.#writeReceived();
+      await this.#commit();
       this.state = 'done';
       this.emit('change');
     } catch (err) {
@@ -104,7 +111,7 @@ export class Fill extends EventEmitter {
   async #download(signal: AbortSignal): Promise<void> {
     const hash = createHash('sha256');
     for (let resumes = 0; ; resumes++) {
-      const answer = await this.source.open(this.written, signal);
+      const answer = await this.source.open(this.received, signal);
       if (this.state === 'starting') {
         this.size = answer.size;
         this.state = 'running';
@@ -113,27 +120,7 @@ export class Fill extends EventEmitter {
         await answer.body.cancel().catch(() => {});
         throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${this.source.label}: blob ${this.digest} changed size while resuming`);
       }
-      let skip = this.written - answer.start;
-      // Chunks are written to the temp file in batches: one awaited write per network chunk (often 16-64 KiB)
-      // made a cold 40 MiB layer take twice as long as the upstream needs to send it. A batch is written when it
-      // is full, or WRITE_DELAY_MS after its first chunk so a stalling upstream does not keep bytes from readers.
-      let pending: Uint8Array[] = [];
-      let pendingBytes = 0;
-      let timer: NodeJS.Timeout | undefined;
-      let writes: Promise<void> = Promise.resolve();
-      /** Writes what is pending, after the writes before it (the timer and the loop may both ask). */
-      const flush = (): Promise<void> => {
-        clearTimeout(timer);
-        timer = undefined;
-        writes = writes.then(() => {
-          if (pendingBytes === 0) return;
-          const bytes = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
-          pending = [];
-          pendingBytes = 0;
-          return this.#store(bytes);
-        });
-        return writes;
-      };
+      let skip = this.received - answer.start;
       try {
         for await (const chunk of answer.body) {
           let bytes = chunk;
@@ -143,72 +130,86 @@ export class Fill extends EventEmitter {
             bytes = bytes.subarray(n);
             if (bytes.byteLength === 0) continue;
           }
-          if (this.size !== null && this.written + pendingBytes + bytes.byteLength > this.size) {
+          if (this.size !== null && this.received + bytes.byteLength > this.size) {
             throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${this.source.label}: blob ${this.digest} is longer than announced`);
           }
           this.source.onBytes?.(bytes.byteLength);
           hash.update(bytes);
-          pending.push(bytes);
-          pendingBytes += bytes.byteLength;
-          if (pendingBytes >= WRITE_BATCH) await flush();
-          else timer ??= setTimeout(() => void flush().catch(() => {}), WRITE_DELAY_MS); // a failure surfaces at the next flush
+          await this.#keep(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
         }
-        await flush();
       } catch (err) {
-        clearTimeout(timer);
         if (!isNetworkError(err) || signal.aborted) throw wrapNetwork(err, this.source.label, this.digest);
         if (resumes >= this.opts.maxResumes) throw wrapNetwork(err, this.source.label, this.digest);
-        // What arrived before the break is hashed already: it goes to the file, and the resume starts after it.
-        await flush();
-        this.opts.log.warn({ digest: this.digest, offset: this.written, reason: (err as Error).message }, 'blob transfer broke; resuming');
+        // What arrived before the break is hashed and kept already: the resume starts after it.
+        this.opts.log.warn({ digest: this.digest, offset: this.received, reason: (err as Error).message }, 'blob transfer broke; resuming');
         continue;
       }
-      if (this.size === null || this.written >= this.size) {
+      if (this.size === null || this.received >= this.size) {
         this.#digestHex = hash.digest('hex');
         return;
       }
       if (resumes >= this.opts.maxResumes) {
-        throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${this.source.label}: blob ${this.digest} ended early at ${this.written} of ${this.size} bytes`);
+        throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${this.source.label}: blob ${this.digest} ended early at ${this.received} of ${this.size} bytes`);
       }
-      this.opts.log.warn({ digest: this.digest, offset: this.written }, 'blob transfer ended early; resuming');
+      this.opts.log.warn({ digest: this.digest, offset: this.received }, 'blob transfer ended early; resuming');
     }
   }
 
   /**
-   * Writes a chunk to the temp file, or in relay mode keeps it for the readers; then tells them. In relay mode
-   * it waits (back-pressure) while too much is kept for the slowest reader.
+   * Hands a received chunk to the readers, and writes to the temp file once WRITE_BATCH bytes wait (the download
+   * waits for that write: the disk sets the pace, not memory). One awaited write per network chunk (often
+   * 16-64 KiB) made a cold 40 MiB layer take twice as long as the upstream needs to send it. In relay mode it
+   * waits (back-pressure) while too much is kept for the slowest reader.
    */
-  async #store(bytes: Uint8Array): Promise<void> {
-    if (!this.#diskError) {
-      try {
-        // A nearly full disk may take part of a write without an error: write until all of it is in.
-        for (let done = 0; done < bytes.byteLength; ) {
-          const { bytesWritten } = await this.#temp!.handle.write(bytes, done, bytes.byteLength - done, this.written + done);
-          if (bytesWritten === 0) throw Object.assign(new Error('short write: no space left on device'), { code: 'ENOSPC' });
-          done += bytesWritten;
-        }
-        this.#diskEnd = this.written + bytes.byteLength;
-      } catch (err) {
-        if (!isDiskError(err)) throw err;
-        this.#diskFailed(err);
-      }
-    }
-    if (this.#diskError) {
-      if (this.#readers === 0) await this.#firstReader();
-      this.#relay.push(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-      this.#relayBytes += bytes.byteLength;
-    }
-    this.written += bytes.byteLength;
+  async #keep(bytes: Buffer): Promise<void> {
+    if (this.#diskError && this.#readers === 0) await this.#firstReader();
+    this.#memory.push(bytes);
+    this.#memoryBytes += bytes.byteLength;
+    this.received += bytes.byteLength;
     this.emit('change');
-    while (this.#relayBytes > RELAY_LIMIT) {
+    if (!this.#diskError && this.received - this.#diskEnd >= WRITE_BATCH) await this.#writeReceived();
+    while (this.#diskError && this.#memoryBytes > RELAY_LIMIT) {
       if (this.#readers === 0) throw this.#noReaderLeft();
       await new Promise<void>((resolve) => this.once('drain', resolve));
     }
   }
 
+  /** Writes what was received and is not on disk yet; a disk error turns the fill into a relay. */
+  async #writeReceived(): Promise<void> {
+    if (this.#diskError || this.#diskEnd === this.received) return;
+    const parts: Buffer[] = [];
+    let at = this.#memoryStart;
+    for (const chunk of this.#memory) {
+      const end = at + chunk.length;
+      if (end > this.#diskEnd) parts.push(at >= this.#diskEnd ? chunk : chunk.subarray(this.#diskEnd - at));
+      at = end;
+    }
+    try {
+      // A nearly full disk may take part of a write without an error: write until all of it is in.
+      for (let i = 0; i < parts.length; ) {
+        const { bytesWritten } = await this.#temp!.handle.writev(parts.slice(i), this.#diskEnd);
+        if (bytesWritten === 0) throw Object.assign(new Error('short write: no space left on device'), { code: 'ENOSPC' });
+        this.#diskEnd += bytesWritten;
+        for (let left = bytesWritten; left > 0 && i < parts.length; ) {
+          const part = parts[i]!;
+          if (part.length <= left) {
+            left -= part.length;
+            i++;
+          } else {
+            parts[i] = part.subarray(left);
+            left = 0;
+          }
+        }
+      }
+    } catch (err) {
+      if (!isDiskError(err)) throw err;
+      this.#diskFailed(err);
+    }
+    this.#trim();
+  }
+
   #diskFailed(err: NodeJS.ErrnoException): void {
     this.#diskError = err;
-    this.#relayStart = this.#diskEnd;
     this.opts.onDiskError?.(err, this.digest);
     // The readers keep the file open; nothing partial is left behind in tmp/.
     if (this.#temp) void this.store.discard(this.#temp);
@@ -224,15 +225,22 @@ export class Fill extends EventEmitter {
     return new RegistryError('INTERNAL', `cache not writable (${this.#diskError?.code}) and no client left to relay blob ${this.digest} to`);
   }
 
-  /** Drops relay chunks every reader has passed, and lets the download go on. */
+  /**
+   * Drops chunks from memory: those on disk beyond the last MEMORY_WINDOW bytes (readers that far behind read
+   * the file), and, relaying, those every reader has passed. Lets a paused relay go on.
+   */
   #trim(): void {
-    let min = Infinity;
-    for (const p of this.#positions) min = Math.min(min, p.at);
+    let behind = Infinity;
+    if (this.#diskError) for (const p of this.#positions) behind = Math.min(behind, p.at);
     let trimmed = false;
-    while (this.#relay.length && this.#relayStart + this.#relay[0]!.length <= min) {
-      const chunk = this.#relay.shift()!;
-      this.#relayStart += chunk.length;
-      this.#relayBytes -= chunk.length;
+    while (this.#memory.length) {
+      const end = this.#memoryStart + this.#memory[0]!.length;
+      const onDisk = end <= this.#diskEnd;
+      const passed = this.#diskError !== null && end <= behind;
+      if (!(passed || (onDisk && (this.#memoryBytes > MEMORY_WINDOW || this.#diskError)))) break;
+      const chunk = this.#memory.shift()!;
+      this.#memoryStart += chunk.length;
+      this.#memoryBytes -= chunk.length;
       trimmed = true;
     }
     if (trimmed || this.#readers === 0) this.emit('drain');
@@ -243,9 +251,7 @@ export class Fill extends EventEmitter {
     return this.#diskError === null && this.state !== 'failed';
   }
 
-  #digestHex = '';
-
-  async #verifyAndCommit(): Promise<void> {
+  #verify(): void {
     const actual = `sha256:${this.#digestHex}`;
     if (actual !== this.digest) {
       throw new RegistryError(
@@ -253,12 +259,15 @@ export class Fill extends EventEmitter {
         `${this.source.label}: blob content does not match its digest ${this.digest} (got ${actual}); not cached`,
       );
     }
-    this.size = this.written;
+    this.size = this.received;
     this.#verified = true;
     this.emit('change');
+  }
+
+  async #commit(): Promise<void> {
     if (this.#diskError) return;
     try {
-      await this.store.commit(this.#temp!, this.digest, this.written);
+      await this.store.commit(this.#temp!, this.digest, this.received);
     } catch (err) {
       if (!isDiskError(err)) throw err;
       this.#diskFailed(err); // every byte is in the (now unlinked) temp file: the readers finish from it
@@ -268,9 +277,10 @@ export class Fill extends EventEmitter {
   #fail(err: Error): void {
     this.state = 'failed';
     this.error = err;
+    // Before telling the readers: the last one to leave closes the temp file and forgets it.
+    if (this.#temp) void this.store.discard(this.#temp);
     this.#settleReady(err);
     this.emit('change');
-    if (this.#temp) void this.store.discard(this.#temp);
   }
 
   /** Whether reader() can still be called: not after a failure, nor once finished with its temp file closed. */
@@ -334,7 +344,7 @@ export class Fill extends EventEmitter {
       for (;;) {
         if (fill.state === 'failed') return void stream.destroy(fill.error ?? new Error('fill failed'));
         // Everything but the last byte may be read while the fill runs: the last one waits for verification.
-        const available = fill.#verified ? fill.size! : Math.max(0, fill.written - 1);
+        const available = fill.#verified ? fill.size! : Math.max(0, fill.received - 1);
         const stop = Math.min(last() + 1, available);
         if (position > last()) return void stream.push(null);
         if (position >= stop) {
@@ -343,8 +353,10 @@ export class Fill extends EventEmitter {
           return;
         }
         let chunk: Buffer;
-        if (position < fill.#diskEnd) {
-          const length = Math.min(READ_CHUNK, stop - position, fill.#diskEnd - position);
+        if (position >= fill.#memoryStart) {
+          chunk = fill.#fromMemory(position, stop - position);
+        } else {
+          const length = Math.min(READ_CHUNK, stop - position, fill.#memoryStart - position);
           const buf = Buffer.allocUnsafe(length);
           try {
             const { bytesRead } = await handle!.read(buf, 0, length, position);
@@ -353,34 +365,39 @@ export class Fill extends EventEmitter {
           } catch (err) {
             return void stream.destroy(err as Error);
           }
-        } else {
-          chunk = fill.#fromRelay(position, stop - position);
         }
         if (stream.destroyed) return;
         position += chunk.length;
         tracked.at = position;
-        if (position > fill.#relayStart) fill.#trim();
+        if (fill.#diskError) fill.#trim();
         if (!stream.push(chunk)) return;
       }
     }
     return stream;
   }
 
-  /** Up to max bytes at position from the relay (position is never behind what was trimmed). */
-  #fromRelay(position: number, max: number): Buffer {
-    let offset = this.#relayStart;
-    for (const chunk of this.#relay) {
-      if (position < offset + chunk.length) return chunk.subarray(position - offset, Math.min(chunk.length, position - offset + max));
-      offset += chunk.length;
+  /** Up to max bytes at position from memory (position is at or after memoryStart), without a copy. */
+  #fromMemory(position: number, max: number): Buffer {
+    // Readers are mostly near the newest bytes: look from the end.
+    let offset = this.received;
+    for (let i = this.#memory.length - 1; i >= 0; i--) {
+      const chunk = this.#memory[i]!;
+      offset -= chunk.length;
+      if (position >= offset) return chunk.subarray(position - offset, Math.min(chunk.length, position - offset + max));
     }
-    throw new Error(`relay has no byte ${position}`);
+    throw new Error(`memory has no byte ${position}`);
   }
 
   #releaseIfIdle(): void {
-    if (this.#readers === 0 && (this.state === 'done' || this.state === 'failed') && this.#temp) {
-      const temp = this.#temp;
-      this.#temp = null;
-      void temp.handle.close().catch(() => {});
+    if (this.#readers === 0 && (this.state === 'done' || this.state === 'failed')) {
+      this.#memory = [];
+      this.#memoryBytes = 0;
+      this.#memoryStart = this.received;
+      if (this.#temp) {
+        const temp = this.#temp;
+        this.#temp = null;
+        void temp.handle.close().catch(() => {});
+      }
     }
   }
 }

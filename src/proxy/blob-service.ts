@@ -61,7 +61,7 @@ export class BlobService {
 
   /**
    * Makes sure a blob is cached without reading it: starts or joins its fill and resolves with its size once
-   * committed (at once when it is cached already). `onFill` is given the fill, for progress (fill.written).
+   * committed (at once when it is cached already). `onFill` is given the fill, for progress (fill.received).
    */
   async ensure(target: UpstreamTarget, digest: string, onFill?: (fill: Fill) => void): Promise<{ size: number; outcome: CacheOutcome }> {
     const cached = await this.#cachedSize(digest);

@@ -1,11 +1,12 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BlobStore } from '../../src/cache/blob-store.js';
 import { openDatabase, type Db } from '../../src/cache/db.js';
-import { Fill } from '../../src/cache/fill.js';
+import { Fill, type BlobSource } from '../../src/cache/fill.js';
 import { cacheLayout } from '../../src/cache/layout.js';
 import { randomBlob, sha256 } from '../support/fake-upstream.js';
 
@@ -58,14 +59,21 @@ describe('Fill relay mode (cache not writable)', () => {
     const createTemp = store.createTemp.bind(store);
     store.createTemp = async (d) => {
       const t = await createTemp(d);
-      const write = t.handle.write.bind(t.handle) as (...a: unknown[]) => Promise<unknown>;
+      const writev = t.handle.writev.bind(t.handle);
       let written = 0;
       // like a nearly full disk: the write that crosses the limit is short (no error), the next one fails
-      (t.handle as unknown as { write: unknown }).write = async (buf: Uint8Array, offset: number, length: number, position: number) => {
+      (t.handle as unknown as { writev: unknown }).writev = async (buffers: readonly Buffer[], position?: number) => {
         if (written >= failAt) throw enospc();
-        const n = Math.min(length, failAt - written);
-        written += n;
-        return (await write(buf, offset, n, position)) as { bytesWritten: number };
+        let room = failAt - written;
+        const taken = [];
+        for (const b of buffers) {
+          if (room <= 0) break;
+          taken.push(b.subarray(0, room));
+          room -= Math.min(room, b.length);
+        }
+        const result = await writev(taken, position);
+        written += result.bytesWritten;
+        return result;
       };
       return t;
     };
@@ -108,5 +116,69 @@ describe('Fill relay mode (cache not writable)', () => {
     await expect(collect(fill.reader())).rejects.toThrow(/does not match its digest/);
     await running;
     expect(fill.state).toBe('failed');
+  });
+});
+
+/** Serves blob in chunks of `chunk` bytes, waiting `gapMs` between them, and records what the fill was told. */
+function pacedSource(blob: Buffer, chunk: number, gapMs: number): BlobSource & { delivered: number } {
+  const src = {
+    label: 'test upstream',
+    delivered: 0,
+    async open(offset: number) {
+      let at = offset;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(c) {
+          if (at >= blob.length) return c.close();
+          if (gapMs) await sleep(gapMs);
+          c.enqueue(new Uint8Array(blob.subarray(at, at + chunk)));
+          at += chunk;
+          src.delivered = at;
+        },
+      });
+      return { start: offset, size: blob.length, body };
+    },
+  };
+  return src;
+}
+
+const options = { timeoutMs: 30_000, maxResumes: 0, log: pino({ level: 'silent' }) };
+
+describe('Fill', () => {
+  it('hands readers the bytes received so far before they reach the disk, and commits the blob', async () => {
+    const blob = randomBlob(3 * 1024 * 1024 + 123, 21);
+    const src = pacedSource(blob, 64 * 1024, 5);
+    const fill = new Fill(sha256(blob), src, store, options);
+    const running = fill.run();
+    await fill.ready;
+    const reader = fill.reader();
+    const parts: Buffer[] = [];
+    const lags: number[] = [];
+    reader.on('data', (c: Buffer) => {
+      parts.push(c);
+      lags.push(src.delivered - parts.reduce((n, p) => n + p.length, 0));
+    });
+    await new Promise((resolve, reject) => reader.on('end', resolve).on('error', reject));
+    await running;
+    expect(Buffer.concat(parts).equals(blob)).toBe(true);
+    // Every byte but the last reaches the reader while its chunk is the newest one received (less than 1 MiB,
+    // the write batch, so most of them are not on disk yet).
+    expect(Math.max(...lags.slice(0, -1))).toBeLessThanOrEqual(64 * 1024);
+    expect(fill.committed).toBe(true);
+    expect((await store.open(sha256(blob)))?.size).toBe(blob.length);
+  });
+
+  it('leaves no temp file when the digest does not match while a reader waits for more', async () => {
+    const blob = randomBlob(600_000, 22);
+    const fill = new Fill(sha256(Buffer.from('something else')), pacedSource(blob, 100_000, 5), store, options);
+    const running = fill.run();
+    await fill.ready;
+    const reader = fill.reader();
+    const failed = new Promise<Error>((resolve) => reader.on('error', resolve));
+    reader.resume();
+    await running;
+    expect((await failed).message).toMatch(/does not match its digest/);
+    expect(fill.state).toBe('failed');
+    await sleep(50);
+    expect(await readdir(join(dir, 'tmp'))).toEqual([]);
   });
 });
