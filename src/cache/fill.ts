@@ -11,7 +11,7 @@ export interface BlobSource {
   label: string;
   /** Told of every chunk received from the upstream. */
   onBytes?: (n: number) => void;
-  open(offset: number, signal: AbortSignal): Promise<{ start: number; size: number | null; body: ReadableStream<Uint8Array> }>;
+  open(offset: number, signal: AbortSignal): Promise<{ start: number; size: number | null; body: AsyncIterable<Uint8Array> & { cancel(): Promise<void> } }>;
 }
 
 export interface FillOptions {

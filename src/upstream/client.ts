@@ -8,7 +8,7 @@ import { type Challenge, parseChallenge } from './challenge.js';
 import { isNetworkError, networkError } from './errors.js';
 import { RetryableError, parseRetryAfter, sleep, withRetries, type RetryPolicy } from './retry.js';
 import { type IssuedToken, type TokenCache, type TokenKey, tokenExpiry } from './tokens.js';
-import type { Fetch, FetchInit } from './transport.js';
+import type { Fetch, FetchInit, UpstreamBody, UpstreamResponse } from './transport.js';
 import { NO_OBSERVER, type UpstreamObserver } from '../observability/metrics.js';
 
 /** Manifests larger than this are refused (Distribution's own limit is 4 MiB). */
@@ -30,7 +30,7 @@ export interface BlobAnswer {
   start: number;
   /** Size of the whole blob, when the upstream said. */
   size: number | null;
-  body: ReadableStream<Uint8Array>;
+  body: UpstreamBody;
 }
 
 export interface TagPage {
@@ -231,7 +231,7 @@ export class RegistryClient {
    * what may pass on a new attempt (network errors, 429, 5xx, object storage refusing an expired link) and
    * RegistryError for the rest.
    */
-  async #request(repo: string, path: string, what: string, init: FetchInit): Promise<Response> {
+  async #request(repo: string, path: string, what: string, init: FetchInit): Promise<UpstreamResponse> {
     let auth = await this.#auth(repo, init.signal);
     let res = await this.#follow(this.baseUrl + path, what, withAuth(init, auth));
     if (res.response.status === 401 && !res.redirected) {
@@ -279,11 +279,11 @@ export class RegistryClient {
   }
 
   /** Sends the request and follows redirects itself; credentials never go to another origin. */
-  async #follow(url: string, what: string, init: FetchInit): Promise<{ response: Response; redirected: boolean; host: string }> {
+  async #follow(url: string, what: string, init: FetchInit): Promise<{ response: UpstreamResponse; redirected: boolean; host: string }> {
     let current = new URL(url);
     let headers = init.headers;
     for (let hop = 0; ; hop++) {
-      let response: Response;
+      let response: UpstreamResponse;
       try {
         response = await this.#deps.fetch(current.href, { ...init, headers });
       } catch (err) {
@@ -350,7 +350,7 @@ export class RegistryClient {
       const { username, password } = credentials;
       headers.authorization = `Basic ${Buffer.from(`${username}:${password.reveal()}`).toString('base64')}`;
     }
-    let res: Response;
+    let res: UpstreamResponse;
     try {
       res = await this.#deps.fetch(realm.href, { method: 'GET', headers, ...(signal ? { signal } : {}) });
     } catch (err) {
@@ -389,7 +389,7 @@ export class RegistryClient {
     };
   }
 
-  async #readCapped(res: Response, what: string): Promise<Buffer> {
+  async #readCapped(res: UpstreamResponse, what: string): Promise<Buffer> {
     const declared = Number(res.headers.get('content-length') ?? 0);
     if (declared > MAX_MANIFEST_BYTES) {
       await discard(res);
@@ -429,7 +429,7 @@ function retryAfterHeader(ms: number | undefined): { headers?: Record<string, st
 }
 
 /** The media type of a manifest: Content-Type, else the mediaType field in the body. */
-function mediaTypeOf(res: Response, body: Buffer): string {
+function mediaTypeOf(res: UpstreamResponse, body: Buffer): string {
   const header = res.headers.get('content-type')?.split(';')[0]?.trim();
   if (header && header !== 'application/octet-stream' && header !== 'text/plain') return header;
   try {
@@ -441,7 +441,7 @@ function mediaTypeOf(res: Response, body: Buffer): string {
   return header ?? 'application/octet-stream';
 }
 
-export async function discard(res: Response): Promise<void> {
+export async function discard(res: UpstreamResponse): Promise<void> {
   try {
     await res.body?.cancel();
   } catch {
