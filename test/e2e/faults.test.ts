@@ -56,6 +56,8 @@ describe('upstream faults', () => {
     const downloads = up.proxy.filter({ front: 'oss', method: 'GET', blob: blob.digest });
     expect(downloads).toHaveLength(2);
     expect(downloads[0]!.bytes).toBe(200_000);
+    expect(downloads[0]!.headers['user-agent']).toBe('acr-mirror');
+    expect(downloads[0]!.headers.authorization).toBeUndefined();
     // resumed from the byte the mirror had received (bytes still in flight when the socket closed are lost)
     const resumedAt = Number(/^bytes=(\d+)-$/.exec(String(downloads[1]!.headers.range))?.[1]);
     expect(resumedAt).toBeGreaterThan(0);
