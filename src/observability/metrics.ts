@@ -79,7 +79,14 @@ export interface UpstreamState {
 }
 
 export function upstreamObserver(metrics: Metrics, upstream: string, state: UpstreamState, now: () => number): UpstreamObserver {
-  const ok = () => (state.lastSuccess = new Date(now()).toISOString());
+  // Told of every body chunk of a blob download: the time is formatted at most once a second.
+  let okAt = -Infinity;
+  const ok = () => {
+    const at = now();
+    if (Math.abs(at - okAt) < 1000) return;
+    okAt = at;
+    state.lastSuccess = new Date(at).toISOString();
+  };
   return {
     token: (result) => {
       metrics.tokenRequests.inc({ upstream, result });
