@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MediaType } from '../../test/e2e/harness/images.js';
+import { startBareHono } from '../bare-hono.js';
 import { loadTest, type LoadResult } from '../clients.js';
 import { repeat, type Scenario } from '../scenario.js';
 import { atLeast, below, metric, ratio, type Check, type Metric } from '../stats.js';
@@ -60,6 +61,19 @@ export const manifests: Scenario = {
         return load(`${stack.nginx.url}/manifest.json`, 'GET');
       });
       metrics.push(...figures('(reference) GET of the same bytes as a static file from nginx', ceiling));
+      const bare = await startBareHono(await stack.newDir('bare-hono'), join(stack.nginx.root, 'manifest.json'), image.mediaType);
+      try {
+        for (const method of ['GET', 'HEAD'] as const) {
+          await load(`${bare.url}${path(VARIANTS[0]!)}`, method, 1);
+          const runs = await repeat(sizes.runs, (i) => {
+            progress(`(reference) bare hono ${method}, run ${i + 1}/${sizes.runs}`);
+            return load(`${bare.url}${path(VARIANTS[0]!)}`, method);
+          });
+          metrics.push(...figures(`(reference) ${method} of the same bytes from memory by a bare @hono/node-server`, runs));
+        }
+      } finally {
+        await bare.stop();
+      }
     } finally {
       await Promise.all([mirror.stop(), dist.stop()]);
     }
@@ -69,7 +83,8 @@ export const manifests: Scenario = {
       notes: [
         `bench/load-generator.ts (closed loop, keep-alive), ${sizes.manifestConnections} connections, ${sizes.manifestSeconds} s per run, Accept with the four manifest types; ` +
           'each server warmed first (1 s per variant). acr-mirror serves a tag from its cache while it is fresh (tag_ttl); ' +
-          'Distribution proxy asks the upstream about a tag on every request. The nginx line is the load generator\'s ceiling on this machine.',
+          'Distribution proxy asks the upstream about a tag on every request. The nginx line is the load generator\'s ceiling on this machine; ' +
+          'the bare @hono/node-server lines (one route answering the manifest from memory, no logging, metrics or cache) are the floor of the HTTP stack acr-mirror is built on.',
       ],
     };
   },
