@@ -3,6 +3,7 @@ import { type Context, Hono } from 'hono';
 import { ClientAccess } from './access/client-access.js';
 import { createAdmin } from './admin/admin.js';
 import { authorize, type Env, requestLog } from './http/middleware.js';
+import { RequestAccounting } from './observability/request-accounting.js';
 import { opsApi } from './http/ops.js';
 import { errorResponse } from './http/respond.js';
 import { Metrics, type UpstreamState, upstreamObserver } from './observability/metrics.js';
@@ -229,7 +230,9 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
   const clientAddress = deps.clientAddress ?? socketAddress;
   const app = new Hono<Env>();
   app.onError((err, c) => errorResponse(c, err, log));
-  app.use('*', requestLog(log, metrics, clientAddress));
+  const accounting = new RequestAccounting(log, metrics);
+  metrics.sources.pending = accounting.flush;
+  app.use('*', requestLog(accounting, clientAddress));
   app.use('/v2', authorize(access));
   app.use('/v2/*', authorize(access));
   app.use('/metrics', authorize(access));

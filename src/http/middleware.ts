@@ -1,10 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { HttpBindings } from '@hono/node-server';
 import type { Context, MiddlewareHandler } from 'hono';
-import type { Logger } from 'pino';
 import type { ClientAccess } from '../access/client-access.js';
-import type { Metrics } from '../observability/metrics.js';
-import { RequestLines } from '../observability/request-lines.js';
+import type { RequestAccounting } from '../observability/request-accounting.js';
 import { RegistryError } from './errors.js';
 
 /** What a request resolved to, for its log line. */
@@ -54,11 +52,10 @@ export function routeKind(path: string): string {
 }
 
 /**
- * One JSON log line and the request metrics per request, with a request id echoed to the client. Kept cheap:
- * it runs on every request, thousands per second.
+ * Gives each request an id (echoed to the client) and records it when answered: one access-log line and the
+ * request metrics (see RequestAccounting). Kept cheap: it runs on every request, thousands per second.
  */
-export function requestLog(log: Logger, metrics: Metrics, clientAddress: (c: Context) => string | undefined): MiddlewareHandler<Env> {
-  const lines = new RequestLines(log);
+export function requestLog(accounting: RequestAccounting, clientAddress: (c: Context) => string | undefined): MiddlewareHandler<Env> {
   return async (c, next) => {
     const started = performance.now();
     const requestId = requestHeader(c, 'x-request-id') ?? randomUUID();
@@ -74,22 +71,29 @@ export function requestLog(log: Logger, metrics: Metrics, clientAddress: (c: Con
     const route = routeKind(path);
     const status = c.get('sentStatus') ?? c.res.status;
     const cache = c.get('cache');
-    metrics.requests.inc({ route, method: c.req.method, status: String(status) });
-    metrics.requestDuration.observe({ route }, seconds);
-    if (cache) metrics.cache.inc({ kind: route, outcome: cache });
-    if (route === 'healthz' || route === 'readyz' || route === 'metrics') return;
-    lines.write({
-      requestId,
-      method: c.req.method,
-      path,
-      ns: c.req.query('ns'),
-      ...c.get('subject'),
+    const method = c.req.method;
+    const logged = route !== 'healthz' && route !== 'readyz' && route !== 'metrics';
+    accounting.record({
+      route,
+      method,
       status,
-      client: c.get('client'),
-      user: c.get('user'),
+      seconds,
       cache,
-      userAgent: requestHeader(c, 'user-agent'),
-      ms: Math.round(seconds * 10_000) / 10,
+      line: logged
+        ? {
+            requestId,
+            method,
+            path,
+            ns: c.req.query('ns'),
+            ...c.get('subject'),
+            status,
+            client: c.get('client'),
+            user: c.get('user'),
+            cache,
+            userAgent: requestHeader(c, 'user-agent'),
+            ms: Math.round(seconds * 10_000) / 10,
+          }
+        : null,
     });
   };
 }

@@ -9,19 +9,35 @@ export type CacheKind = 'manifest' | 'blob';
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({ name: 'acr_mirror_http_requests_total', help: 'Client requests by route and status', labelNames: ['route', 'method', 'status'] as const, registers: [this.registry] });
+  // The per-request metrics are brought up to date whenever they are read (scrape, /admin/stats).
+  readonly requests = new Counter({
+    name: 'acr_mirror_http_requests_total',
+    help: 'Client requests by route and status',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [this.registry],
+    collect: (): void => this.sources.pending(),
+  });
   readonly requestDuration = new Histogram({
     name: 'acr_mirror_http_request_duration_seconds',
     help: 'Time to response headers, by route',
     labelNames: ['route'] as const,
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
+    collect: (): void => this.sources.pending(),
   });
-  readonly cache = new Counter({ name: 'acr_mirror_cache_requests_total', help: 'Manifest and blob lookups by outcome (hit, miss, joined, stale)', labelNames: ['kind', 'outcome'] as const, registers: [this.registry] });
+  readonly cache = new Counter({
+    name: 'acr_mirror_cache_requests_total',
+    help: 'Manifest and blob lookups by outcome (hit, miss, joined, stale)',
+    labelNames: ['kind', 'outcome'] as const,
+    registers: [this.registry],
+    collect: (): void => this.sources.pending(),
+  });
   readonly servedBytes = new Counter({ name: 'acr_mirror_served_bytes_total', help: 'Body bytes sent to clients', labelNames: ['kind'] as const, registers: [this.registry] });
   readonly upstreamBytes = new Counter({ name: 'acr_mirror_upstream_bytes_total', help: 'Body bytes received from each upstream (manifests and blobs)', labelNames: ['upstream', 'kind'] as const, registers: [this.registry] });
   /** Read when scraped: set by the composition root to the live values. */
   readonly sources = {
+    /** Brings figures kept aside up to date (requests recorded but not yet accounted for). */
+    pending: (): void => {},
     fillsInFlight: (): number => 0,
     cache: (): { blobs: number; bytes: number } => ({ blobs: 0, bytes: 0 }),
   };

@@ -2,7 +2,8 @@ import { Writable } from 'node:stream';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { RequestLines } from '../../src/observability/request-lines.js';
+import { Metrics } from '../../src/observability/metrics.js';
+import { RequestAccounting, type RequestRecord } from '../../src/observability/request-accounting.js';
 import { acceptedTypes } from '../../src/proxy/media-types.js';
 
 function capture(level: string): { log: pino.Logger; writes: string[] } {
@@ -11,12 +12,22 @@ function capture(level: string): { log: pino.Logger; writes: string[] } {
   return { log, writes };
 }
 
-describe('RequestLines', () => {
+const answered = (status: number, line: Record<string, unknown> | null, cache?: string): RequestRecord => ({
+  route: 'manifest',
+  method: 'GET',
+  status,
+  seconds: 0.002,
+  cache,
+  line,
+});
+
+describe('RequestAccounting', () => {
   it('writes the lines of one turn of the event loop together, each one JSON object shaped like a pino line', async () => {
     const { log, writes } = capture('info');
-    const lines = new RequestLines(log);
-    lines.write({ requestId: 'a', method: 'GET', path: '/v2/x/manifests/"q"', status: 200, user: undefined, ms: 1.5 });
-    lines.write({ requestId: 'b', method: 'HEAD', status: 404 });
+    const accounting = new RequestAccounting(log, new Metrics());
+    accounting.record(answered(200, { requestId: 'a', method: 'GET', path: '/v2/x/manifests/"q"', status: 200, user: undefined, ms: 1.5 }));
+    accounting.record(answered(404, { requestId: 'b', method: 'HEAD', status: 404 }));
+    accounting.record(answered(200, null));
     expect(writes).toEqual([]);
     await nextTurn();
     await nextTurn();
@@ -32,9 +43,26 @@ describe('RequestLines', () => {
     expect(Object.keys(own)).toEqual(['level', 'time', 'service', 'requestId', 'status', 'msg']);
   });
 
-  it('writes nothing when info is not logged', async () => {
+  it('counts every recorded request in the metrics, at the latest when they are scraped', async () => {
+    const { log } = capture('warn');
+    const metrics = new Metrics();
+    const accounting = new RequestAccounting(log, metrics);
+    metrics.sources.pending = accounting.flush;
+    for (let i = 0; i < 3; i++) accounting.record(answered(200, null, 'hit'));
+    accounting.record(answered(404, null, 'miss'));
+    const text = await metrics.text();
+    expect(text).toMatch(/acr_mirror_http_requests_total\{route="manifest",method="GET",status="200"\} 3\n/);
+    expect(text).toMatch(/acr_mirror_http_requests_total\{route="manifest",method="GET",status="404"\} 1\n/);
+    expect(text).toMatch(/acr_mirror_cache_requests_total\{kind="manifest",outcome="hit"\} 3\n/);
+    expect(text).toMatch(/acr_mirror_http_request_duration_seconds_count\{route="manifest"\} 4\n/);
+    accounting.record(answered(200, null, 'hit'));
+    await nextTurn();
+    expect(await metrics.text()).toMatch(/acr_mirror_http_requests_total\{route="manifest",method="GET",status="200"\} 4\n/);
+  });
+
+  it('writes no lines when info is not logged', async () => {
     const { log, writes } = capture('warn');
-    new RequestLines(log).write({ requestId: 'a' });
+    new RequestAccounting(log, new Metrics()).record(answered(200, { requestId: 'a' }));
     await nextTurn();
     await nextTurn();
     expect(writes).toEqual([]);
