@@ -26,8 +26,11 @@ export interface FillOptions {
 const READ_CHUNK = 256 * 1024;
 /** Received bytes are written to the temp file once this many are waiting. */
 const WRITE_BATCH = 1024 * 1024;
-/** The most recent bytes kept in memory (once on disk) for readers that keep up with the download. */
-const MEMORY_WINDOW = 4 * 1024 * 1024;
+/**
+ * The most recent bytes kept in memory (once on disk) for readers that keep up with the download. With the
+ * write batch, a running fill holds at most about 2 MiB: many cold layers at once must not add up to much.
+ */
+const MEMORY_WINDOW = 1024 * 1024;
 /** In relay mode, the download pauses while this many bytes wait for the slowest reader. */
 const RELAY_LIMIT = 8 * 1024 * 1024;
 const DISK_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EIO', 'EACCES', 'EPERM', 'EMFILE', 'ENFILE', 'ENOENT', 'ENOTDIR']);
