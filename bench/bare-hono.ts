@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { freePort } from '../test/e2e/harness/ports.js';
-import { startDaemon, waitReady } from '../test/e2e/harness/proc.js';
+import { startHttpDaemon } from '../test/e2e/harness/proc.js';
 
 export interface BareHono {
   url: string;
@@ -17,14 +17,9 @@ export interface BareHono {
 export async function startBareHono(dir: string, file: string, mediaType: string): Promise<BareHono> {
   const port = await freePort();
   const log = join(dir, 'bare-hono.log');
-  const daemon = startDaemon(process.execPath, ['--import', 'tsx', import.meta.filename, String(port), file, mediaType], { PATH: process.env.PATH }, log);
   const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitReady('bare hono', daemon, log, async () => (await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) }).then((r) => r.arrayBuffer().then(() => r.status))) === 200);
-  } catch (err) {
-    await daemon.stop();
-    throw err;
-  }
+  const args = ['--import', 'tsx', import.meta.filename, String(port), file, mediaType];
+  const daemon = await startHttpDaemon('bare hono', process.execPath, args, { PATH: process.env.PATH }, log, { url: `${url}/v2/`, statuses: [200] });
   return { url, stop: () => daemon.stop() };
 }
 

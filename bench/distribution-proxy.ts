@@ -1,7 +1,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from '../test/e2e/harness/ports.js';
-import { startDaemon, waitReady } from '../test/e2e/harness/proc.js';
+import { startHttpDaemon } from '../test/e2e/harness/proc.js';
 import type { Upstream } from '../test/e2e/harness/upstream.js';
 
 export interface DistributionProxy {
@@ -31,22 +31,20 @@ export async function startDistributionProxy(dir: string, up: Pick<Upstream, 're
     proxy: { remoteurl: up.registryUrl, username: up.credentials.username, password: up.credentials.password },
   };
   await writeFile(configPath, JSON.stringify(config, null, 2));
-  // Only PATH: Distribution panics at start-up with AWS_CA_BUNDLE set, and REGISTRY_* would override the config.
-  const daemon = startDaemon('/usr/bin/docker-registry', ['serve', configPath], { PATH: process.env.PATH ?? '/usr/bin:/bin' }, logPath);
   const url = `http://127.0.0.1:${port}`;
+  const removeDir = () => rm(dir, { recursive: true, force: true });
+  // Only PATH: Distribution panics at start-up with AWS_CA_BUNDLE set, and REGISTRY_* would override the config.
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+  const daemon = await startHttpDaemon('docker-registry (proxy)', '/usr/bin/docker-registry', ['serve', configPath], env, logPath, {
+    url: `${url}/v2/`,
+    statuses: [200],
+  }).catch(async (err: unknown) => {
+    await removeDir();
+    throw err;
+  });
   const stop = async (): Promise<void> => {
     await daemon.stop();
-    await rm(dir, { recursive: true, force: true });
+    await removeDir();
   };
-  try {
-    await waitReady('docker-registry (proxy)', daemon, logPath, async () => {
-      const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      return res.status === 200;
-    });
-  } catch (err) {
-    await stop();
-    throw err;
-  }
   return { url, host: `127.0.0.1:${port}`, pid: daemon.pid, stop };
 }

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startDaemon, waitReady } from './proc.js';
+import { startNginx } from './nginx.js';
 
 /** Shared by nginx's secure_link_md5 and signUrl(). */
 const SIGNING_SECRET = 'oss-test-signing-secret';
@@ -38,26 +37,17 @@ const xmlError = (code: string, message: string): string =>
 /** nginx standing in for Alibaba OSS: static files behind expiring signed links (secure_link). */
 export async function startOss(opts: OssOptions): Promise<Oss> {
   const dir = opts.dir;
-  await mkdir(join(dir, 'tmp'), { recursive: true });
   const errorLogPath = join(dir, 'nginx-error.log');
   const accessLogPath = join(dir, 'nginx-access.log');
-  // One process, no workers: as root, workers would switch to nobody and could not read the 0700 temp dirs.
-  const conf = `
-daemon off;
-master_process off;
-pid ${join(dir, 'nginx.pid')};
-error_log ${errorLogPath} info;
-events { worker_connections 1024; }
-http {
-  access_log ${accessLogPath};
-  client_body_temp_path ${join(dir, 'tmp/body')};
-  proxy_temp_path ${join(dir, 'tmp/proxy')};
-  fastcgi_temp_path ${join(dir, 'tmp/fastcgi')};
-  uwsgi_temp_path ${join(dir, 'tmp/uwsgi')};
-  scgi_temp_path ${join(dir, 'tmp/scgi')};
-  default_type application/octet-stream;
-  sendfile on;
-  server_tokens off;
+  const url = `http://127.0.0.1:${opts.port}`;
+  const daemon = await startNginx({
+    what: 'nginx',
+    dir,
+    errorLog: errorLogPath,
+    errorLevel: 'info',
+    accessLog: accessLogPath,
+    probe: { url: `${url}/`, statuses: [403] },
+    http: `
   server {
     listen 127.0.0.1:${opts.port};
     root ${opts.root};
@@ -84,22 +74,7 @@ http {
       default_type application/xml;
       return 404 ${xmlError('NoSuchKey', 'The specified key does not exist.')};
     }
-  }
-}
-`;
-  const confPath = join(dir, 'nginx.conf');
-  await writeFile(confPath, conf);
-  const daemon = startDaemon('/usr/sbin/nginx', ['-p', dir, '-e', errorLogPath, '-c', confPath], { PATH: process.env.PATH }, errorLogPath);
-  const url = `http://127.0.0.1:${opts.port}`;
-  try {
-    await waitReady('nginx', daemon, errorLogPath, async () => {
-      const res = await fetch(`${url}/`, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      return res.status === 403;
-    });
-  } catch (err) {
-    await daemon.stop();
-    throw err;
-  }
+  }`,
+  });
   return { url, errorLogPath, accessLogPath, pid: daemon.pid, stop: () => daemon.stop() };
 }

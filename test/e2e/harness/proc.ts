@@ -82,6 +82,32 @@ export function startDaemon(cmd: string, args: readonly string[], env: NodeJS.Pr
   };
 }
 
+/**
+ * Starts a daemon that serves HTTP and waits until a GET of probe.url answers one of probe.statuses; if it exits
+ * or never does, stops it and throws, quoting its log.
+ */
+export async function startHttpDaemon(
+  what: string,
+  cmd: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  logPath: string,
+  probe: { url: string; statuses: readonly number[] },
+): Promise<Daemon> {
+  const daemon = startDaemon(cmd, args, env, logPath);
+  try {
+    await waitReady(what, daemon, logPath, async () => {
+      const res = await fetch(probe.url, { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
+      return probe.statuses.includes(res.status);
+    });
+  } catch (err) {
+    await daemon.stop();
+    throw err;
+  }
+  return daemon;
+}
+
 /** Polls until ready() is true; fails early when the daemon dies, quoting its log. */
 export async function waitReady(
   what: string,

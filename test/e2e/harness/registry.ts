@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startDaemon, waitReady } from './proc.js';
+import { startHttpDaemon } from './proc.js';
 
 export interface RegistryOptions {
   /** Working directory: config, log and storage go here. */
@@ -53,17 +53,7 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
 
   // A minimal env: Distribution panics at start-up when AWS_CA_BUNDLE is set, and REGISTRY_* would override config.
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
-  const daemon = startDaemon('/usr/bin/docker-registry', ['serve', configPath], env, logPath);
   const url = `http://127.0.0.1:${opts.port}`;
-  try {
-    await waitReady('docker-registry', daemon, logPath, async () => {
-      const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      return res.status === 401;
-    });
-  } catch (err) {
-    await daemon.stop();
-    throw err;
-  }
+  const daemon = await startHttpDaemon('docker-registry', '/usr/bin/docker-registry', ['serve', configPath], env, logPath, { url: `${url}/v2/`, statuses: [401] });
   return { url, storageRoot, logPath, pid: daemon.pid, stop: () => daemon.stop() };
 }
