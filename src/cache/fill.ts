@@ -58,6 +58,9 @@ export class Fill extends EventEmitter {
   error: Error | null = null;
   /** Settles once the upstream has answered with the blob (size known) or failed before any byte. */
   readonly ready: Promise<void>;
+  /** Resolves once the fill has ended, committed or failed (see state). */
+  readonly finished: Promise<void>;
+  #settleFinished!: () => void;
   #temp: TempBlob | null = null;
   #readers = 0;
   #settleReady!: (err?: Error) => void;
@@ -86,6 +89,7 @@ export class Fill extends EventEmitter {
       this.#settleReady = (err) => (err ? reject(err) : resolve());
     });
     this.ready.catch(() => {});
+    this.finished = new Promise<void>((resolve) => (this.#settleFinished = resolve));
   }
 
   /** Runs the fill to the end; never rejects (failures are in state/error and reach readers). */
@@ -108,6 +112,7 @@ export class Fill extends EventEmitter {
       this.#fail(err instanceof Error ? err : new Error(String(err)));
     } finally {
       this.#releaseIfIdle();
+      this.#settleFinished();
     }
   }
 

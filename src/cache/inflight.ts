@@ -43,15 +43,6 @@ export class BlobFills {
 
   /** Resolves once every running fill has finished (used by graceful shutdown). */
   async settled(): Promise<void> {
-    await Promise.all([...this.#fills.values()].map((f) => new Promise<void>((resolve) => {
-      if (f.state === 'done' || f.state === 'failed') return resolve();
-      const check = () => {
-        if (f.state === 'done' || f.state === 'failed') {
-          f.off('change', check);
-          resolve();
-        }
-      };
-      f.on('change', check);
-    })));
+    await Promise.all([...this.#fills.values()].map((f) => f.finished));
   }
 }

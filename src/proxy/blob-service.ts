@@ -68,7 +68,7 @@ export class BlobService {
     if (cached !== null) return { size: cached, outcome: 'hit' };
     const { fill, joined } = this.#join(target, digest);
     onFill?.(fill);
-    await ended(fill);
+    await fill.finished;
     if (fill.state === 'failed') throw fill.error ?? new Error(`blob ${digest} fill failed`);
     return { size: fill.size!, outcome: joined ? 'joined' : 'miss' };
   }
@@ -108,21 +108,6 @@ export class BlobService {
       this.log.error({ ...fields, err: fill.error?.message }, 'blob fill failed; nothing cached');
     }
   }
-
-}
-
-/** Resolves once a fill has committed or failed. */
-function ended(fill: Fill): Promise<void> {
-  return new Promise((resolve) => {
-    const check = () => {
-      if (fill.state === 'done' || fill.state === 'failed') {
-        fill.off('change', check);
-        resolve();
-      }
-    };
-    fill.on('change', check);
-    check();
-  });
 }
 
 function fromFile(blob: OpenBlob, outcome: CacheOutcome, buffers: ReadBuffers): BlobBody {

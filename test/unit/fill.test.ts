@@ -177,6 +177,7 @@ describe('Fill', () => {
     reader.resume();
     await running;
     expect((await failed).message).toMatch(/does not match its digest/);
+    await fill.finished;
     expect(fill.state).toBe('failed');
     await sleep(50);
     expect(await readdir(join(dir, 'tmp'))).toEqual([]);
