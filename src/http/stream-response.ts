@@ -37,12 +37,17 @@ export function streamResponse(
 
 /**
  * A response with a body held in memory, written straight into the Node response under @hono/node-server: a
- * Response object costs a Headers object per request there. Not for HEAD: hono answers HEAD by wrapping the
- * GET handler's Response in a new one, which node-server then writes, so HEAD stays an ordinary Response.
+ * Response object costs Headers objects per request there. hono answers HEAD by running the GET handler and
+ * wrapping its Response in a new one, which node-server then writes; so for HEAD the headers are set on the Node
+ * response and the Response carries only the status (Node merges the two when node-server writes the head).
  */
 export function bufferedResponse(c: Context<Env>, status: number, headers: Record<string, string>, body: Uint8Array | string | null): Response {
   const outgoing = c.env?.outgoing;
-  if (!outgoing || c.req.method === 'HEAD') return new Response(body as BodyInit | null, { status, headers });
+  if (!outgoing) return new Response(body as BodyInit | null, { status, headers });
+  if (c.req.method === 'HEAD') {
+    for (const name in headers) outgoing.setHeader(name, headers[name]!);
+    return new Response(null, { status });
+  }
   outgoing.writeHead(status, headers);
   outgoing.end(body ?? undefined);
   c.set('sentStatus', status);

@@ -65,7 +65,14 @@ describe('operations', () => {
       expect(Buffer.from(await ranged.arrayBuffer()).equals((await readFile(layer.path)).subarray(1000, 2000))).toBe(true);
       const line = mirror.logs().split('\n').find((l) => l.includes('"requestId":"ops-range-1"'));
       expect(JSON.parse(line!)).toMatchObject({ status: 206, cache: 'hit', ref: layer.digest, upstream: 'acr' });
-      // Manifests are written straight to the socket on GET, through a Response on HEAD: both carry the same headers.
+      const blobHead = await fetch(`${mirror.url}/v2/${image.repo}/blobs/${layer.digest}`, { method: 'HEAD', headers: { 'x-request-id': 'ops-blob-head' } });
+      expect(blobHead.status).toBe(200);
+      expect(blobHead.headers.get('x-request-id')).toBe('ops-blob-head');
+      expect(blobHead.headers.get('content-length')).toBe(String(layer.size));
+      expect(blobHead.headers.get('docker-content-digest')).toBe(layer.digest);
+      expect(blobHead.headers.get('x-cache')).toBe('hit');
+      // Manifests are written straight to the socket on GET; on HEAD the headers are set on the Node response and
+      // the status goes through hono's HEAD handling: both must carry the same headers.
       for (const method of ['GET', 'HEAD']) {
         const res = await fetch(`${mirror.url}/v2/${image.repo}/manifests/v1`, { method, headers: { accept: image.mediaType, 'x-request-id': `ops-manifest-${method}` } });
         expect(res.status).toBe(200);
