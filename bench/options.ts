@@ -9,6 +9,11 @@ export interface Sizes {
   blobBytes: number;
   /** Scenario 1: concurrent clients per measurement. */
   blobClients: readonly number[];
+  /**
+   * Scenario 1: runs with one client. One download's speed swings from about 1.2 to 4 GiB/s from one run to the
+   * next on a 2-core machine, whichever server sends it: more runs keep the median steady.
+   */
+  singleClientRuns: number;
   /** Scenario 2: layer payloads of the cold-pull image. */
   pullLayers: readonly number[];
   /** Scenario 3. */
@@ -31,6 +36,7 @@ const FULL: Sizes = {
   runs: 3,
   blobBytes: GiB,
   blobClients: [1, 16],
+  singleClientRuns: 7,
   pullLayers: Array(5).fill(40 * MiB),
   fanoutLayers: Array(5).fill(10 * MiB),
   fanoutClients: 50,
@@ -47,6 +53,7 @@ const FULL: Sizes = {
 const QUICK: Sizes = {
   ...FULL,
   runs: 2,
+  singleClientRuns: 2,
   blobBytes: 64 * MiB,
   pullLayers: Array(5).fill(4 * MiB),
   fanoutLayers: Array(5).fill(MiB),

@@ -29,9 +29,10 @@ export const warmBlob: Scenario = {
 
       for (const clients of sizes.blobClients) {
         const speeds = new Map<string, number[]>(targets.map((t) => [t.name, []]));
-        await repeat(sizes.runs, async (i) => {
+        const runs = clients === 1 ? sizes.singleClientRuns : sizes.runs;
+        await repeat(runs, async (i) => {
           for (const t of targets) {
-            progress(`${clients} client(s), ${t.name}, run ${i + 1}/${sizes.runs}`);
+            progress(`${clients} client(s), ${t.name}, run ${i + 1}/${runs}`);
             const d = await downloadConcurrently(t.url, clients, blob.size, timeoutFor(clients));
             speeds.get(t.name)!.push(d.bytes / MiB / (d.wallMs / 1000));
           }
