@@ -87,9 +87,8 @@ export class ManifestStore {
     return entry;
   }
 
-  /** Records that tag pointed at digest when checked now. The manifest must be stored already. */
-  setTag(upstream: string, repo: string, tag: string, digest: string): void {
-    const checkedAt = this.now();
+  /** Records that tag pointed at digest when checked (by default now). The manifest must be stored already. */
+  setTag(upstream: string, repo: string, tag: string, digest: string, checkedAt = this.now()): void {
     this.#stmt.setTag.run(upstream, repo, tag, digest, checkedAt);
     this.#tags.set(tagKey(upstream, repo, tag), { digest, checkedAt });
   }

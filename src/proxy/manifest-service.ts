@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { AccessLog } from '../cache/access-log.js';
 import type { ManifestStore, StoredManifest } from '../cache/manifest-store.js';
@@ -34,11 +35,19 @@ export interface ManifestServiceOptions {
  */
 export class ManifestService {
   readonly #fetches = new SingleFlight<string, StoredManifest>();
+  /**
+   * Tags an upstream HEAD resolved to a manifest that is not cached, by upstream and digest. containerd resolves
+   * a tag with HEAD and then GETs the digest: the tag is recorded when that manifest is stored, so the image can
+   * later be pulled by tag from the cache alone. Kept no longer than a tag stays fresh.
+   */
+  readonly #resolvedTags: LRUCache<string, { repo: string; tag: string; checkedAt: number }[]>;
 
   constructor(
     private readonly store: ManifestStore,
     private readonly opts: ManifestServiceOptions,
-  ) {}
+  ) {
+    this.#resolvedTags = new LRUCache({ max: 10_000, ttl: Math.max(opts.tagTtlMs, 1), perf: { now: opts.now } });
+  }
 
   async get(target: UpstreamTarget, ref: Reference, clientAccept: readonly string[], head: boolean): Promise<ServedManifest> {
     const served =
@@ -83,6 +92,7 @@ export class ManifestService {
           return serve(known, 'hit', true);
         }
         if (answer.digest?.startsWith('sha256:') && answer.mediaType && Number.isFinite(answer.size)) {
+          this.#rememberResolvedTag(upstream, answer.digest, { repo: target.repo, tag, checkedAt: this.opts.now() });
           return { digest: answer.digest, mediaType: answer.mediaType, size: answer.size, body: null, outcome: 'miss' };
         }
       }
@@ -122,12 +132,31 @@ export class ManifestService {
       try {
         this.store.put(m);
         this.opts.log.info(fields, 'manifest cached');
+        this.#recordResolvedTags(target.client.name, m.digest);
       } catch (err) {
         // A full or read-only cache must not stop the mirror from passing the manifest on.
         this.opts.log.error({ ...fields, err: (err as Error).message }, 'manifest not cached: the database could not be written');
       }
       return m;
     });
+  }
+
+  #rememberResolvedTag(upstream: string, digest: string, entry: { repo: string; tag: string; checkedAt: number }): void {
+    const key = `${upstream}\n${digest}`;
+    const others = (this.#resolvedTags.get(key) ?? []).filter((e) => e.repo !== entry.repo || e.tag !== entry.tag);
+    this.#resolvedTags.set(key, [...others, entry]);
+  }
+
+  #recordResolvedTags(upstream: string, digest: string): void {
+    const key = `${upstream}\n${digest}`;
+    const entries = this.#resolvedTags.get(key);
+    if (!entries) return;
+    this.#resolvedTags.delete(key);
+    for (const { repo, tag, checkedAt } of entries) {
+      // Unless the tag has been seen pointing elsewhere since.
+      const current = this.store.getTag(upstream, repo, tag);
+      if (!current || current.checkedAt < checkedAt) this.store.setTag(upstream, repo, tag, digest, checkedAt);
+    }
   }
 }
 

@@ -173,6 +173,24 @@ describe('real clients pull through the mirror', () => {
       expectMirrorLogged(ctrSent);
       expectCleanRun(ctrSent);
 
+      // Pulled again while the upstream answers every request with 503: the tag containerd resolved with HEAD was
+      // recorded when its manifest was fetched by digest, so the mirror answers from its cache alone.
+      up.proxy.faults.add({ front: 'registry', path: /.*/, kind: 'status', status: 503, times: Infinity });
+      try {
+        const removed = await containerd.ctr(['image', 'rm', '--sync', ref]);
+        expect(removed.code, removed.stderr).toBe(0);
+        const upstreamBefore = up.proxy.count();
+        const againFrom = tap.records.length;
+        const again = await containerd.ctr(['image', 'pull', '--hosts-dir', containerd.hostsDir, ref]);
+        expect(again.code, again.stderr + again.stdout).toBe(0);
+        await expectPulledImage(await containerd.inspect(ref), images.ctr);
+        expect(sent(againFrom).map((r) => `${r.method} ${r.path}`)).toContain(`HEAD /v2/${images.ctr.repo}/manifests/${images.ctr.tag}`);
+        expectCleanRun(sent(againFrom));
+        expect(up.proxy.count()).toBe(upstreamBefore);
+      } finally {
+        up.proxy.faults.clear();
+      }
+
       // The tripwire is live: on a miss at the mirror, containerd goes on to hosts.toml's `server`.
       const missFrom = tap.records.length;
       const missing = await containerd.ctr(['image', 'pull', '--hosts-dir', containerd.hostsDir, `${ACR_HOST}/team/missing:nope`]);

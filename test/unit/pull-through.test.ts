@@ -66,6 +66,26 @@ describe('manifests', () => {
     expect(fake.count({ host: 'registry.test', method: 'HEAD', pathIncludes: '/manifests/' })).toBeGreaterThan(0);
   });
 
+  it('remembers a tag first resolved by HEAD once its manifest is fetched by digest (containerd), for use offline', async () => {
+    const img = fake.add(makeImage('team/app', 'v1', [10]));
+    expect((await m.request('/v2/team/app/manifests/v1', { method: 'HEAD' })).headers.get('docker-content-digest')).toBe(img.manifestDigest);
+    expect((await m.request(`/v2/team/app/manifests/${img.manifestDigest}`)).status).toBe(200);
+    const calls = fake.calls.length;
+    fake.intercept = () => {
+      throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+    };
+    const head = await m.request('/v2/team/app/manifests/v1', { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('docker-content-digest')).toBe(img.manifestDigest);
+    expect(head.headers.get('x-cache')).toBe('hit');
+    expect(fake.calls.length).toBe(calls);
+    clock += 10 * 60_000; // past tag_ttl: the upstream cannot be asked, so the remembered tag is served stale
+    const stale = await m.request('/v2/team/app/manifests/v1');
+    expect(stale.status).toBe(200);
+    expect(stale.headers.get('x-cache')).toBe('stale');
+    expect(Buffer.from(await stale.arrayBuffer()).equals(img.manifest)).toBe(true);
+  });
+
   it('re-checks a tag with HEAD after tag_ttl and re-fetches only when the digest changed', async () => {
     const v1 = fake.add(makeImage('team/app', 'latest', [10], 1));
     await (await m.request('/v2/team/app/manifests/latest')).arrayBuffer();
