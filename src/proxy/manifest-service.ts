@@ -10,6 +10,8 @@ import { acceptable, upstreamAccept } from './media-types.js';
 import { upstreamUnavailable } from '../upstream/errors.js';
 import type { UpstreamTarget } from './target.js';
 
+const RESOLVED_TAG_WINDOW_MS = 10 * 60_000;
+
 export interface ServedManifest {
   digest: string;
   mediaType: string;
@@ -38,7 +40,8 @@ export class ManifestService {
   /**
    * Tags an upstream HEAD resolved to a manifest that is not cached, by upstream and digest. containerd resolves
    * a tag with HEAD and then GETs the digest: the tag is recorded when that manifest is stored, so the image can
-   * later be pulled by tag from the cache alone. Kept no longer than a tag stays fresh.
+   * later be pulled by tag from the cache alone, and counts as checked when the HEAD was answered. Kept for
+   * RESOLVED_TAG_WINDOW_MS: containerd asks for the digest right after its HEAD.
    */
   readonly #resolvedTags: LRUCache<string, { repo: string; tag: string; checkedAt: number }[]>;
 
@@ -46,7 +49,7 @@ export class ManifestService {
     private readonly store: ManifestStore,
     private readonly opts: ManifestServiceOptions,
   ) {
-    this.#resolvedTags = new LRUCache({ max: 10_000, ttl: Math.max(opts.tagTtlMs, 1), perf: { now: opts.now } });
+    this.#resolvedTags = new LRUCache({ max: 10_000, ttl: RESOLVED_TAG_WINDOW_MS, perf: { now: opts.now } });
   }
 
   async get(target: UpstreamTarget, ref: Reference, clientAccept: readonly string[], head: boolean): Promise<ServedManifest> {
