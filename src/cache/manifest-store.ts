@@ -1,6 +1,8 @@
 import { LRUCache } from 'lru-cache';
 import type { Db } from './db.js';
 
+const HOT_TTL_MS = 30_000;
+
 export interface StoredManifest {
   digest: string;
   mediaType: string;
@@ -15,6 +17,10 @@ export interface TagEntry {
 
 /** Manifests by digest (exact upstream bytes) and tag -> digest mappings per upstream repository. */
 export class ManifestStore {
+  /**
+   * Recently used manifests. Entries are read again from SQLite after HOT_TTL_MS, so a manifest that
+   * `acr-mirror gc` removed from another process stops being served from memory within that time.
+   */
   readonly #hot: LRUCache<string, StoredManifest>;
   /**
    * Recent tag lookups, so a tag asked for thousands of times a second costs no SQLite read. Writes here keep it
@@ -28,7 +34,9 @@ export class ManifestStore {
     private readonly now: () => number,
     hotBytes = 64 * 1024 * 1024,
   ) {
-    this.#hot = new LRUCache({ maxSize: hotBytes, sizeCalculation: (m) => Math.max(1, m.size) });
+    // ttlResolution 0: ages are read from `now` on every lookup (lru-cache otherwise reuses one reading for 1 ms of
+    // timers, which an injected clock does not advance).
+    this.#hot = new LRUCache({ maxSize: hotBytes, sizeCalculation: (m) => Math.max(1, m.size), ttl: HOT_TTL_MS, ttlResolution: 0, perf: { now } });
     this.#stmt = {
       get: db.prepare<[string], { digest: string; media_type: string; size: number; body: Buffer }>(
         'SELECT digest, media_type, size, body FROM manifests WHERE digest = ?',

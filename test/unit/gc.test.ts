@@ -102,4 +102,23 @@ describe('acr-mirror gc', () => {
     const again = await gcCommand(configFor(dir), { dryRun: false, graceMs: 365 * DAY, out: sink().out });
     expect(again).toMatchObject({ manifests: 0, blobs: 0, tempFiles: 0 });
   });
+
+  it('beside a running mirror: a manifest it removed stops being served from the mirror\'s memory within 30 s', async () => {
+    const pinned = makeImage('team/pinned', 'unused', [2000], 2);
+    const fake = new FakeUpstream();
+    fake.add(pinned);
+    let clock = Date.now() - 3 * DAY;
+    m = await startTestMirror(fake, { now: () => clock });
+    const path = `/v2/${pinned.repo}/manifests/${pinned.manifestDigest}`;
+    expect((await m.request(path)).status).toBe(200);
+    fake.intercept = () => new Response('down', { status: 404 });
+
+    const report = await gcCommand(configFor(join(m.dir, 'data')), { dryRun: false, out: sink().out });
+    expect(report.manifests).toBe(1);
+    expect((await m.request(path)).headers.get('x-cache')).toBe('hit'); // still in memory
+    clock += 31_000;
+    const gone = await m.request(path);
+    expect(gone.status).toBe(404);
+    expect(gone.headers.get('x-cache')).toBeNull();
+  });
 });
