@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { RegistryError } from '../http/errors.js';
 import { isNetworkError, networkError } from '../upstream/errors.js';
+import type { UpstreamBody } from '../upstream/transport.js';
 import type { BlobStore, TempBlob } from './blob-store.js';
 
 /** Where a fill gets its bytes: each call asks the upstream afresh for the blob from offset on. */
@@ -11,7 +12,7 @@ export interface BlobSource {
   label: string;
   /** Told of every chunk received from the upstream. */
   onBytes?: (n: number) => void;
-  open(offset: number, signal: AbortSignal): Promise<{ start: number; size: number | null; body: AsyncIterable<Uint8Array> & { cancel(): Promise<void> } }>;
+  open(offset: number, signal: AbortSignal): Promise<{ start: number; size: number | null; body: UpstreamBody }>;
 }
 
 export interface FillOptions {
