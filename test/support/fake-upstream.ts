@@ -51,6 +51,11 @@ export function makeImage(repo: string, tag: string, layerSizes: number[], seed 
   return { repo, tag, manifest, manifestDigest: sha256(manifest), mediaType, blobs };
 }
 
+/** An intercept for FakeUpstream: every request fails as fetch does when nothing listens (upstream down). */
+export const connectionRefused = (): never => {
+  throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+};
+
 /**
  * An in-memory registry (registry.test) with a token service (auth.test) and object storage (oss.test)
  * behind one injected fetch. Hooks let tests inject faults; calls are recorded.

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { JobView } from '../../src/admin/jobs.js';
 import { ADMIN_ENV, bearer, finishedJob, getJob, startWarm, waitFor } from '../support/admin.js';
-import { FakeUpstream, type FakeImage, makeImage, makeIndex } from '../support/fake-upstream.js';
+import { connectionRefused, FakeUpstream, type FakeImage, makeImage, makeIndex } from '../support/fake-upstream.js';
 import { startTestMirror, type TestMirror } from '../support/mirror.js';
 
 let fake: FakeUpstream;
@@ -27,9 +27,6 @@ afterEach(async () => {
 const ossGets = (digest: string) => fake.count({ host: 'oss.test', method: 'GET', pathIncludes: digest });
 const sizeOf = (image: FakeImage) => [...image.blobs.values()].reduce((n, b) => n + b.length, 0);
 const [amd64, arm64] = [() => multi.children[0]!, () => multi.children[1]!];
-const networkDown = () => {
-  throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
-};
 
 describe('warm', () => {
   it('warms one platform of an index, then all, fetching each blob once; then serves it all without the upstream', async () => {
@@ -50,7 +47,7 @@ describe('warm', () => {
     expect(all.images[0]!.platforms).toEqual(['linux/amd64', 'linux/arm64']);
     for (const child of multi.children) for (const digest of child.blobs.keys()) expect(ossGets(digest)).toBe(1);
 
-    fake.intercept = networkDown;
+    fake.intercept = connectionRefused;
     const calls = fake.calls.length;
     for (const path of ['/v2/team/multi/manifests/v1', ...multi.children.map((c) => `/v2/team/multi/manifests/${c.manifestDigest}`)]) {
       expect((await m.request(path)).status, path).toBe(200);

@@ -1,10 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeUpstream, makeImage } from '../support/fake-upstream.js';
+import { connectionRefused, FakeUpstream, makeImage } from '../support/fake-upstream.js';
 import { startTestMirror, type TestMirror } from '../support/mirror.js';
 
-const refused = () => {
-  throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
-};
 const errorOf = async (res: Response) => ((await res.json()) as { errors: { code: string; message: string }[] }).errors[0]!;
 
 let m: TestMirror | undefined;
@@ -25,7 +22,7 @@ describe('circuit breaker', () => {
     });
     await (await m.request('/v2/team/app/manifests/v1')).arrayBuffer();
 
-    fake.intercept = refused;
+    fake.intercept = connectionRefused;
     for (const tag of ['a', 'b']) expect((await m.request(`/v2/team/app/manifests/${tag}`)).status).toBe(503);
     const calls = fake.calls.length;
     const down = await m.request('/v2/team/app/manifests/c');

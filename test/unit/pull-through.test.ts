@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeUpstream, makeImage, sha256 } from '../support/fake-upstream.js';
+import { connectionRefused, FakeUpstream, makeImage, sha256 } from '../support/fake-upstream.js';
 import { eventually } from '../support/eventually.js';
 import { startTestMirror, type TestMirror } from '../support/mirror.js';
 
@@ -72,9 +72,7 @@ describe('manifests', () => {
     clock += 2 * 60_000;
     expect((await m.request(`/v2/team/app/manifests/${img.manifestDigest}`)).status).toBe(200);
     const calls = fake.calls.length;
-    fake.intercept = () => {
-      throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
-    };
+    fake.intercept = connectionRefused;
     const head = await m.request('/v2/team/app/manifests/v1', { method: 'HEAD' });
     expect(head.status).toBe(200);
     expect(head.headers.get('docker-content-digest')).toBe(img.manifestDigest);
@@ -113,9 +111,7 @@ describe('manifests', () => {
     const img = fake.add(makeImage('team/app', 'v1', [10]));
     await (await m.request('/v2/team/app/manifests/v1')).arrayBuffer();
     clock += 6 * 60_000;
-    fake.intercept = () => {
-      throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
-    };
+    fake.intercept = connectionRefused;
     const stale = await m.request('/v2/team/app/manifests/v1');
     expect(stale.status).toBe(200);
     expect(stale.headers.get('x-cache')).toBe('stale');
