@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { pino } from 'pino';
 import { formatBytes } from '../admin/format.js';
-import { BlobStore } from '../cache/blob-store.js';
+import { openBlobStore } from '../cache/cache.js';
 import { openDatabase } from '../cache/db.js';
 import { collectGarbage, type GcReport } from '../cache/gc.js';
 import { cacheLayout } from '../cache/layout.js';
@@ -18,9 +18,9 @@ export async function gcCommand(config: Config, opts: { dryRun: boolean; graceMs
   await mkdir(layout.root, { recursive: true });
   const db = openDatabase(layout.database);
   try {
-    const store = new BlobStore(layout, db, Date.now);
-    if (!opts.dryRun) await reconcile(db, layout, new ManifestStore(db, Date.now), Date.now, pino({ level: 'silent' }));
-    const report = await collectGarbage(db, store, layout, { graceMs: opts.graceMs ?? config.storage.gc_grace, dryRun: opts.dryRun, now: Date.now });
+    const { store, index } = openBlobStore(layout.root, db, Date.now);
+    if (!opts.dryRun) await reconcile(index, store, new ManifestStore(db, Date.now), pino({ level: 'silent' }));
+    const report = await collectGarbage(db, store, { graceMs: opts.graceMs ?? config.storage.gc_grace, dryRun: opts.dryRun, now: Date.now });
     const verb = opts.dryRun ? 'would free' : 'freed';
     opts.out.write(
       `${verb} ${formatBytes(report.blobBytes + report.tempBytes)}: ${report.blobs} blob(s) (${formatBytes(report.blobBytes)}), ` +
