@@ -33,6 +33,12 @@ export interface Cache {
   close(): Promise<void>;
 }
 
+/** The database of a cache directory, creating the directory if needed. */
+export async function openCacheDatabase(dir: string): Promise<Db> {
+  await mkdir(dir, { recursive: true });
+  return openDatabase(cacheLayout(dir).database);
+}
+
 /** The blob store of a cache directory, with the database's `blobs` table following its commits and deletes. */
 export function openBlobStore(dir: string, db: Db, now: () => number): { store: FsBlobStore; index: BlobIndex } {
   const store = new FsBlobStore(cacheLayout(dir));
@@ -41,10 +47,9 @@ export function openBlobStore(dir: string, db: Db, now: () => number): { store: 
 
 export async function openCache(config: Config, deps: CacheDeps): Promise<Cache> {
   const { log, now, metrics } = deps;
-  const layout = cacheLayout(config.storage.dir);
-  await mkdir(layout.root, { recursive: true });
-  const db = openDatabase(layout.database);
-  const { store, index } = openBlobStore(layout.root, db, now);
+  const dir = config.storage.dir;
+  const db = await openCacheDatabase(dir);
+  const { store, index } = openBlobStore(dir, db, now);
   await store.prepare();
   const manifestStore = new ManifestStore(db, now);
   // In the background: start-up stays fast with a large cache. It snapshots the rows before listing the disk, so
@@ -52,7 +57,7 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
   void reconcile(index, store, manifestStore, log).catch((err: unknown) => log.error({ err: (err as Error).message }, 'cache reconciliation failed'));
   const accessLog = new AccessLog(db, now);
   const evictor = startEvictor(config, db, store, manifestStore, accessLog, deps);
-  const diskFaults = diskFaultReport(log, layout.root, metrics);
+  const diskFaults = diskFaultReport(log, dir, metrics);
   store.on('commit', diskFaults.committed);
   const fills = new BlobFills(store, {
     timeoutMs: Math.max(...Object.values(config.upstreams).map((u) => u.fill_timeout)),

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { BlobInfo, BlobRange, BlobReader, BlobWriter } from './blob-store.js';
 import { checkVerified, type VerifiedDigest } from './digest.js';
-import { type ReadBuffers, sendFile } from './file-sender.js';
+import { type ReadBuffers, sendFile } from './fs-file-sender.js';
 
 /** A committed blob file opened for reading; `done` tells the store the reader is gone. */
 export class FsBlobReader implements BlobReader {
@@ -54,7 +54,7 @@ export class FsBlobWriter implements BlobWriter {
   ) {}
 
   async write(offset: number, bytes: Buffer | Buffer[]): Promise<void> {
-    const parts = Array.isArray(bytes) ? [...bytes] : [bytes];
+    const parts = (Array.isArray(bytes) ? bytes : [bytes]).filter((part) => part.length > 0);
     let position = offset;
     // A nearly full disk may take part of a write without an error: write until all of it is in.
     for (let i = 0; i < parts.length; ) {

@@ -4,7 +4,7 @@ import { constants } from 'node:fs';
 import { mkdir, open, readdir, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlobInfo, BlobReader, BlobStore, BlobStoreEvents, BlobWriter, Leftover } from './blob-store.js';
-import { ReadBuffers } from './file-sender.js';
+import { ReadBuffers } from './fs-file-sender.js';
 import { FsBlobReader, FsBlobWriter } from './fs-blob-io.js';
 import type { CacheLayout } from './layout.js';
 import { ReaderCounts } from './reader-counts.js';
