@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../src/cache/fs-blob-store.js';
 import { Fill, type BlobSource } from '../../src/cache/fill.js';
 import { cacheLayout } from '../../src/cache/layout.js';
+import { MemoryBlobStore } from '../../src/cache/memory-blob-store.js';
 import { randomBlob, sha256 } from '../support/fake-upstream.js';
 
 let dir: string;
@@ -171,5 +172,27 @@ describe('Fill', () => {
     expect(fill.state).toBe('failed');
     await sleep(50);
     expect(await readdir(join(dir, 'tmp'))).toEqual([]);
+  });
+
+  it('works on any BlobStore: a reader that fell behind the memory window reads back from the writer', async () => {
+    const memory = new MemoryBlobStore();
+    const blob = randomBlob(5 * 1024 * 1024 + 5, 23);
+    const fill = new Fill(sha256(blob), pacedSource(blob, 256 * 1024, 0), memory, options);
+    const reads: number[] = [];
+    const running = fill.run();
+    await fill.ready;
+    const reader = fill.reader(1000);
+    await running; // nothing read yet: all but the last MiB or so left memory for the writer
+    expect(fill.committed).toBe(true);
+    expect(memory.pending.size).toBe(0);
+    const parts: Buffer[] = [];
+    for await (const chunk of reader) {
+      parts.push(chunk as Buffer);
+      reads.push((chunk as Buffer).length);
+    }
+    expect(Buffer.concat(parts).equals(blob.subarray(1000))).toBe(true);
+    // read back from the writer in 256 KiB reads; from memory the first piece would end where its chunk ends
+    expect(reads[0]).toBe(256 * 1024);
+    expect(await memory.stat(sha256(blob))).toEqual({ size: blob.length });
   });
 });
