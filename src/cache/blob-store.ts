@@ -12,7 +12,7 @@ export interface BlobInfo {
   size: number;
 }
 
-/** Something a store holds that no committed blob owns (a writer a crashed process left). */
+/** Something a store holds that no committed blob owns (a writer a crashed process left, a stray file). */
 export interface Leftover {
   name: string;
   size: number;

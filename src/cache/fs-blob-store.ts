@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { constants } from 'node:fs';
 import { mkdir, open, readdir, rm, stat, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { BlobInfo, BlobReader, BlobStore, BlobStoreEvents, BlobWriter, Leftover } from './blob-store.js';
 import { ReadBuffers } from './fs-file-sender.js';
 import { FsBlobReader, FsBlobWriter } from './fs-blob-io.js';
@@ -60,31 +60,42 @@ export class FsBlobStore extends EventEmitter<BlobStoreEvents> implements BlobSt
     return true;
   }
 
-  /** Lists blobs/ (one stat per file, no reads); files whose name is not a digest of their directory are skipped. */
+  /** Lists blobs/ (one stat per file, no reads); files not named for their place are strays (see leftovers). */
   async *list(): AsyncIterable<BlobInfo> {
-    const root = join(this.layout.blobs, 'sha256');
-    for (const prefix of await readdir(root).catch(() => [] as string[])) {
-      for (const name of await readdir(join(root, prefix)).catch(() => [] as string[])) {
-        if (!/^[a-f0-9]{64}$/.test(name) || name.slice(0, 2) !== prefix) continue;
-        const info = await stat(join(root, prefix, name)).catch(ifMissing(null)); // evicted since the listing
-        if (info) yield { digest: `sha256:${name}`, size: info.size };
-      }
+    for await (const file of this.#blobFiles()) {
+      if (file.stray) continue;
+      const info = await stat(file.path).catch(ifMissing(null)); // evicted since the listing
+      if (info) yield { digest: `sha256:${file.name}`, size: info.size };
     }
   }
 
+  /** Temp files no writer of this process owns, and stray files in blobs/ (not named for their place). */
   async leftovers(olderThan: number): Promise<Leftover[]> {
-    const found: Leftover[] = [];
+    const candidates: string[] = [];
     for (const name of await readdir(this.layout.tmp).catch(() => [] as string[])) {
       const path = join(this.layout.tmp, name);
-      if (this.#writing.has(path)) continue;
+      if (!this.#writing.has(path)) candidates.push(path);
+    }
+    for await (const file of this.#blobFiles()) if (file.stray) candidates.push(file.path);
+    const found: Leftover[] = [];
+    for (const path of candidates) {
       const info = await stat(path).catch(() => null);
-      if (info && info.mtimeMs < olderThan) found.push({ name, size: info.size });
+      if (info && info.mtimeMs < olderThan) found.push({ name: relative(this.layout.root, path), size: info.size });
     }
     return found;
   }
 
   async removeLeftovers(leftovers: Leftover[]): Promise<void> {
-    for (const { name } of leftovers) await unlink(join(this.layout.tmp, name)).catch(() => {});
+    for (const { name } of leftovers) await unlink(join(this.layout.root, name)).catch(() => {});
+  }
+
+  async *#blobFiles(): AsyncIterable<{ path: string; name: string; stray: boolean }> {
+    const root = join(this.layout.blobs, 'sha256');
+    for (const prefix of await readdir(root).catch(() => [] as string[])) {
+      for (const name of await readdir(join(root, prefix)).catch(() => [] as string[])) {
+        yield { path: join(root, prefix, name), name, stray: !/^[a-f0-9]{64}$/.test(name) || name.slice(0, 2) !== prefix };
+      }
+    }
   }
 
   /** Creates the directories and removes fills left by an earlier process. */

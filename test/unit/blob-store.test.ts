@@ -91,7 +91,7 @@ describe('FsBlobStore', () => {
     }
   });
 
-  it('commits into blobs/sha256/<2 hex>/<hex> and lists only files named for their place', async () => {
+  it('commits into blobs/sha256/<2 hex>/<hex>, lists only files named for their place, and gives the others to gc', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'acr-blob-store-'));
     try {
       const layout = cacheLayout(dir);
@@ -115,6 +115,10 @@ describe('FsBlobStore', () => {
       const listed = [];
       for await (const b of store.list()) listed.push(b);
       expect(listed).toEqual([{ digest, size: 5000 }]);
+      const strays = await store.leftovers(Date.now() + 60_000);
+      expect(strays.map((l) => l.name).sort()).toEqual([`blobs/sha256/${misplaced}/${digest.slice(7)}`, `blobs/sha256/${misplaced}/not-a-digest`]);
+      await store.removeLeftovers(strays);
+      expect(await files(layout.blobs)).toEqual([`sha256/${digest.slice(7, 9)}/${digest.slice(7)}`]);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
