@@ -8,6 +8,7 @@ import { BlobStore } from '../../src/cache/blob-store.js';
 import { openDatabase, type Db } from '../../src/cache/db.js';
 import { Fill, type BlobSource } from '../../src/cache/fill.js';
 import { cacheLayout } from '../../src/cache/layout.js';
+import { eventually } from '../support/eventually.js';
 import { randomBlob, sha256 } from '../support/fake-upstream.js';
 
 let dir: string;
@@ -179,7 +180,6 @@ describe('Fill', () => {
     expect((await failed).message).toMatch(/does not match its digest/);
     await fill.finished;
     expect(fill.state).toBe('failed');
-    await sleep(50);
-    expect(await readdir(join(dir, 'tmp'))).toEqual([]);
+    await eventually(async () => expect(await readdir(join(dir, 'tmp'))).toEqual([]));
   });
 });
