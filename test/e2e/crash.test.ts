@@ -9,7 +9,6 @@ import type { BuiltImage } from './harness/images.js';
 import { expectCacheConsistent, expectSameImage, mirrorConfig } from './harness/mirror-check.js';
 import { startMirror } from './harness/mirror-process.js';
 import { startUpstream, type Upstream } from './harness/upstream.js';
-import { eventually } from '../support/eventually.js';
 
 const MiB = 1024 * 1024;
 const ROUNDS = 20;
@@ -75,7 +74,7 @@ describe('crash safety', () => {
     const mirror = await startMirror({ config, env: { ACR_PASSWORD: up.credentials.password }, dataDir });
     try {
       // a blob renamed into place just before a kill gets its row from the reconciliation after start-up
-      await eventually(() => expectCacheConsistent(dataDir), { timeoutMs: 10_000, message: 'cache not reconciled after the restart' });
+      await expectCacheConsistent(dataDir, { timeoutMs: 10_000 });
       for (const image of images) {
         const out = join(up.dir, `after-crash-${image.repo.replace('/', '-')}`);
         const r = await up.skopeo(['copy', '--all', '--src-tls-verify=false', `docker://${mirror.host}/${image.repo}:${image.tag}`, `dir:${out}`]);

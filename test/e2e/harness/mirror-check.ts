@@ -4,6 +4,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'vitest';
+import { eventually } from '../../support/eventually.js';
 import type { BuiltImage } from './images.js';
 import type { Upstream } from './upstream.js';
 
@@ -46,10 +47,22 @@ export async function expectSameImage(out: string, image: BuiltImage): Promise<v
 
 /**
  * Throws, listing every problem, unless the cache directory is consistent: blobs/ and tmp/ exist, every row of the
- * blobs table has a file of its size whose sha256 is its name, every file has a row, and tmp/ is empty (call it
- * when no fill is running). Reads mirror.db read-only, so the mirror may be running.
+ * blobs table has a file of its size whose sha256 is its name, every file has a row, and tmp/ is empty. Reads
+ * mirror.db read-only, so the mirror may be running. Call it when no client is pulling: a fill still finishing
+ * (a client may have its last byte while the commit runs) or a reconciliation after a restart is waited for up
+ * to timeoutMs; what stays inconsistent fails.
  */
-export async function expectCacheConsistent(dataDir: string): Promise<void> {
+export async function expectCacheConsistent(dataDir: string, { timeoutMs = 5000 } = {}): Promise<void> {
+  await eventually(
+    async () => {
+      const problems = await cacheProblems(dataDir);
+      if (problems.length) throw new Error(`cache ${dataDir} is inconsistent:\n  ${problems.join('\n  ')}`);
+    },
+    { timeoutMs, intervalMs: 100 },
+  );
+}
+
+async function cacheProblems(dataDir: string): Promise<string[]> {
   const problems: string[] = [];
   const files = new Map<string, string>();
   const missing = (dir: string) => (err: NodeJS.ErrnoException) => {
@@ -78,7 +91,7 @@ export async function expectCacheConsistent(dataDir: string): Promise<void> {
   for (const digest of files.keys()) if (!rows.has(digest)) problems.push(`blob file ${digest} has no row`);
   const tmp = await readdir(join(dataDir, 'tmp')).catch(missing('tmp/'));
   if (tmp.length) problems.push(`leftover temp files: ${tmp.join(', ')}`);
-  if (problems.length) throw new Error(`cache ${dataDir} is inconsistent:\n  ${problems.join('\n  ')}`);
+  return problems;
 }
 
 /** digest -> size of every row of the blobs table. */
