@@ -1,0 +1,236 @@
+import { createHash } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import OSS, { type SentRequest } from 'ali-oss';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { crc64ecma } from '../support/crc64.js';
+import { randomBlob } from '../support/fake-upstream.js';
+import { OssTestServer } from '../support/oss-server.js';
+
+const BUCKET = 'mirror-test';
+const AK = 'test-ak';
+const SECRET = 'test-secret';
+const KIB = 1024;
+
+let oss: OssTestServer;
+beforeAll(async () => {
+  oss = await OssTestServer.start({ buckets: [BUCKET], credentials: { [AK]: SECRET } });
+});
+afterAll(() => oss.close());
+afterEach(() => {
+  oss.now = () => Date.now();
+  oss.faults.bytesPerSecond = null;
+});
+
+const client = (overrides: Partial<ConstructorParameters<typeof OSS>[0]> = {}) =>
+  new OSS({ endpoint: oss.endpoint, bucket: BUCKET, accessKeyId: AK, accessKeySecret: SECRET, secure: false, timeout: 10_000, ...overrides });
+
+/** The ali-oss error a promise rejects with (a test fails if it resolves). */
+async function ossError(p: Promise<unknown>): Promise<{ code: string; status: number; requestId?: string; message: string }> {
+  const err = await p.then(
+    () => {
+      throw new Error('expected the request to fail');
+    },
+    (e: unknown) => e as { code: string; status: number; requestId?: string; message: string },
+  );
+  return err;
+}
+
+interface RawAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+function rawRequest(method: string, path: string, headers: Record<string, string>, body?: Buffer | string): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: oss.port, method, path, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** The request ali-oss would send (url, signed headers, body), captured instead of sent. */
+async function captureRequest(operation: (c: OSS) => Promise<unknown>): Promise<{ path: string; headers: Record<string, string>; content?: Buffer | string; method: string }> {
+  let sent: { url: string; params: SentRequest } | undefined;
+  const capturing = client({ urllib: { request: async (url, params) => { sent = { url, params }; throw Object.assign(new Error('captured'), { status: -1 }); } } });
+  await operation(capturing).catch(() => undefined);
+  const url = new URL(sent!.url);
+  const headers = Object.fromEntries(Object.entries(sent!.params.headers).map(([k, v]) => [k, String(v)]));
+  return { method: sent!.params.method, path: url.pathname + url.search, headers, content: sent!.params.content };
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<{ bytes: Buffer; error: unknown }> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    return { bytes: Buffer.concat(chunks), error: null };
+  } catch (error) {
+    return { bytes: Buffer.concat(chunks), error };
+  }
+}
+
+const md5Hex = (b: Buffer) => createHash('md5').update(b).digest('hex').toUpperCase();
+
+describe('OSS test server: V1 signatures', () => {
+  it('accepts a request signed with the right secret and refuses a wrong secret or an unknown access key id', async () => {
+    await client().put('sig/ok', Buffer.from('signed'));
+    expect((await client().get('sig/ok')).content.toString()).toBe('signed');
+
+    const wrongSecret = await ossError(client({ accessKeySecret: 'not-the-secret' }).get('sig/ok'));
+    expect(wrongSecret).toMatchObject({ code: 'SignatureDoesNotMatch', status: 403 });
+    expect(wrongSecret.requestId).toMatch(/^[0-9A-F]{24}$/);
+    expect(await ossError(client({ accessKeySecret: 'not-the-secret' }).put('sig/other', Buffer.from('x')))).toMatchObject({ code: 'SignatureDoesNotMatch' });
+    expect(oss.keys()).not.toContain('sig/other');
+
+    expect(await ossError(client({ accessKeyId: 'someone-else' }).get('sig/ok'))).toMatchObject({ code: 'InvalidAccessKeyId', status: 403 });
+  });
+
+  it('signs keys with spaces, plus signs and non-ASCII characters as the raw key', async () => {
+    const key = 'dir/a b+c ü?.txt';
+    await client().put(key, Buffer.from('odd name'));
+    expect(oss.keys()).toContain(key);
+    expect((await client().get(key)).content.toString()).toBe('odd name');
+  });
+
+  it('refuses a captured request once a signed header, the path, the body or a signed sub-resource is changed', async () => {
+    const sent = await captureRequest((c) => c.put('tamper/obj', Buffer.from('original'), { meta: { owner: 'alice' } }));
+    expect(sent.headers['x-oss-meta-owner']).toBe('alice');
+    // The captured request is valid as is: replaying it unchanged stores the object.
+    expect((await rawRequest(sent.method, sent.path, sent.headers, sent.content)).status).toBe(200);
+    expect(oss.objectBytes('tamper/obj')?.toString()).toBe('original');
+
+    const changedMeta = await rawRequest(sent.method, sent.path, { ...sent.headers, 'x-oss-meta-owner': 'mallory' }, sent.content);
+    expect(changedMeta.status).toBe(403);
+    expect(changedMeta.headers['content-type']).toBe('application/xml');
+    expect(changedMeta.headers['x-oss-request-id']).toMatch(/^[0-9A-F]{24}$/);
+    expect(changedMeta.body).toMatch(/^<\?xml[^>]*>\n<Error><Code>SignatureDoesNotMatch<\/Code><Message>[^<]+<\/Message><RequestId>[0-9A-F]{24}<\/RequestId><HostId>mirror-test\.[^<]+<\/HostId>/);
+
+    const addedOssHeader = await rawRequest(sent.method, sent.path, { ...sent.headers, 'x-oss-forbid-overwrite': 'true' }, sent.content);
+    expect(addedOssHeader.body).toContain('<Code>SignatureDoesNotMatch</Code>');
+    expect((await rawRequest(sent.method, '/tamper/other', sent.headers, sent.content)).body).toContain('<Code>SignatureDoesNotMatch</Code>');
+    expect((await rawRequest(sent.method, `${sent.path}?acl`, sent.headers, sent.content)).body).toContain('<Code>SignatureDoesNotMatch</Code>');
+    const changedType = await rawRequest(sent.method, sent.path, { ...sent.headers, 'Content-Type': 'text/html' }, sent.content);
+    expect(changedType.body).toContain('<Code>SignatureDoesNotMatch</Code>');
+    // The body is covered through Content-MD5.
+    const changedBody = await rawRequest(sent.method, sent.path, sent.headers, Buffer.from('replaced'));
+    expect(changedBody.body).toContain('<Code>InvalidDigest</Code>');
+    expect(oss.objectBytes('tamper/obj')?.toString()).toBe('original');
+  });
+
+  it('signs only the sub-resources OSS signs: an unsigned query parameter may change, a signed one may not', async () => {
+    await client().put('sub/obj', Buffer.from('x'));
+    const get = await captureRequest((c) => c.get('sub/obj'));
+    expect((await rawRequest('GET', `${get.path}?prefix=anything`, get.headers)).status).toBe(200);
+    expect((await rawRequest('GET', `${get.path}?response-content-type=text/html`, get.headers)).body).toContain('<Code>SignatureDoesNotMatch</Code>');
+  });
+
+  it('refuses a request without a signature and a request dated more than 15 minutes from the server clock', async () => {
+    await client().put('skew/obj', Buffer.from('x'));
+    const anonymous = await rawRequest('GET', '/skew/obj', { host: `${BUCKET}.oss-cn-hangzhou.aliyuncs.com` });
+    expect(anonymous.status).toBe(403);
+    expect(anonymous.body).toContain('<Code>AccessDenied</Code>');
+
+    oss.now = () => Date.now() + 14 * 60_000;
+    await client().head('skew/obj');
+    oss.now = () => Date.now() + 16 * 60_000;
+    expect(await ossError(client().head('skew/obj'))).toMatchObject({ code: 'RequestTimeTooSkewed', status: 403 });
+    oss.now = () => Date.now() - 16 * 60_000;
+    expect(await ossError(client().get('skew/obj'))).toMatchObject({ code: 'RequestTimeTooSkewed' });
+  });
+
+  it('takes the bucket from the Host header: an unknown bucket is NoSuchBucket', async () => {
+    const sent = await captureRequest((c) => c.get('any'));
+    expect(sent.headers.host).toBe(`${BUCKET}.oss-cn-hangzhou.aliyuncs.com`);
+    expect(await ossError(client({ bucket: 'other-bucket' }).get('any'))).toMatchObject({ code: 'NoSuchBucket', status: 404 });
+  });
+});
+
+describe('OSS test server: objects', () => {
+  const body = randomBlob(5000, 7);
+
+  it('puts, gets, heads and deletes an object with OSS ETag and crc64 headers', async () => {
+    const put = await client().put('obj/a', body, { meta: { digest: 'sha256-x' } });
+    expect(put.res.headers.etag).toBe(`"${md5Hex(body)}"`);
+    expect(put.res.headers['x-oss-hash-crc64ecma']).toBe(crc64ecma(body));
+
+    const got = await client().get('obj/a');
+    expect(got.content.equals(body)).toBe(true);
+    expect(got.res.headers['x-oss-hash-crc64ecma']).toBe(crc64ecma(body));
+
+    const head = await client().head('obj/a');
+    expect(head.status).toBe(200);
+    expect(head.meta).toEqual({ digest: 'sha256-x' });
+    expect(head.res.headers['content-length']).toBe('5000');
+    expect(head.res.headers.etag).toBe(`"${md5Hex(body)}"`);
+    expect(head.res.headers['x-oss-hash-crc64ecma']).toBe(crc64ecma(body));
+
+    expect((await client().delete('obj/a')).res.status).toBe(204);
+    expect(await ossError(client().get('obj/a'))).toMatchObject({ code: 'NoSuchKey', status: 404 });
+    expect(await ossError(client().head('obj/a'))).toMatchObject({ code: 'NoSuchKey', status: 404 });
+    expect((await client().delete('obj/a')).res.status).toBe(204);
+  });
+
+  it('refuses to overwrite with x-oss-forbid-overwrite (409 FileAlreadyExists) and overwrites without it', async () => {
+    await client().put('obj/once', Buffer.from('first'), { headers: { 'x-oss-forbid-overwrite': 'true' } });
+    const refused = await ossError(client().put('obj/once', Buffer.from('second'), { headers: { 'x-oss-forbid-overwrite': 'true' } }));
+    expect(refused).toMatchObject({ code: 'FileAlreadyExists', status: 409 });
+    expect(oss.objectBytes('obj/once')?.toString()).toBe('first');
+    await client().put('obj/once', Buffer.from('third'));
+    expect(oss.objectBytes('obj/once')?.toString()).toBe('third');
+  });
+
+  it('refuses a body that does not match its Content-MD5', async () => {
+    const wrongMd5 = createHash('md5').update('something else').digest('base64');
+    expect(await ossError(client().put('obj/md5', Buffer.from('body'), { headers: { 'Content-MD5': wrongMd5 } }))).toMatchObject({ code: 'InvalidDigest', status: 400 });
+    expect(oss.keys()).not.toContain('obj/md5');
+  });
+
+  it('answers ranges as OSS does: 206 for a valid range, 200 for a malformed or out-of-bounds one unless x-oss-range-behavior is standard', async () => {
+    await client().put('obj/range', body);
+    const ranged = async (range: string, standard = false) => {
+      const { stream, res } = await client().getStream('obj/range', { headers: { Range: range, ...(standard ? { 'x-oss-range-behavior': 'standard' } : {}) } });
+      return { status: res.status, range: res.headers['content-range'], bytes: (await readAll(stream)).bytes };
+    };
+    expect(await ranged('bytes=10-19')).toEqual({ status: 206, range: 'bytes 10-19/5000', bytes: body.subarray(10, 20) });
+    expect(await ranged('bytes=4990-')).toEqual({ status: 206, range: 'bytes 4990-4999/5000', bytes: body.subarray(4990) });
+    expect(await ranged('bytes=-5')).toEqual({ status: 206, range: 'bytes 4995-4999/5000', bytes: body.subarray(4995) });
+    expect(await ranged('bytes=0-9,20-29')).toMatchObject({ status: 206, bytes: body.subarray(0, 10) });
+    for (const ignored of ['byte=0-9', 'bytes=abc', 'bytes=9-3', 'bytes=0-5000', 'bytes=5000-5001', 'bytes=-6000']) {
+      expect(await ranged(ignored)).toEqual({ status: 200, range: undefined, bytes: body });
+    }
+    expect(await ranged('bytes=4000-9999', true)).toEqual({ status: 206, range: 'bytes 4000-4999/5000', bytes: body.subarray(4000) });
+    expect(await ossError(ranged('bytes=5000-', true))).toMatchObject({ code: 'InvalidRange', status: 416 });
+  });
+
+  it('lists with prefix, max-keys and marker paging, and folds common prefixes with a delimiter', async () => {
+    const keys = ['list/a/1', 'list/a/2', 'list/a/3', 'list/b/1', 'list/c', 'list/d'];
+    for (const key of keys) await client().put(key, Buffer.from(key));
+    const seen: string[] = [];
+    let marker: string | undefined;
+    let pages = 0;
+    for (;;) {
+      const page = await client().list({ prefix: 'list/', 'max-keys': 4, ...(marker === undefined ? {} : { marker }) });
+      pages++;
+      seen.push(...page.objects.map((o) => o.name));
+      expect(page.objects.every((o) => o.size === o.name.length && o.etag === `"${md5Hex(Buffer.from(o.name))}"`)).toBe(true);
+      if (!page.isTruncated) break;
+      expect(page.nextMarker).toBe(seen.at(-1));
+      marker = page.nextMarker!;
+    }
+    expect(seen).toEqual(keys);
+    expect(pages).toBe(2);
+
+    const folded = await client().list({ prefix: 'list/', delimiter: '/', 'max-keys': 3 });
+    expect(folded.prefixes).toEqual(['list/a/', 'list/b/']);
+    expect(folded.objects.map((o) => o.name)).toEqual(['list/c']);
+    const rest = await client().list({ prefix: 'list/', delimiter: '/', marker: folded.nextMarker! });
+    expect(rest.objects.map((o) => o.name)).toEqual(['list/d']);
+    expect(rest.prefixes).toBeNull();
+    expect(rest.isTruncated).toBe(false);
+  });
+});
