@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import { type HttpBindings, type ServerType, serve } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { type Context, Hono } from 'hono';
@@ -77,7 +76,7 @@ export class OssTestServer {
   }
 
   get port(): number {
-    return (this.#server?.address() as AddressInfo | null)?.port ?? this.#port;
+    return this.#port;
   }
 
   async close(): Promise<void> {
@@ -108,6 +107,7 @@ export class OssTestServer {
     return [...this.#bucket(bucket).uploads.values()].map((u) => ({ key: u.key, uploadId: u.uploadId, parts: [...u.parts.keys()].sort((a, b) => a - b) }));
   }
 
+  /** Bucket, signature, operation, armed faults (requests are counted once authenticated), then the operation. */
   async #handle(c: Ctx): Promise<Response> {
     const requestId = randomBytes(12).toString('hex').toUpperCase();
     const host = c.req.header('host') ?? '';
@@ -118,7 +118,7 @@ export class OssTestServer {
       const bucket = this.#bucket(hostname === 'localhost' || /^[\d.]+$/.test(hostname) ? this.#cnameBucket : hostname.split('.')[0]);
       const key = decodeKey(rawPath);
       verifyRequest({ method: c.req.method, headers: c.req.raw.headers, query, bucket: bucket.name, key }, this.#credentials, this.now());
-      const request = describe(c.req.method, bucket.name, key, query);
+      const request = classify(c.req.method, bucket.name, key, query);
       if (this.faults.admit(request)) {
         await c.req.arrayBuffer();
         throw new OssError(500, 'InternalError', 'We encountered an internal error. Please try again.');
@@ -208,7 +208,7 @@ function decodeKey(rawPath: string): string {
 }
 
 /** Which OSS operation a request is, from its method, key and sub-resources. */
-function describe(method: string, bucket: string, key: string, query: URLSearchParams): OssRequestInfo {
+function classify(method: string, bucket: string, key: string, query: URLSearchParams): OssRequestInfo {
   const unknown = [...query.keys()].find((name) => isSignedSubresource(name) && !HANDLED_SUBRESOURCES.has(name));
   if (unknown !== undefined) throw new OssError(501, 'NotImplemented', `The test server does not implement ?${unknown}.`);
   const uploadId = query.get('uploadId') ?? undefined;
