@@ -62,6 +62,7 @@ declare module 'ali-oss' {
       query: { prefix?: string; marker?: string; 'max-keys'?: number; delimiter?: string } | null,
       options?: RequestOptions,
     ): Promise<{ objects: ListedObject[]; prefixes: string[] | null; nextMarker: string | null; isTruncated: boolean; res: ResponseInfo }>;
+    getBucketInfo(name: string, options?: RequestOptions): Promise<{ bucket: { Name: string; Location: string }; res: ResponseInfo }>;
     initMultipartUpload(name: string, options?: RequestOptions): Promise<{ uploadId: string; res: ResponseInfo }>;
     uploadPart(name: string, uploadId: string, partNo: number, file: Buffer, start: number, end: number, options?: RequestOptions): Promise<{ etag: string; res: ResponseInfo }>;
     completeMultipartUpload(name: string, uploadId: string, parts: { number: number; etag: string }[], options?: RequestOptions): Promise<{ etag: string; res: ResponseInfo }>;

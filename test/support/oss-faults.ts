@@ -1,7 +1,7 @@
 /** Fault switches and request counts of the OSS test server. */
 
 export type OssOperation =
-  | 'PutObject' | 'GetObject' | 'HeadObject' | 'DeleteObject' | 'ListObjects' | 'ListMultipartUploads'
+  | 'GetBucketInfo' | 'PutObject' | 'GetObject' | 'HeadObject' | 'DeleteObject' | 'ListObjects' | 'ListMultipartUploads'
   | 'InitiateMultipartUpload' | 'UploadPart' | 'CompleteMultipartUpload' | 'AbortMultipartUpload' | 'ListParts';
 
 export interface OssRequestInfo {

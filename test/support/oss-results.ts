@@ -39,3 +39,7 @@ export function listPartsXml(bucket: string, upload: OssUpload, marker: number, 
 export function completeXml(bucket: string, key: string, object: OssObject, location: string): string {
   return document(node('CompleteMultipartUploadResult', text('Location', location), text('Bucket', bucket), text('Key', key), text('ETag', object.etag)));
 }
+
+export function bucketInfoXml(bucket: string): string {
+  return document(node('BucketInfo', node('Bucket', text('Name', bucket), text('Location', 'oss-cn-hangzhou'), text('StorageClass', 'Standard'), OWNER)));
+}

@@ -4,7 +4,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { type Context, Hono } from 'hono';
 import { type ListQuery, OssBucket, type OssObject, type StoredMeta } from './oss-bucket.js';
 import { OssFaults, type OssRequestInfo } from './oss-faults.js';
-import { completeXml, initiateXml, listObjectsXml, listPartsXml, listUploadsXml } from './oss-results.js';
+import { bucketInfoXml, completeXml, initiateXml, listObjectsXml, listPartsXml, listUploadsXml } from './oss-results.js';
 import { isSignedSubresource, verifyRequest } from './oss-signature.js';
 import { sendThrottled } from './oss-throttle.js';
 import { errorXml, OssError, parseCompleteRequest } from './oss-xml.js';
@@ -32,7 +32,7 @@ export interface OpenUpload {
 type Ctx = Context<{ Bindings: HttpBindings }>;
 
 /** Sub-resources this server carries out; any other signed one is answered NotImplemented rather than misread. */
-const HANDLED_SUBRESOURCES = new Set(['uploads', 'uploadId', 'partNumber', 'response-content-type', 'response-content-language',
+const HANDLED_SUBRESOURCES = new Set(['bucketInfo', 'uploads', 'uploadId', 'partNumber', 'response-content-type', 'response-content-language',
   'response-expires', 'response-cache-control', 'response-content-disposition', 'response-content-encoding']);
 
 export class OssTestServer {
@@ -140,6 +140,8 @@ export class OssTestServer {
       new Response(body, { status, headers: { 'x-oss-request-id': requestId, ...(body === null ? {} : { 'content-type': 'application/xml' }), ...headers } });
     const forbidOverwrite = c.req.header('x-oss-forbid-overwrite') === 'true';
     switch (r.operation) {
+      case 'GetBucketInfo':
+        return reply(200, {}, bucketInfoXml(bucket.name));
       case 'PutObject': {
         const o = bucket.put(r.key, await readBody(c), storedMeta(c), forbidOverwrite, now);
         return reply(200, { etag: o.etag, 'x-oss-hash-crc64ecma': o.crc64 });
@@ -213,7 +215,9 @@ function classify(method: string, bucket: string, key: string, query: URLSearchP
   if (unknown !== undefined) throw new OssError(501, 'NotImplemented', `The test server does not implement ?${unknown}.`);
   const uploadId = query.get('uploadId') ?? undefined;
   const base = { bucket, key, ...(uploadId === undefined ? {} : { uploadId }) };
-  if (key === '' && method === 'GET') return { ...base, operation: query.has('uploads') ? 'ListMultipartUploads' : 'ListObjects' };
+  if (key === '' && method === 'GET') {
+    return { ...base, operation: query.has('bucketInfo') ? 'GetBucketInfo' : query.has('uploads') ? 'ListMultipartUploads' : 'ListObjects' };
+  }
   if (key !== '') {
     if (method === 'PUT' && query.has('partNumber')) return { ...base, operation: 'UploadPart', partNumber: Number(query.get('partNumber')) };
     if (method === 'PUT') return { ...base, operation: 'PutObject' };

@@ -144,6 +144,12 @@ describe('OSS test server: V1 signatures', () => {
     expect(await ossError(client().get('skew/obj'))).toMatchObject({ code: 'RequestTimeTooSkewed' });
   });
 
+  it('answers GetBucketInfo, the start-up check of a bucket and its credentials', async () => {
+    expect((await client().getBucketInfo(BUCKET)).bucket.Name).toBe(BUCKET);
+    expect(await ossError(client({ accessKeySecret: 'not-the-secret' }).getBucketInfo(BUCKET))).toMatchObject({ code: 'SignatureDoesNotMatch' });
+    expect(await ossError(client().getBucketInfo('no-such-bucket'))).toMatchObject({ code: 'NoSuchBucket', status: 404 });
+  });
+
   it('takes the bucket from the Host header: an unknown bucket is NoSuchBucket', async () => {
     const sent = await captureRequest((c) => c.get('any'));
     expect(sent.headers.host).toBe(`${BUCKET}.oss-cn-hangzhou.aliyuncs.com`);
