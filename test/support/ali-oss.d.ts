@@ -53,7 +53,7 @@ declare module 'ali-oss' {
   }
   class OSS {
     constructor(options: OSSOptions);
-    put(name: string, file: Buffer, options?: RequestOptions): Promise<{ name: string; res: ResponseInfo }>;
+    put(name: string, file: Buffer | NodeJS.ReadableStream, options?: RequestOptions): Promise<{ name: string; res: ResponseInfo }>;
     get(name: string, options?: RequestOptions): Promise<{ content: Buffer; res: ResponseInfo }>;
     getStream(name: string, options?: RequestOptions): Promise<{ stream: NodeJS.ReadableStream; res: ResponseInfo }>;
     head(name: string, options?: RequestOptions): Promise<{ status: number; meta: Record<string, string> | null; res: ResponseInfo }>;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import { Readable } from 'node:stream';
 import OSS, { type SentRequest } from 'ali-oss';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { crc64ecma } from '../support/crc64.js';
@@ -182,6 +183,13 @@ describe('OSS test server: objects', () => {
     expect((await client().delete('obj/a')).res.status).toBe(204);
   });
 
+  it('takes a streamed upload of unknown length (chunked, no Content-MD5)', async () => {
+    const sent = await captureRequest((c) => c.put('obj/stream', Readable.from([body.subarray(0, 1000), body.subarray(1000)])));
+    expect(sent.headers['Transfer-Encoding']).toBe('chunked');
+    await client().put('obj/stream', Readable.from([body.subarray(0, 1000), body.subarray(1000)]));
+    expect(oss.objectBytes('obj/stream')?.equals(body)).toBe(true);
+  });
+
   it('refuses to overwrite with x-oss-forbid-overwrite (409 FileAlreadyExists) and overwrites without it', async () => {
     await client().put('obj/once', Buffer.from('first'), { headers: { 'x-oss-forbid-overwrite': 'true' } });
     const refused = await ossError(client().put('obj/once', Buffer.from('second'), { headers: { 'x-oss-forbid-overwrite': 'true' } }));
@@ -319,6 +327,22 @@ describe('OSS test server: multipart uploads', () => {
     expect(oss.openUploads().filter((u) => u.key === 'mp/taken')).toEqual([]);
     expect(await ossError(client().abortMultipartUpload('mp/taken', uploadId))).toMatchObject({ code: 'NoSuchUpload', status: 404 });
     expect(await ossError(client().completeMultipartUpload('mp/taken', uploadId, etags))).toMatchObject({ code: 'NoSuchUpload' });
+  });
+
+  it('lets exactly one of two uploads racing to the same key with forbid-overwrite commit; the other gets 409', async () => {
+    const a = await uploadParts('mp/race', [part1, last]);
+    const b = await uploadParts('mp/race', [part2, last]);
+    const [first, second] = await Promise.allSettled([
+      client().completeMultipartUpload('mp/race', a.uploadId, a.etags, FORBID),
+      client().completeMultipartUpload('mp/race', b.uploadId, b.etags, FORBID),
+    ]);
+    const outcomes = [first, second].map((o) => (o.status === 'fulfilled' ? 'committed' : (o.reason as { code: string }).code));
+    expect(outcomes.sort()).toEqual(['FileAlreadyExists', 'committed']);
+    const winner = first.status === 'fulfilled' ? part1 : part2;
+    expect(oss.objectBytes('mp/race')?.equals(Buffer.concat([winner, last]))).toBe(true);
+    const loser = first.status === 'fulfilled' ? b : a;
+    expect(oss.openUploads().map((u) => u.uploadId)).toContain(loser.uploadId);
+    await client().abortMultipartUpload('mp/race', loser.uploadId);
   });
 
   it('refuses to initiate over an existing object with forbid-overwrite', async () => {
