@@ -52,6 +52,7 @@ describe('parseConfig defaults', () => {
       name: 'acr',
       url: URL_,
       aliases: [],
+      token_realms: ['dockerauth.*.aliyuncs.com', 'dockerauth-vpc.*.aliyuncs.com', 'dockerauth-ee.*.aliyuncs.com', 'dockerauth-ee-vpc.*.aliyuncs.com'],
       insecure: false,
       hosts: {},
       offline: false,
