@@ -191,6 +191,8 @@ export const configSchema = z
         token_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
         /** File holding the admin token, instead of token_env. */
         token_file: z.string().min(1).optional(),
+        /** Client addresses (CIDRs) that may use the admin API and page; loopback plus access.allow when unset. */
+        allow: z.array(cidr).min(1).optional(),
         /** Upstream downloads (manifests and blobs) that warm jobs run at once, all jobs together. */
         warm_concurrency: z.number().int().min(1).max(64).default(4),
       })
