@@ -51,7 +51,7 @@ export interface AdminSettings {
 }
 
 export interface Config extends Omit<ConfigFile, 'upstreams' | 'storage' | 'server' | 'access' | 'admin'> {
-  server: { listen: string; shutdown_timeout: number; tls?: TlsSettings };
+  server: { listen: string; shutdown_timeout: number; max_connections: number; headers_timeout: number; request_timeout: number; tls?: TlsSettings };
   access: { allow: string[]; users: HtpasswdUser[] | null };
   admin: AdminSettings;
   storage: { dir: string; max_size?: number; gc_interval: number; gc_grace: number };
