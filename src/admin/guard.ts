@@ -9,8 +9,8 @@ import { htmlPage } from './html-page.js';
 import { loginPage } from './ui.js';
 
 /** The header the page's own script sends with its JSON calls; a cross-site form cannot send it. */
-export const PAGE_REQUEST_HEADER = 'x-requested-with';
-export const PAGE_REQUEST_VALUE = 'acr-mirror';
+const PAGE_REQUEST_HEADER = 'x-requested-with';
+const PAGE_REQUEST_VALUE = 'acr-mirror';
 
 /** The login and logout forms are tiny; a JSON body holds at most 1,000 image references. */
 const FORM_BODY_LIMIT = 4 * 1024;

@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ADMIN_ENV, ADMIN_TOKEN, bearer } from '../support/admin.js';
+import { ADMIN_ENV, ADMIN_TOKEN, bearer, finishedJob } from '../support/admin.js';
 import { FakeUpstream, makeImage } from '../support/fake-upstream.js';
 import { startTestMirror, type TestMirror } from '../support/mirror.js';
 
@@ -184,8 +184,11 @@ describe('admin CSRF: what the session cookie authorizes', () => {
       expect((await errorOf(res)).code).toBe('DENIED');
     }
     expect(fake.calls).toHaveLength(0);
-    expect((await warm(mirror, { cookie, ...SAME })).status).toBe(202);
-    expect((await warm(mirror, { cookie, 'x-requested-with': 'acr-mirror', 'sec-fetch-site': 'same-origin' })).status).toBe(202);
+    const byOrigin = await warm(mirror, { cookie, ...SAME });
+    expect(byOrigin.status).toBe(202);
+    const bySite = await warm(mirror, { cookie, 'x-requested-with': 'acr-mirror', 'sec-fetch-site': 'same-origin' });
+    expect(bySite.status).toBe(202);
+    for (const res of [byOrigin, bySite]) await finishedJob(mirror, ((await res.json()) as { id: string }).id);
   });
 
   it('delete with the cookie needs the same; logout needs a same-origin request', async () => {
@@ -217,5 +220,6 @@ describe('admin CSRF: what the session cookie authorizes', () => {
     const events = await mirror.request(`/admin/jobs/${job.id}/events`, { headers: { cookie } });
     expect(events.status).toBe(200);
     await events.body?.cancel();
+    await finishedJob(mirror, job.id);
   });
 });
