@@ -98,7 +98,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     log,
   });
 
-  const access = new ClientAccess(config.access.allow, config.access.users);
+  const access = new ClientAccess(config.access.allow, config.access.users, now);
   const clientAddress = deps.clientAddress ?? socketAddress;
   const app = new Hono<Env>();
   app.onError((err, c) => errorResponse(c, err, log));

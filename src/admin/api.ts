@@ -1,14 +1,17 @@
-import { randomBytes } from 'node:crypto';
 import { type Context, Hono } from 'hono';
 import { deleteCookie, setCookie } from 'hono/cookie';
 import { type SSEStreamingApi, streamSSE } from 'hono/streaming';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { AddressList, isLoopback } from '../access/address-list.js';
+import { loginFailureThrottle } from '../access/failure-throttle.js';
 import { RegistryError } from '../http/errors.js';
 import type { Env } from '../http/middleware.js';
 import { errorResponse } from '../http/respond.js';
 import { parseName, parseReference } from '../registry/reference.js';
-import { type AdminAuth, SESSION_COOKIE } from './auth.js';
+import { type AdminAuth, SESSION_COOKIE, SESSION_TTL_MS } from './auth.js';
+import { adminGuard } from './guard.js';
+import { htmlPage } from './html-page.js';
 import type { Inventory } from './inventory.js';
 import { formatPlatform, parsePlatform } from './platforms.js';
 import { adminPage, adminPageParts, loginPage } from './ui.js';
@@ -26,6 +29,11 @@ export interface AdminApiDeps {
   /** Configured upstream names (DELETE needs one when there are several). */
   upstreams: string[];
   bundles: BundleSourceDeps & BundleImportDeps;
+  /** admin.allow */
+  allow: string[];
+  /** An HTTPS listener exists: the login form refuses plain HTTP from other hosts. */
+  httpsListener: boolean;
+  now: () => number;
   log: Logger;
 }
 
@@ -70,14 +78,8 @@ export function adminApi(deps: AdminApiDeps): Hono<Env> {
     return app;
   }
 
-  app.use('/admin/*', async (c, next) => {
-    if (c.req.path === '/admin/ui/login' && c.req.method === 'POST') return next(); // checks the token itself
-    if (auth.authorizes(c)) return next();
-    if (c.req.path === '/admin/ui' && c.req.method === 'GET') return page(c, (nonce) => loginPage({ nonce }), 401);
-    throw new RegistryError('UNAUTHORIZED', 'admin token required: send Authorization: Bearer <token>', {
-      headers: { 'www-authenticate': 'Bearer realm="acr-mirror admin"' },
-    });
-  });
+  const failures = loginFailureThrottle(deps.now);
+  app.use('/admin/*', adminGuard({ auth, allow: new AddressList(deps.allow), failures }));
 
   /** The {images, platforms} body of warm and export, or the 400 answer saying what is wrong with it. */
   const imagesBody = async (c: Context<Env>): Promise<z.infer<typeof warmBody> | Response> => {
@@ -170,24 +172,28 @@ export function adminApi(deps: AdminApiDeps): Hono<Env> {
   const pageData = async () => ({ images: deps.inventory.images(), stats: await deps.inventory.stats(), jobs: deps.warmer.recent(5) });
   app.get('/admin/ui', async (c) => {
     const data = await pageData();
-    return page(c, (nonce) => adminPage({ nonce, ...data }), 200);
+    return htmlPage(c, (nonce) => adminPage({ nonce, ...data }), 200);
   });
   app.get('/admin/ui/parts', async (c) => c.html(adminPageParts(await pageData())));
 
   app.post('/admin/ui/login', async (c) => {
+    const https = new URL(c.req.url).protocol === 'https:';
+    if (!https && deps.httpsListener && !isLoopback(c.get('client'))) {
+      throw new RegistryError('DENIED', 'log in over HTTPS (server.tls_listen): over plain HTTP the session cookie would cross the network in clear');
+    }
     const form = await c.req.parseBody();
     const token = typeof form.token === 'string' ? form.token.trim() : '';
-    if (!token || !auth.matches(token)) return page(c, (nonce) => loginPage({ nonce, error: 'wrong token' }), 401);
-    setCookie(c, SESSION_COOKIE, auth.session, {
-      path: '/admin',
-      httpOnly: true,
-      sameSite: 'Strict',
-      secure: new URL(c.req.url).protocol === 'https:',
-    });
+    if (!token || !auth.matches(token)) {
+      failures.failed(c.get('client'));
+      return htmlPage(c, (nonce) => loginPage({ nonce, error: 'wrong token' }), 401);
+    }
+    setCookie(c, SESSION_COOKIE, auth.issueSession(), { maxAge: SESSION_TTL_MS / 1000, path: '/admin', httpOnly: true, secure: https, sameSite: 'Strict' });
     return c.redirect('/admin/ui', 303);
   });
 
+  // Ends every session, not only this browser's: there is one admin.
   app.post('/admin/ui/logout', (c) => {
+    auth.revokeSessions();
     deleteCookie(c, SESSION_COOKIE, { path: '/admin' });
     return c.redirect('/admin/ui', 303);
   });
@@ -223,15 +229,4 @@ function whileRunning(job: WarmJob, stopping: AbortSignal, stream: SSEStreamingA
 
 function invalid(c: Context, message: string): Response {
   return c.json({ errors: [{ code: 'INVALID_REQUEST', message }] }, 400);
-}
-
-/** An HTML page whose own inline script and style may run, and nothing else. */
-function page(c: Context, render: (nonce: string) => ReturnType<typeof loginPage>, status: 200 | 401): Response | Promise<Response> {
-  const nonce = randomBytes(16).toString('base64');
-  c.header(
-    'content-security-policy',
-    `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
-  );
-  c.header('cache-control', 'no-store');
-  return c.html(render(nonce), status);
 }

@@ -41,7 +41,7 @@ afterEach(() => {
 describe('parseConfig defaults', () => {
   it('fills every default for an empty document', () => {
     const c = parse({});
-    expect(c.server).toEqual({ listen: '127.0.0.1:5000', shutdown_timeout: 30_000 });
+    expect(c.server).toEqual({ listen: '127.0.0.1:5000', shutdown_timeout: 30_000, max_connections: 1024, headers_timeout: 30_000, request_timeout: 3_600_000 });
     expect(c.storage).toEqual({ dir: join(BASE, 'data'), gc_interval: 3_600_000, gc_grace: 86_400_000 });
     expect(c.cache).toEqual({ tag_ttl: 300_000, offline: false });
     expect(c.log).toEqual({ level: 'info' });
