@@ -8,9 +8,10 @@ import type { ManifestService } from '../proxy/manifest-service.js';
 import { acceptedTypes } from '../proxy/media-types.js';
 import type { UpstreamTarget } from '../proxy/target.js';
 import type { TagService } from '../proxy/tag-service.js';
-import { parseRange } from './range.js';
+import { parseRange } from '../http/range.js';
 import { type Env, requestHeader } from '../http/middleware.js';
-import { parseRegistryPath, referenceString } from './reference.js';
+import { referenceString } from '../oci/reference.js';
+import { parseRegistryPath } from './path.js';
 
 export interface RegistryApiDeps {
   /** Client repository name (+ containerd's ns) -> upstream target; throws NAME_UNKNOWN when no route matches. */

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { RegistryError, type ErrorKind } from '../../src/http/errors.js';
-import { MAX_NAME_LENGTH, parseDigest, parseName, parseReference, parseRegistryPath } from '../../src/registry/reference.js';
+import { parseDigest } from '../../src/oci/digest.js';
+import { MAX_NAME_LENGTH, parseName, parseReference } from '../../src/oci/reference.js';
+import { parseRegistryPath } from '../../src/registry/path.js';
 
 const HEX64 = '0123456789abcdef'.repeat(4);
 const DIGEST = `sha256:${HEX64}`;
