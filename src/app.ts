@@ -4,7 +4,7 @@ import { ClientAccess } from './access/client-access.js';
 import { createAdmin } from './admin/admin.js';
 import { authorize, type Env, requestLog } from './http/middleware.js';
 import { opsApi } from './http/ops.js';
-import { errorResponse } from './http/respond.js';
+import { errorHandler } from './http/respond.js';
 import { Metrics, type UpstreamState, upstreamObserver } from './observability/metrics.js';
 import { RequestAccounting } from './observability/request-accounting.js';
 import type { Logger } from 'pino';
@@ -229,7 +229,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
   const access = new ClientAccess(config.access.allow, config.access.users);
   const clientAddress = deps.clientAddress ?? socketAddress;
   const app = new Hono<Env>();
-  app.onError((err, c) => errorResponse(c, err, log));
+  app.onError(errorHandler(log));
   const accounting = new RequestAccounting(log, metrics);
   metrics.sources.pending = accounting.flush;
   app.use('*', requestLog(accounting, clientAddress));

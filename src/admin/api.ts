@@ -6,7 +6,6 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { RegistryError } from '../http/errors.js';
 import type { Env } from '../http/middleware.js';
-import { errorResponse } from '../http/respond.js';
 import { formatPlatform, parsePlatform } from '../oci/platform.js';
 import { parseName, parseReference } from '../oci/reference.js';
 import { type AdminAuth, SESSION_COOKIE } from './auth.js';
@@ -61,7 +60,6 @@ const warmBody = z
  */
 export function adminApi(deps: AdminApiDeps): Hono<Env> {
   const app = new Hono<Env>();
-  app.onError((err, c) => errorResponse(c, err, deps.log));
   const auth = deps.auth;
   if (!auth) {
     app.all('/admin/*', () => {
@@ -79,23 +77,22 @@ export function adminApi(deps: AdminApiDeps): Hono<Env> {
     });
   });
 
-  /** The {images, platforms} body of warm and export, or the 400 answer saying what is wrong with it. */
-  const imagesBody = async (c: Context<Env>): Promise<z.infer<typeof warmBody> | Response> => {
-    if (!(c.req.header('content-type') ?? '').startsWith('application/json')) return invalid(c, 'send a JSON body (Content-Type: application/json)');
+  /** The {images, platforms} body of warm and export; throws INVALID_REQUEST saying what is wrong with it. */
+  const imagesBody = async (c: Context<Env>): Promise<z.infer<typeof warmBody>> => {
+    if (!(c.req.header('content-type') ?? '').startsWith('application/json')) invalid('send a JSON body (Content-Type: application/json)');
     let raw: unknown;
     try {
       raw = await c.req.json();
     } catch {
-      return invalid(c, 'the body is not valid JSON');
+      return invalid('the body is not valid JSON');
     }
     const parsed = warmBody.safeParse(raw);
-    if (!parsed.success) return invalid(c, parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+    if (!parsed.success) invalid(parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
     return parsed.data;
   };
 
   app.post('/admin/warm', async (c) => {
     const body = await imagesBody(c);
-    if (body instanceof Response) return body;
     const job = deps.warmer.start(body);
     return c.json(job, 202, { location: `/admin/jobs/${job.id}` });
   });
@@ -103,7 +100,6 @@ export function adminApi(deps: AdminApiDeps): Hono<Env> {
   // Export warms what is missing before answering, so an error is an OCI error rather than a broken tar.
   app.post('/admin/export', async (c) => {
     const request = await imagesBody(c);
-    if (request instanceof Response) return request;
     const platforms = request.platforms === 'all' ? 'all' : request.platforms.map((p) => parsePlatform(p)!);
     const plan = await planBundle(deps.bundles, request.images, platforms);
     const body = new PassThrough();
@@ -118,7 +114,7 @@ export function adminApi(deps: AdminApiDeps): Hono<Env> {
 
   app.post('/admin/import', async (c) => {
     const body = c.req.raw.body;
-    if (!body) return invalid(c, 'send the bundle tar as the request body');
+    if (!body) invalid('send the bundle tar as the request body');
     const report = await importBundle(deps.bundles, Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>));
     deps.log.info(report, 'bundle imported');
     return c.json(report);
@@ -153,12 +149,12 @@ export function adminApi(deps: AdminApiDeps): Hono<Env> {
   app.delete('/admin/images/:ref{.+}', (c) => {
     const ref = c.req.param('ref');
     const colon = ref.lastIndexOf(':');
-    if (colon <= 0) return invalid(c, `name a tag: /admin/images/<repository>:<tag>, got ${ref}`);
+    if (colon <= 0) invalid(`name a tag: /admin/images/<repository>:<tag>, got ${ref}`);
     const repository = parseName(ref.slice(0, colon));
     const reference = parseReference(ref.slice(colon + 1));
-    if (reference.kind !== 'tag') return invalid(c, 'name a tag, not a digest');
+    if (reference.kind !== 'tag') invalid('name a tag, not a digest');
     const upstream = c.req.query('upstream') ?? (deps.upstreams.length === 1 ? deps.upstreams[0]! : undefined);
-    if (!upstream) return invalid(c, `several upstreams are configured: say which with ?upstream= (${deps.upstreams.join(', ')})`);
+    if (!upstream) invalid(`several upstreams are configured: say which with ?upstream= (${deps.upstreams.join(', ')})`);
     const digest = deps.inventory.removeTag(upstream, repository, reference.tag);
     if (!digest) throw new RegistryError('NOT_FOUND', `${repository}:${reference.tag} is not cached for upstream ${upstream}`);
     deps.log.info({ upstream, repo: repository, ref: reference.tag, digest }, 'tag removed by the admin');
@@ -221,8 +217,8 @@ function whileRunning(job: WarmJob, stopping: AbortSignal, stream: SSEStreamingA
   });
 }
 
-function invalid(c: Context, message: string): Response {
-  return c.json({ errors: [{ code: 'INVALID_REQUEST', message }] }, 400);
+function invalid(message: string): never {
+  throw new RegistryError('INVALID_REQUEST', message);
 }
 
 /** An HTML page whose own inline script and style may run, and nothing else. */

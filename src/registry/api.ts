@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono';
 import type { Logger } from 'pino';
 import { RegistryError } from '../http/errors.js';
-import { API_VERSION, errorResponse } from '../http/respond.js';
+import { API_VERSION } from '../http/respond.js';
 import { bufferedResponse, streamResponse } from '../http/stream-response.js';
 import type { BlobService } from '../proxy/blob-service.js';
 import type { ManifestService } from '../proxy/manifest-service.js';
@@ -32,9 +32,6 @@ const MAX_TAGS_PAGE = 10_000;
 /** The read-only /v2 API. It only translates between HTTP and the services; it never touches storage. */
 export function registryApi(deps: RegistryApiDeps): Hono<Env> {
   const app = new Hono<Env>();
-  app.onError((err, c) => errorResponse(c, err, deps.log));
-  app.notFound((c) => errorResponse(c, new RegistryError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`), deps.log));
-
   app.all('/v2/*', (c) => handle(c, deps));
   app.all('/v2', (c) => handle(c, deps));
   return app;
