@@ -18,7 +18,6 @@ import { BlobFills } from './cache/inflight.js';
 import { cacheLayout } from './cache/layout.js';
 import { ManifestStore } from './cache/manifest-store.js';
 import type { Config } from './config/load.js';
-import { RegistryError } from './http/errors.js';
 import { BlobService } from './proxy/blob-service.js';
 import { ManifestService } from './proxy/manifest-service.js';
 import type { UpstreamTarget } from './proxy/target.js';
@@ -149,11 +148,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     Object.values(config.upstreams).map((u) => ({ upstream: u.name, hosts: [new URL(u.url).host, ...u.aliases] })),
   );
   const route = (name: string, ns?: string): UpstreamTarget => {
-    const resolved = routes.resolve({ name, ...(ns ? { ns } : {}) });
-    if (!resolved) {
-      const detail = ns ? ` for registry ${ns} (add it to an upstream's aliases, or route it)` : ': add a [[routes]] entry for it';
-      throw new RegistryError('NAME_UNKNOWN', `no route matches repository ${name}${detail}`);
-    }
+    const resolved = routes.require(name, ns);
     return { client: clients.get(resolved.upstream)!, repo: resolved.remoteName };
   };
 
