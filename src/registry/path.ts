@@ -21,7 +21,7 @@ export function parseRegistryPath(path: string): RegistryPath | null {
   if (!path.startsWith('/v2/')) return null;
   const rest = path.slice(4);
   let m = /^(.*)\/manifests\/([^/]*)$/s.exec(rest);
-  if (m) return { kind: 'manifest', name: parseName(m[1]!), reference: parseReference(decodeSegment(m[2]!, 'MANIFEST_INVALID')) };
+  if (m) return { kind: 'manifest', name: parseName(m[1]!), reference: manifestReference(m[2]!) };
   m = /^(.*)\/blobs\/([^/]*)$/s.exec(rest);
   if (m) {
     if (m[2] === 'uploads') return null;
@@ -30,6 +30,19 @@ export function parseRegistryPath(path: string): RegistryPath | null {
   m = /^(.*)\/tags\/list$/s.exec(rest);
   if (m) return { kind: 'tags', name: parseName(m[1]!) };
   return null;
+}
+
+/**
+ * A reference that can name no manifest is an unknown manifest (404), as the distribution-spec's conformance
+ * tests require (they ask for `.INVALID_MANIFEST_NAME`); it never reaches an upstream.
+ */
+function manifestReference(segment: string): Reference {
+  try {
+    return parseReference(decodeSegment(segment, 'MANIFEST_INVALID'));
+  } catch (err) {
+    const why = (err as RegistryError).message;
+    throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: the reference is neither a valid tag nor a sha256 digest (${why})`);
+  }
 }
 
 function decodeSegment(segment: string, kind: 'MANIFEST_INVALID' | 'DIGEST_INVALID'): string {
