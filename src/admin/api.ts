@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type Context, Hono } from 'hono';
+import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { deleteCookie, setCookie } from 'hono/cookie';
 import { type SSEStreamingApi, streamSSE } from 'hono/streaming';
 import type { Logger } from 'pino';
@@ -67,57 +67,32 @@ export function adminApi(deps: AdminApiDeps): Hono<Env> {
     });
     return app;
   }
+  app.use('/admin/*', tokenGate(auth));
+  jobRoutes(app, deps);
+  bundleRoutes(app, deps);
+  imageRoutes(app, deps);
+  pageRoutes(app, deps, auth);
+  return app;
+}
 
-  app.use('/admin/*', async (c, next) => {
-    if (c.req.path === '/admin/ui/login' && c.req.method === 'POST') return next(); // checks the token itself
+/** Lets through requests with the admin token or session, and the login form (it checks the token itself). */
+function tokenGate(auth: AdminAuth): MiddlewareHandler<Env> {
+  return async (c, next) => {
+    if (c.req.path === '/admin/ui/login' && c.req.method === 'POST') return next();
     if (auth.authorizes(c)) return next();
     if (c.req.path === '/admin/ui' && c.req.method === 'GET') return page(c, (nonce) => loginPage({ nonce }), 401);
     throw new RegistryError('UNAUTHORIZED', 'admin token required: send Authorization: Bearer <token>', {
       headers: { 'www-authenticate': 'Bearer realm="acr-mirror admin"' },
     });
-  });
-
-  /** The {images, platforms} body of warm and export; throws INVALID_REQUEST saying what is wrong with it. */
-  const imagesBody = async (c: Context<Env>): Promise<z.infer<typeof warmBody>> => {
-    if (!(c.req.header('content-type') ?? '').startsWith('application/json')) invalid('send a JSON body (Content-Type: application/json)');
-    let raw: unknown;
-    try {
-      raw = await c.req.json();
-    } catch {
-      return invalid('the body is not valid JSON');
-    }
-    const parsed = warmBody.safeParse(raw);
-    if (!parsed.success) invalid(parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
-    return parsed.data;
   };
+}
 
+/** Warm jobs: start one, list them, read one, follow one as an event stream. */
+function jobRoutes(app: Hono<Env>, deps: AdminApiDeps): void {
   app.post('/admin/warm', async (c) => {
     const body = await imagesBody(c);
     const job = deps.warmer.start(body);
     return c.json(job, 202, { location: `/admin/jobs/${job.id}` });
-  });
-
-  // Export warms what is missing before answering, so an error is an OCI error rather than a broken tar.
-  app.post('/admin/export', async (c) => {
-    const request = await imagesBody(c);
-    const platforms = request.platforms === 'all' ? 'all' : request.platforms.map((p) => parsePlatform(p)!);
-    const plan = await planBundle(deps.bundles, request.images, platforms);
-    const body = new PassThrough();
-    writeBundle(deps.bundles, plan, body).catch((err: unknown) => {
-      deps.log.error({ err: (err as Error).message }, 'bundle export failed while streaming');
-      body.destroy(err as Error);
-    });
-    return new Response(Readable.toWeb(body) as ReadableStream<Uint8Array>, {
-      headers: { 'content-type': 'application/x-tar', 'content-length': String(plan.bytes), 'x-bundle-images': String(plan.index.length) },
-    });
-  });
-
-  app.post('/admin/import', async (c) => {
-    const body = c.req.raw.body;
-    if (!body) invalid('send the bundle tar as the request body');
-    const report = await importBundle(deps.bundles, Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>));
-    deps.log.info(report, 'bundle imported');
-    return c.json(report);
   });
 
   app.get('/admin/jobs', (c) => c.json({ jobs: deps.warmer.recent(50) }));
@@ -144,6 +119,39 @@ export function adminApi(deps: AdminApiDeps): Hono<Env> {
     });
   });
 
+  function job(id: string) {
+    const found = deps.warmer.get(id);
+    if (!found) throw new RegistryError('NOT_FOUND', `no warm job ${id}`);
+    return found;
+  }
+}
+
+function bundleRoutes(app: Hono<Env>, deps: AdminApiDeps): void {
+  // Export warms what is missing before answering, so an error is an OCI error rather than a broken tar.
+  app.post('/admin/export', async (c) => {
+    const request = await imagesBody(c);
+    const platforms = request.platforms === 'all' ? 'all' : request.platforms.map((p) => parsePlatform(p)!);
+    const plan = await planBundle(deps.bundles, request.images, platforms);
+    const body = new PassThrough();
+    writeBundle(deps.bundles, plan, body).catch((err: unknown) => {
+      deps.log.error({ err: (err as Error).message }, 'bundle export failed while streaming');
+      body.destroy(err as Error);
+    });
+    return new Response(Readable.toWeb(body) as ReadableStream<Uint8Array>, {
+      headers: { 'content-type': 'application/x-tar', 'content-length': String(plan.bytes), 'x-bundle-images': String(plan.index.length) },
+    });
+  });
+
+  app.post('/admin/import', async (c) => {
+    const body = c.req.raw.body;
+    if (!body) invalid('send the bundle tar as the request body');
+    const report = await importBundle(deps.bundles, Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>));
+    deps.log.info(report, 'bundle imported');
+    return c.json(report);
+  });
+}
+
+function imageRoutes(app: Hono<Env>, deps: AdminApiDeps): void {
   app.get('/admin/images', (c) => c.json({ images: deps.inventory.images() }));
 
   app.delete('/admin/images/:ref{.+}', (c) => {
@@ -162,7 +170,10 @@ export function adminApi(deps: AdminApiDeps): Hono<Env> {
   });
 
   app.get('/admin/stats', async (c) => c.json(await deps.inventory.stats()));
+}
 
+/** The web page, the parts it refreshes, and the login form that sets the session cookie. */
+function pageRoutes(app: Hono<Env>, deps: AdminApiDeps, auth: AdminAuth): void {
   const pageData = async () => ({ images: deps.inventory.images(), stats: await deps.inventory.stats(), jobs: deps.warmer.recent(5) });
   app.get('/admin/ui', async (c) => {
     const data = await pageData();
@@ -187,14 +198,20 @@ export function adminApi(deps: AdminApiDeps): Hono<Env> {
     deleteCookie(c, SESSION_COOKIE, { path: '/admin' });
     return c.redirect('/admin/ui', 303);
   });
+}
 
-  function job(id: string) {
-    const found = deps.warmer.get(id);
-    if (!found) throw new RegistryError('NOT_FOUND', `no warm job ${id}`);
-    return found;
+/** The {images, platforms} body of warm and export; throws INVALID_REQUEST saying what is wrong with it. */
+async function imagesBody(c: Context<Env>): Promise<z.infer<typeof warmBody>> {
+  if (!(c.req.header('content-type') ?? '').startsWith('application/json')) invalid('send a JSON body (Content-Type: application/json)');
+  let raw: unknown;
+  try {
+    raw = await c.req.json();
+  } catch {
+    return invalid('the body is not valid JSON');
   }
-
-  return app;
+  const parsed = warmBody.safeParse(raw);
+  if (!parsed.success) invalid(parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+  return parsed.data;
 }
 
 /** Calls onProgress on each change and tick until the job ends, the client leaves or shutdown begins. */
