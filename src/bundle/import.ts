@@ -5,12 +5,11 @@ import { extract as tarExtract } from 'tar-stream';
 import type { BlobStore, TempBlob } from '../cache/blob-store.js';
 import type { ManifestStore, StoredManifest } from '../cache/manifest-store.js';
 import { RegistryError } from '../http/errors.js';
-import { isDigest } from '../oci/digest.js';
 import { parseImageRef } from '../oci/image-ref.js';
-import { type ManifestContent, parseManifest } from '../oci/manifest.js';
+import { type Descriptor, type ManifestContent, manifestContent, parseManifest } from '../oci/manifest.js';
 import { OCI_MANIFEST } from '../oci/media-types.js';
 import type { UpstreamTarget } from '../proxy/target.js';
-import { entryDigest, IMAGE_NAME, INDEX_FILE, type IndexEntry, LAYOUT_FILE, REF_NAME } from './layout.js';
+import { entryDigest, IMAGE_NAME, INDEX_FILE, LAYOUT_FILE, REF_NAME } from './layout.js';
 
 export interface BundleImportDeps {
   route(name: string): UpstreamTarget;
@@ -36,7 +35,7 @@ const MAX_DOCUMENT = 4 * 1024 * 1024;
 export async function importBundle(deps: BundleImportDeps, input: Readable): Promise<ImportReport> {
   const staged = new Map<string, { temp: TempBlob; size: number }>();
   try {
-    let index: IndexEntry[] | null = null;
+    let index: Descriptor[] | null = null;
     const extract = tarExtract();
     input.on('error', (err) => extract.destroy(err));
     input.pipe(extract);
@@ -81,7 +80,7 @@ export async function importBundle(deps: BundleImportDeps, input: Readable): Pro
         layers.add(blob.digest);
       }
     };
-    const images: { name: string; tag: string | null; entry: IndexEntry; target: UpstreamTarget }[] = [];
+    const images: { name: string; tag: string | null; entry: Descriptor; target: UpstreamTarget }[] = [];
     for (const entry of index) {
       const name = entry.annotations?.[IMAGE_NAME] ?? entry.annotations?.[REF_NAME];
       if (!name) throw bundleError(`index entry ${entry.digest} has no image name annotation (${IMAGE_NAME})`);
@@ -144,16 +143,10 @@ async function readAll(entry: AsyncIterable<unknown>): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-function parseIndex(body: Buffer): IndexEntry[] {
-  try {
-    const doc = JSON.parse(body.toString('utf8')) as { manifests?: unknown };
-    if (Array.isArray(doc.manifests) && doc.manifests.every((m) => isDigest(m?.digest))) {
-      return doc.manifests as IndexEntry[];
-    }
-  } catch {
-    // reported below
-  }
-  throw bundleError(`${INDEX_FILE} is not an OCI index`);
+function parseIndex(body: Buffer): Descriptor[] {
+  const content = manifestContent(body, INDEX_FILE);
+  if (content?.kind !== 'index') throw bundleError(`${INDEX_FILE} is not an OCI index`);
+  return content.manifests;
 }
 
 function parseBundled(body: Buffer, digest: string): ManifestContent {
