@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import { type Context, Hono } from 'hono';
 import { ClientAccess } from './access/client-access.js';
 import { createAdmin } from './admin/admin.js';
@@ -8,15 +7,9 @@ import { errorHandler } from './http/respond.js';
 import { Metrics, type UpstreamState, upstreamObserver } from './observability/metrics.js';
 import { RequestAccounting } from './observability/request-accounting.js';
 import type { Logger } from 'pino';
-import { BlobStore } from './cache/blob-store.js';
-import { type Db, openDatabase } from './cache/db.js';
-import { AccessLog } from './cache/access-log.js';
-import { Evictor } from './cache/eviction.js';
-import { collectGarbage } from './cache/gc.js';
-import { reconcile } from './cache/reconcile.js';
-import { BlobFills } from './cache/inflight.js';
-import { cacheLayout } from './cache/layout.js';
-import { ManifestStore } from './cache/manifest-store.js';
+import { openCache } from './cache/cache.js';
+import type { Db } from './cache/db.js';
+import type { BlobFills } from './cache/inflight.js';
 import type { Config } from './config/load.js';
 import { BlobService } from './proxy/blob-service.js';
 import { ManifestService } from './proxy/manifest-service.js';
@@ -55,36 +48,9 @@ export interface Mirror {
 export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mirror> {
   const now = deps.now ?? Date.now;
   const log = deps.log;
-  const layout = cacheLayout(config.storage.dir);
-  await mkdir(layout.root, { recursive: true });
-  const db = openDatabase(layout.database);
-  const blobStore = new BlobStore(layout, db, now);
-  await blobStore.prepare();
-  const manifestStore = new ManifestStore(db, now);
-  // In the background: start-up stays fast with a large cache. It snapshots the rows before listing the disk, so
-  // blobs committed or evicted meanwhile are never mistaken for inconsistencies.
-  void reconcile(db, layout, manifestStore, now, log).catch((err: unknown) => log.error({ err: (err as Error).message }, 'cache reconciliation failed'));
-  const accessLog = new AccessLog(db, now);
-
   const metrics = new Metrics();
-  const maxBytes = config.storage.max_size;
-  const evictor = maxBytes
-    ? new Evictor(db, blobStore, manifestStore, accessLog, {
-        maxBytes,
-        lowWatermark: 0.9,
-        log,
-        onEvicted: (blobs, bytes, manifests) => {
-          metrics.evictions.inc({ kind: 'blob' }, blobs);
-          metrics.evictions.inc({ kind: 'manifest' }, manifests);
-          metrics.evictedBytes.inc(bytes);
-        },
-      })
-    : null;
-  if (evictor) {
-    blobStore.onCommit = (_digest, size) => evictor.added(size);
-    metrics.cacheLimit.set(evictor.maxBytes);
-    if (evictor.totalBytes > evictor.maxBytes) void evictor.evict();
-  }
+  const cache = await openCache(config, { log, now, metrics });
+  const { db, blobStore, manifestStore, accessLog, fills } = cache;
   const upstreamStates: Record<string, UpstreamState> = {};
   const transports: Transport[] = [];
   const clients = new Map<string, RegistryClient>();
@@ -152,42 +118,6 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     return { client: clients.get(resolved.upstream)!, repo: resolved.remoteName };
   };
 
-  const fillTimeout = Math.max(...Object.values(config.upstreams).map((u) => u.fill_timeout));
-  // A full or read-only disk is logged once, and again only after a commit has succeeded in between.
-  let diskFaulty = false;
-  const fills = new BlobFills(blobStore, {
-    timeoutMs: fillTimeout,
-    maxResumes: 5,
-    log,
-    onDiskError: (err, digest) => {
-      metrics.cacheWriteErrors.inc({ code: err.code ?? 'unknown' });
-      if (diskFaulty) return;
-      diskFaulty = true;
-      log.error({ code: err.code, digest, dir: layout.root }, 'cannot write the cache: blobs are relayed to clients without being cached');
-    },
-  });
-  const gcTimer = config.storage.gc_interval > 0 ? setInterval(() => void runGc(), config.storage.gc_interval) : null;
-  gcTimer?.unref();
-  const runGc = async () => {
-    try {
-      const report = await collectGarbage(db, blobStore, layout, { graceMs: config.storage.gc_grace, dryRun: false, now });
-      if (report.manifests || report.blobs || report.tempFiles) log.info(report, 'garbage collected');
-    } catch (err) {
-      log.error({ err: (err as Error).message }, 'garbage collection failed');
-    }
-  };
-  const onCommit = blobStore.onCommit;
-  blobStore.onCommit = (digest, size) => {
-    onCommit(digest, size);
-    if (diskFaulty) log.info({ dir: layout.root }, 'cache writable again');
-    diskFaulty = false;
-  };
-  const blobTotals = db.prepare<[], { n: number; bytes: number | null }>('SELECT count(*) AS n, sum(size) AS bytes FROM blobs');
-  metrics.sources.fillsInFlight = () => fills.size;
-  metrics.sources.cache = () => {
-    const t = blobTotals.get()!;
-    return { blobs: t.n, bytes: t.bytes ?? 0 };
-  };
   const manifests = new ManifestService(manifestStore, {
     tagTtlMs: config.cache.tag_ttl,
     now,
@@ -231,7 +161,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
   app.use('/v2', authorize(access));
   app.use('/v2/*', authorize(access));
   app.use('/metrics', authorize(access));
-  app.route('/', opsApi({ db, writableDir: layout.tmp, metrics, upstreams: upstreamStates }));
+  app.route('/', opsApi({ checks: cache.readiness, metrics, upstreams: upstreamStates }));
   app.route('/', admin.app);
   app.route('/', api);
 
@@ -243,11 +173,8 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     beginShutdown: () => admin.stop(),
     async close() {
       await Promise.all(transports.map((t) => t.close()));
-      if (gcTimer) clearInterval(gcTimer);
-      await evictor?.evict();
-      accessLog.close();
       admin.close();
-      db.close();
+      await cache.close();
     },
   };
 }

@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pack as tarPack } from 'tar-stream';
@@ -81,7 +80,7 @@ export async function writeBundle(deps: BundleSourceDeps, plan: BundlePlan, out:
       const blob = await deps.blobStore.open(digest);
       if (!blob) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} left the cache while the bundle was written`);
       const entry = tar.entry({ name: blobEntry(digest), size, mtime: new Date(0) });
-      await pipeline(createReadStream('', { fd: blob.handle, autoClose: true }).once('close', blob.done), entry);
+      await pipeline(blob.stream(), entry);
     }
     tar.finalize();
   } catch (err) {

@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { extract as tarExtract } from 'tar-stream';
-import type { BlobStore, TempBlob } from '../cache/blob-store.js';
+import type { BlobStore, BlobWriter } from '../cache/blob-store.js';
+import { DigestHasher, type VerifiedDigest } from '../cache/digest.js';
 import type { ManifestStore, StoredManifest } from '../cache/manifest-store.js';
 import { RegistryError } from '../http/errors.js';
 import { parseImageRef } from '../oci/image-ref.js';
@@ -33,7 +32,7 @@ const MAX_DOCUMENT = 4 * 1024 * 1024;
  * refused with the digest or entry at fault, and the cache is left as it was.
  */
 export async function importBundle(deps: BundleImportDeps, input: Readable): Promise<ImportReport> {
-  const staged = new Map<string, { temp: TempBlob; size: number }>();
+  const staged = new Map<string, StagedBlob>();
   try {
     let index: Descriptor[] | null = null;
     const extract = tarExtract();
@@ -49,7 +48,8 @@ export async function importBundle(deps: BundleImportDeps, input: Readable): Pro
         } else if (name === INDEX_FILE) {
           index = parseIndex(await readAll(entry));
         } else if (blob) {
-          staged.set(blob, { temp: await stage(deps.blobStore, blob, entry), size: entry.header.size ?? 0 });
+          await staged.get(blob)?.writer.close(); // the same blob twice in one tar
+          staged.set(blob, await stage(deps.blobStore, blob, entry));
         } else {
           entry.resume();
         }
@@ -66,7 +66,7 @@ export async function importBundle(deps: BundleImportDeps, input: Readable): Pro
       if (manifests.has(d.digest)) return;
       const file = staged.get(d.digest);
       if (!file) throw bundleError(`manifest ${d.digest} is listed but not in the bundle`);
-      const body = await readFile(file.temp.path);
+      const body = await readStaged(file);
       const content = parseBundled(body, d.digest);
       manifests.set(d.digest, { digest: d.digest, mediaType: d.mediaType ?? content.mediaType ?? OCI_MANIFEST, size: body.length, body });
       if (content.kind === 'index') {
@@ -93,10 +93,9 @@ export async function importBundle(deps: BundleImportDeps, input: Readable): Pro
     // everything verified: now the cache changes
     let bytes = 0;
     for (const digest of layers) {
-      const { temp, size } = staged.get(digest)!;
-      staged.delete(digest);
-      await deps.blobStore.commit(temp, digest, size);
-      bytes += size;
+      const { writer, verified } = staged.get(digest)!;
+      await writer.commit(verified);
+      bytes += verified.size;
     }
     for (const m of manifests.values()) deps.manifestStore.put(m);
     for (const image of images) {
@@ -104,32 +103,44 @@ export async function importBundle(deps: BundleImportDeps, input: Readable): Pro
     }
     return { images: images.map((i) => i.name), manifests: manifests.size, blobs: layers.size, bytes };
   } finally {
-    for (const { temp } of staged.values()) {
-      await temp.handle.close().catch(() => {});
-      await deps.blobStore.discard(temp);
-    }
+    for (const { writer } of staged.values()) await writer.close();
   }
 }
 
-/** Writes an entry to a temp blob while hashing it; refuses it unless it matches its name. */
-async function stage(store: BlobStore, digest: string, entry: AsyncIterable<unknown>): Promise<TempBlob> {
-  const temp = await store.createTemp(digest);
-  const hash = createHash('sha256');
+interface StagedBlob {
+  writer: BlobWriter;
+  verified: VerifiedDigest;
+}
+
+/** Writes an entry to a store writer while hashing it; refuses it unless it matches its name. */
+async function stage(store: BlobStore, digest: string, entry: AsyncIterable<unknown>): Promise<StagedBlob> {
+  const writer = await store.createWriter(digest);
+  const hasher = new DigestHasher(digest);
   let offset = 0;
   try {
     for await (const chunk of entry) {
-      hash.update(chunk as Buffer);
-      await temp.handle.write(chunk as Buffer, 0, (chunk as Buffer).length, offset);
+      hasher.add(offset, chunk as Buffer);
+      await writer.write(offset, chunk as Buffer);
       offset += (chunk as Buffer).length;
     }
-    const actual = `sha256:${hash.digest('hex')}`;
-    if (actual !== digest) throw bundleError(`blob ${digest} in the bundle does not match its digest (content is ${actual})`);
-    return temp;
+    const result = hasher.verify();
+    if ('actual' in result) throw bundleError(`blob ${digest} in the bundle does not match its digest (content is ${result.actual})`);
+    return { writer, verified: result.verified };
   } catch (err) {
-    await temp.handle.close().catch(() => {});
-    await store.discard(temp);
+    await writer.close();
     throw err;
   }
+}
+
+/** The bytes of a staged (small) document. */
+async function readStaged(blob: StagedBlob): Promise<Buffer> {
+  const body = Buffer.allocUnsafe(blob.verified.size);
+  for (let at = 0; at < body.length; ) {
+    const n = await blob.writer.read(body.subarray(at), at);
+    if (n === 0) throw new Error(`staged blob ${blob.verified.digest} ends at byte ${at}`);
+    at += n;
+  }
+  return body;
 }
 
 async function readAll(entry: AsyncIterable<unknown>): Promise<Buffer> {

@@ -1,124 +1,82 @@
-import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { type FileHandle, mkdir, open, rename, rm, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import type { CacheLayout } from './layout.js';
-import type { Db } from './db.js';
+import type { Readable, Writable } from 'node:stream';
+import type { VerifiedDigest } from './digest.js';
+
+/** Inclusive byte offsets within a blob. */
+export interface BlobRange {
+  start: number;
+  end: number;
+}
+
+export interface BlobInfo {
+  digest: string;
+  size: number;
+}
+
+/** Something a store holds that no committed blob owns (a writer a crashed process left, a stray file). */
+export interface Leftover {
+  name: string;
+  size: number;
+}
 
 /**
- * A committed blob opened for reading. While it is open, eviction leaves the blob alone; call done() once
- * when finished with it (after closing the handle, or once a stream over it has closed).
+ * A committed blob opened for reading. While it is open the store never deletes the blob. Use it once: stream()
+ * or sendTo() (either closes it when the bytes are out or the consumer went away), or close() when no body is sent.
  */
-export interface OpenBlob {
-  size: number;
-  handle: FileHandle;
-  done(): void;
+export interface BlobReader {
+  readonly size: number;
+  stream(range?: BlobRange): Readable;
+  /** Writes the bytes to a socket or http.ServerResponse and ends it (destroys it if reading fails). */
+  sendTo(out: Writable, range: BlobRange | undefined, onBytes: (n: number) => void): void;
+  /** Idempotent. */
+  close(): void;
 }
 
-/** A blob being written under tmp/; becomes visible only through BlobStore.commit. */
-export interface TempBlob {
-  path: string;
-  handle: FileHandle;
+/**
+ * A blob being written; nothing of it is visible until commit. What was written stays readable through read()
+ * until close(), also after commit or abort (readers of a fill finish from it).
+ */
+export interface BlobWriter {
+  readonly digest: string;
+  /** Writes all of bytes at offset (a write the storage takes only in part is continued). */
+  write(offset: number, bytes: Buffer | Buffer[]): Promise<void>;
+  /** Reads written bytes at position into buffer; resolves with how many were read. */
+  read(buffer: Buffer, position: number): Promise<number>;
+  /** Makes the blob durable and visible. Throws unless verified is a hasher's proof for this digest and byte count. */
+  commit(verified: VerifiedDigest): Promise<void>;
+  /** Removes what was written from the store; idempotent, and a no-op after commit. */
+  abort(): Promise<void>;
+  /** Releases the writer; aborts it if it was not committed. Idempotent. */
+  close(): Promise<void>;
 }
 
-/** Blobs on the local disk by digest. A file under blobs/ exists only if its content matched its digest. */
-export class BlobStore {
-  readonly #record;
-  readonly #forget;
-  /** Readers per digest right now. */
-  readonly #readers = new Map<string, number>();
-  /** Told of every committed blob (eviction keeps its running total from this). */
-  onCommit: (digest: string, size: number) => void = () => {};
-
-  constructor(
-    private readonly layout: CacheLayout,
-    db: Db,
-    private readonly now: () => number,
-  ) {
-    this.#record = db.prepare(
-      `INSERT INTO blobs (digest, size, created_at, last_access) VALUES (?, ?, ?, ?)
-       ON CONFLICT (digest) DO UPDATE SET size = excluded.size, last_access = excluded.last_access`,
-    );
-    this.#forget = db.prepare('DELETE FROM blobs WHERE digest = ?');
-  }
-
-  /** Whether a client is reading the blob now. */
-  inUse(digest: string): boolean {
-    return (this.#readers.get(digest) ?? 0) > 0;
-  }
-
-  /** Removes a committed blob's file and row. Returns false (and removes nothing) while it is being read. */
-  async delete(digest: string): Promise<boolean> {
-    if (this.inUse(digest)) return false;
-    this.#forget.run(digest);
-    await unlink(this.layout.blobPath(digest)).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
-    return true;
-  }
-
-  /** Creates the directories and removes fills left by an earlier process. */
-  async prepare(): Promise<void> {
-    await rm(this.layout.tmp, { recursive: true, force: true });
-    await mkdir(this.layout.tmp, { recursive: true });
-    await mkdir(this.layout.blobs, { recursive: true });
-  }
-
-  async open(digest: string): Promise<OpenBlob | null> {
-    let handle: FileHandle;
-    try {
-      handle = await open(this.layout.blobPath(digest), constants.O_RDONLY);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
-    }
-    this.#readers.set(digest, (this.#readers.get(digest) ?? 0) + 1);
-    let finished = false;
-    const done = () => {
-      if (finished) return;
-      finished = true;
-      const n = (this.#readers.get(digest) ?? 1) - 1;
-      if (n > 0) this.#readers.set(digest, n);
-      else this.#readers.delete(digest);
-    };
-    try {
-      const { size } = await handle.stat();
-      return { size, handle, done };
-    } catch (err) {
-      done();
-      await handle.close();
-      throw err;
-    }
-  }
-
-  async createTemp(digest: string): Promise<TempBlob> {
-    const path = join(this.layout.tmp, `${digest.replace(':', '-')}.${randomBytes(6).toString('hex')}`);
-    const handle = await open(path, 'wx+');
-    return { path, handle };
-  }
-
-  /** Makes a verified temp blob durable and visible: fsync, rename into place, fsync the directory. */
-  async commit(temp: TempBlob, digest: string, size: number): Promise<void> {
-    await temp.handle.sync();
-    const target = this.layout.blobPath(digest);
-    await mkdir(dirname(target), { recursive: true });
-    await rename(temp.path, target);
-    await syncDirectory(dirname(target));
-    const now = this.now();
-    this.#record.run(digest, size, now, now);
-    this.onCommit(digest, size);
-  }
-
-  async discard(temp: TempBlob): Promise<void> {
-    await unlink(temp.path).catch(() => {});
-  }
+export interface BlobStoreEvents {
+  commit: [blob: BlobInfo];
+  delete: [digest: string];
 }
 
-async function syncDirectory(path: string): Promise<void> {
-  const dir = await open(path, constants.O_RDONLY);
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+/**
+ * Blobs by digest. A store holds a committed blob only if a hasher verified its content; it never decides what is
+ * valid itself. The filesystem (fs-blob-store.ts) is the cache's store; memory-blob-store.ts serves unit tests.
+ */
+export interface BlobStore {
+  /** The size of a committed blob, or null. */
+  stat(digest: string): Promise<{ size: number } | null>;
+  open(digest: string): Promise<BlobReader | null>;
+  createWriter(digest: string): Promise<BlobWriter>;
+  /** Whether a reader has the blob open now. */
+  inUse(digest: string): boolean;
+  /** Removes a committed blob. Returns false (and removes nothing) while it is being read. */
+  delete(digest: string): Promise<boolean>;
+  /** Every committed blob (reconcile and gc compare these with the database). */
+  list(): AsyncIterable<BlobInfo>;
+  /** Writers no process finishes any more, untouched since before olderThan (ms since the epoch). */
+  leftovers(olderThan: number): Promise<Leftover[]>;
+  removeLeftovers(leftovers: Leftover[]): Promise<void>;
+  /** Readies the store at start-up and removes what an earlier process left half-written. */
+  prepare(): Promise<void>;
+  /** Resolves if the store can be written now; rejects with the reason (readiness). */
+  probe(): Promise<void>;
+  /** A time-limited URL a client may fetch the blob from directly, where the store offers one. */
+  presignedUrl?(digest: string, ttlMs: number): Promise<string | null>;
+  on<E extends keyof BlobStoreEvents>(event: E, listener: (...args: BlobStoreEvents[E]) => void): this;
 }

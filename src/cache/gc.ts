@@ -1,16 +1,11 @@
-import { readdir, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { BlobStore } from './blob-store.js';
 import type { Db } from './db.js';
-import type { CacheLayout } from './layout.js';
 
 export interface GcOptions {
   /** Entries used or written within this long are kept. */
   graceMs: number;
   dryRun: boolean;
   now: () => number;
-  /** Temp files of fills running in this process, never touched. */
-  activeTemp?: (path: string) => boolean;
 }
 
 export interface GcReport {
@@ -26,10 +21,10 @@ export interface GcReport {
 /**
  * Removes what nothing leads to any more: manifests that no tag and no other manifest references and that were
  * not served within the grace period (pulls by digest keep theirs alive), then blobs that no remaining manifest
- * references and that were not read within the grace period, and temp files older than the grace period
- * (fills that a crashed or killed process left). With dryRun, only reports what it would remove.
+ * references and that were not read within the grace period, and the store's leftovers older than the grace
+ * period (fills that a crashed or killed process left). With dryRun, only reports what it would remove.
  */
-export async function collectGarbage(db: Db, store: BlobStore, layout: CacheLayout, opts: GcOptions): Promise<GcReport> {
+export async function collectGarbage(db: Db, store: BlobStore, opts: GcOptions): Promise<GcReport> {
   const cutoff = opts.now() - opts.graceMs;
   const report: GcReport = { manifests: 0, blobs: 0, blobBytes: 0, tempFiles: 0, tempBytes: 0, inUse: 0 };
 
@@ -74,14 +69,9 @@ export async function collectGarbage(db: Db, store: BlobStore, layout: CacheLayo
     } else report.inUse++;
   }
 
-  for (const name of await readdir(layout.tmp).catch(() => [] as string[])) {
-    const path = join(layout.tmp, name);
-    if (opts.activeTemp?.(path)) continue;
-    const info = await stat(path).catch(() => null);
-    if (!info || info.mtimeMs >= cutoff) continue;
-    report.tempFiles++;
-    report.tempBytes += info.size;
-    if (!opts.dryRun) await unlink(path).catch(() => {});
-  }
+  const leftovers = await store.leftovers(cutoff);
+  report.tempFiles = leftovers.length;
+  report.tempBytes = leftovers.reduce((n, l) => n + l.size, 0);
+  if (!opts.dryRun) await store.removeLeftovers(leftovers);
   return report;
 }

@@ -1,10 +1,7 @@
-import { mkdir } from 'node:fs/promises';
 import { pino } from 'pino';
 import { formatBytes } from '../admin/format.js';
-import { BlobStore } from '../cache/blob-store.js';
-import { openDatabase } from '../cache/db.js';
+import { openBlobStore, openCacheDatabase } from '../cache/cache.js';
 import { collectGarbage, type GcReport } from '../cache/gc.js';
-import { cacheLayout } from '../cache/layout.js';
 import { ManifestStore } from '../cache/manifest-store.js';
 import { reconcile } from '../cache/reconcile.js';
 import type { Config } from '../config/load.js';
@@ -14,13 +11,11 @@ import type { Config } from '../config/load.js';
  * from the cache directory (safe beside a running mirror: SQLite arbitrates, files in use stay readable).
  */
 export async function gcCommand(config: Config, opts: { dryRun: boolean; graceMs?: number; out: NodeJS.WritableStream }): Promise<GcReport> {
-  const layout = cacheLayout(config.storage.dir);
-  await mkdir(layout.root, { recursive: true });
-  const db = openDatabase(layout.database);
+  const db = await openCacheDatabase(config.storage.dir);
   try {
-    const store = new BlobStore(layout, db, Date.now);
-    if (!opts.dryRun) await reconcile(db, layout, new ManifestStore(db, Date.now), Date.now, pino({ level: 'silent' }));
-    const report = await collectGarbage(db, store, layout, { graceMs: opts.graceMs ?? config.storage.gc_grace, dryRun: opts.dryRun, now: Date.now });
+    const { store, index } = openBlobStore(config.storage.dir, db, Date.now);
+    if (!opts.dryRun) await reconcile(index, store, new ManifestStore(db, Date.now), pino({ level: 'silent' }));
+    const report = await collectGarbage(db, store, { graceMs: opts.graceMs ?? config.storage.gc_grace, dryRun: opts.dryRun, now: Date.now });
     const verb = opts.dryRun ? 'would free' : 'freed';
     opts.out.write(
       `${verb} ${formatBytes(report.blobBytes + report.tempBytes)}: ${report.blobs} blob(s) (${formatBytes(report.blobBytes)}), ` +

@@ -1,14 +1,12 @@
-import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream';
 import type { Logger } from 'pino';
 import type { AccessLog } from '../cache/access-log.js';
-import type { BlobStore, OpenBlob } from '../cache/blob-store.js';
+import type { BlobReader, BlobStore } from '../cache/blob-store.js';
 import type { Fill } from '../cache/fill.js';
 import type { BlobFills } from '../cache/inflight.js';
 import type { StreamedBody } from '../http/stream-response.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ByteRange } from '../http/range.js';
-import { ReadBuffers, sendFile } from './file-sender.js';
 import type { UpstreamTarget } from './target.js';
 
 export type CacheOutcome = 'hit' | 'miss' | 'joined' | 'stale';
@@ -22,8 +20,6 @@ export interface BlobBody extends StreamedBody {
 
 /** Blobs: local first; a miss starts or joins the single fill for that digest. */
 export class BlobService {
-  readonly #buffers = new ReadBuffers();
-
   constructor(
     private readonly store: BlobStore,
     private readonly fills: BlobFills,
@@ -36,14 +32,14 @@ export class BlobService {
     const local = await this.store.open(digest);
     if (local) {
       this.access.blob(digest);
-      return fromFile(local, 'hit', this.#buffers);
+      return fromStore(local, 'hit');
     }
     const { fill, joined } = this.#join(target, digest);
     await fill.ready;
     if (!fill.readable) {
       // Finished between our join and now: the committed file is there, or the error is final.
       const committed = fill.state === 'done' ? await this.store.open(digest) : null;
-      if (committed) return fromFile(committed, joined ? 'joined' : 'miss', this.#buffers);
+      if (committed) return fromStore(committed, joined ? 'joined' : 'miss');
       throw fill.error ?? new Error(`blob ${digest} fill ended without a file`);
     }
     return fromFill(fill, joined ? 'joined' : 'miss');
@@ -75,10 +71,8 @@ export class BlobService {
 
   /** The size of a committed blob (counted as an access), or null when it is not cached. */
   async #cachedSize(digest: string): Promise<number | null> {
-    const local = await this.store.open(digest);
+    const local = await this.store.stat(digest);
     if (!local) return null;
-    await local.handle.close();
-    local.done();
     this.access.blob(digest);
     return local.size;
   }
@@ -88,7 +82,7 @@ export class BlobService {
     const observer = target.client.observer;
     const joining = this.fills.join(digest, {
       label: target.client.label,
-      open: (offset, signal) => target.client.openBlob(target.repo, digest, offset, signal),
+      open: (range, signal) => target.client.openBlob(target.repo, digest, range.start, signal),
       onBytes: (n) => observer.received('blob', n),
     }, (finished) => this.#finished(finished, target));
     if (joining.joined) this.metrics.fillJoins.inc();
@@ -110,20 +104,13 @@ export class BlobService {
   }
 }
 
-function fromFile(blob: OpenBlob, outcome: CacheOutcome, buffers: ReadBuffers): BlobBody {
-  const release = () => {
-    void blob.handle.close().catch(() => {});
-    blob.done();
-  };
+function fromStore(blob: BlobReader, outcome: CacheOutcome): BlobBody {
   return {
     size: blob.size,
     outcome,
-    stream: (range) =>
-      createReadStream('', { fd: blob.handle, autoClose: true, highWaterMark: 512 * 1024, ...(range ?? {}) }).once('close', blob.done),
-    sendTo: (out, range, onBytes) => {
-      void sendFile(blob.handle, range?.start ?? 0, range?.end ?? blob.size - 1, out, buffers, onBytes).finally(release);
-    },
-    release,
+    stream: (range) => blob.stream(range),
+    sendTo: (out, range, onBytes) => blob.sendTo(out, range, onBytes),
+    release: () => blob.close(),
   };
 }
 

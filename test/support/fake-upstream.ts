@@ -71,6 +71,8 @@ export class FakeUpstream {
   acceptLogin: ((user: string, password: string) => boolean) | null = null;
   /** Per-request override: return a Response to short-circuit, or undefined to continue. */
   intercept: ((call: FakeCall) => Response | undefined) | null = null;
+  /** Whether tags/list honours n/last and sends a Link header (Distribution 3, ACR); otherwise it sends every tag. */
+  paginatesTags = false;
   /** Transforms an OSS blob body (e.g. corrupt or truncate it). */
   ossBody: ((digest: string, body: Buffer, call: FakeCall) => Buffer | ReadableStream<Uint8Array>) | null = null;
   readonly #valid = new Set<string>();
@@ -153,8 +155,16 @@ export class FakeUpstream {
       return new Response(null, { status: 307, headers: { location: `http://oss.test/blobs/${digest}?Expires=9999999999&Signature=sig` } });
     });
     app.get('/v2/:name{.+}/tags/list', (c) => {
-      const tags = this.images.filter((i) => i.repo === c.req.param('name')).map((i) => i.tag).sort();
-      return c.json({ name: c.req.param('name'), tags });
+      const name = c.req.param('name');
+      const all = this.images.filter((i) => i.repo === name).map((i) => i.tag).sort();
+      if (!this.paginatesTags) return c.json({ name, tags: all });
+      const last = c.req.query('last');
+      const n = c.req.query('n');
+      const rest = last === undefined ? all : all.filter((t) => t > last);
+      const tags = n === undefined ? rest : rest.slice(0, Number(n));
+      const more = tags.length < rest.length;
+      const link = more ? { link: `</v2/${name}/tags/list?n=${n}&last=${tags.at(-1)}>; rel="next"` } : undefined;
+      return c.json({ name, tags }, 200, link);
     });
     return app;
   })();

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ReadBuffers, sendFile } from '../../src/proxy/file-sender.js';
+import { ReadBuffers, sendFile } from '../../src/cache/fs-file-sender.js';
 import { eventually } from '../support/eventually.js';
 
 /** Counts the buffers it had to allocate. */

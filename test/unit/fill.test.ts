@@ -4,23 +4,21 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BlobStore } from '../../src/cache/blob-store.js';
-import { openDatabase, type Db } from '../../src/cache/db.js';
+import { FsBlobStore } from '../../src/cache/fs-blob-store.js';
 import { Fill, type BlobSource } from '../../src/cache/fill.js';
 import { cacheLayout } from '../../src/cache/layout.js';
+import { MemoryBlobStore } from '../../src/cache/memory-blob-store.js';
+import { eventually } from '../support/eventually.js';
 import { randomBlob, sha256 } from '../support/fake-upstream.js';
 
 let dir: string;
-let db: Db;
-let store: BlobStore;
+let store: FsBlobStore;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'acr-relay-'));
-  db = openDatabase(join(dir, 'mirror.db'));
-  store = new BlobStore(cacheLayout(dir), db, Date.now);
+  store = new FsBlobStore(cacheLayout(dir));
   await store.prepare();
 });
 afterEach(async () => {
-  db.close();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -28,7 +26,7 @@ afterEach(async () => {
 function source(blob: Buffer, chunk = 64 * 1024) {
   return {
     label: 'test upstream',
-    async open(offset: number) {
+    async open({ start: offset }: { start: number }) {
       let at = offset;
       const body = new ReadableStream<Uint8Array>({
         pull(c) {
@@ -56,26 +54,20 @@ describe('Fill relay mode (cache not writable)', () => {
   ])('relays the whole blob to its readers when the disk fills up %s, and commits nothing', async (_name, failAt) => {
     const blob = randomBlob(20 * 1024 * 1024, 7);
     const digest = sha256(blob);
-    const createTemp = store.createTemp.bind(store);
-    store.createTemp = async (d) => {
-      const t = await createTemp(d);
-      const writev = t.handle.writev.bind(t.handle);
+    const createWriter = store.createWriter.bind(store);
+    store.createWriter = async (d) => {
+      const w = await createWriter(d);
+      const write = w.write.bind(w);
       let written = 0;
-      // like a nearly full disk: the write that crosses the limit is short (no error), the next one fails
-      (t.handle as unknown as { writev: unknown }).writev = async (buffers: readonly Buffer[], position?: number) => {
-        if (written >= failAt) throw enospc();
-        let room = failAt - written;
-        const taken = [];
-        for (const b of buffers) {
-          if (room <= 0) break;
-          taken.push(b.subarray(0, room));
-          room -= Math.min(room, b.length);
-        }
-        const result = await writev(taken, position);
-        written += result.bytesWritten;
-        return result;
+      // like a nearly full disk: the write that crosses the limit is taken in part, then the disk is full
+      w.write = async (offset: number, bytes: Buffer | Buffer[]) => {
+        const all = Buffer.concat(Array.isArray(bytes) ? bytes : [bytes]);
+        const room = Math.max(0, failAt - written);
+        if (room > 0) await write(offset, all.subarray(0, room));
+        written += Math.min(room, all.length);
+        if (all.length > room) throw enospc();
       };
-      return t;
+      return w;
     };
     const diskErrors: string[] = [];
     const fill = new Fill(digest, source(blob), store, { timeoutMs: 30_000, maxResumes: 0, log: pino({ level: 'silent' }), onDiskError: (e) => diskErrors.push(e.code!) });
@@ -93,7 +85,7 @@ describe('Fill relay mode (cache not writable)', () => {
 
   it('relays from the start when no temp file can be created (read-only cache)', async () => {
     const blob = randomBlob(3 * 1024 * 1024, 8);
-    store.createTemp = async () => {
+    store.createWriter = async () => {
       throw Object.assign(new Error('EROFS: read-only file system'), { code: 'EROFS' });
     };
     const fill = new Fill(sha256(blob), source(blob), store, { timeoutMs: 30_000, maxResumes: 0, log: pino({ level: 'silent' }) });
@@ -107,7 +99,7 @@ describe('Fill relay mode (cache not writable)', () => {
 
   it('still cuts readers short when the relayed bytes do not match the digest', async () => {
     const blob = randomBlob(2 * 1024 * 1024, 9);
-    store.createTemp = async () => {
+    store.createWriter = async () => {
       throw Object.assign(new Error('EROFS'), { code: 'EROFS' });
     };
     const fill = new Fill(sha256(Buffer.from('something else')), source(blob), store, { timeoutMs: 30_000, maxResumes: 0, log: pino({ level: 'silent' }) });
@@ -124,7 +116,7 @@ function pacedSource(blob: Buffer, chunk: number, gapMs: number): BlobSource & {
   const src = {
     label: 'test upstream',
     delivered: 0,
-    async open(offset: number) {
+    async open({ start: offset }: { start: number }) {
       let at = offset;
       const body = new ReadableStream<Uint8Array>({
         async pull(c) {
@@ -179,7 +171,28 @@ describe('Fill', () => {
     expect((await failed).message).toMatch(/does not match its digest/);
     await fill.finished;
     expect(fill.state).toBe('failed');
-    await sleep(50);
-    expect(await readdir(join(dir, 'tmp'))).toEqual([]);
+    await eventually(async () => expect(await readdir(join(dir, 'tmp'))).toEqual([]));
+  });
+
+  it('works on any BlobStore: a reader that fell behind the memory window reads back from the writer', async () => {
+    const memory = new MemoryBlobStore();
+    const blob = randomBlob(5 * 1024 * 1024 + 5, 23);
+    const fill = new Fill(sha256(blob), pacedSource(blob, 256 * 1024, 0), memory, options);
+    const reads: number[] = [];
+    const running = fill.run();
+    await fill.ready;
+    const reader = fill.reader(1000);
+    await running; // nothing read yet: all but the last MiB or so left memory for the writer
+    expect(fill.committed).toBe(true);
+    expect(memory.pending.size).toBe(0);
+    const parts: Buffer[] = [];
+    for await (const chunk of reader) {
+      parts.push(chunk as Buffer);
+      reads.push((chunk as Buffer).length);
+    }
+    expect(Buffer.concat(parts).equals(blob.subarray(1000))).toBe(true);
+    // read back from the writer in 256 KiB reads; from memory the first piece would end where its chunk ends
+    expect(reads[0]).toBe(256 * 1024);
+    expect(await memory.stat(sha256(blob))).toEqual({ size: blob.length });
   });
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { openDatabase } from '../../src/cache/db.js';
-import { cacheLayout } from '../../src/cache/layout.js';
+import { openBlobStore } from '../../src/cache/cache.js';
 import { ManifestStore } from '../../src/cache/manifest-store.js';
 import { reconcile } from '../../src/cache/reconcile.js';
 import { gcCommand } from '../../src/cli/gc.js';
@@ -58,14 +58,15 @@ describe('reconcile at start-up', () => {
 
     const db = openDatabase(join(dir, 'mirror.db'));
     try {
-      const report = await reconcile(db, cacheLayout(dir), new ManifestStore(db, Date.now), Date.now, pino({ level: 'silent' }));
+      const { store, index } = openBlobStore(dir, db, Date.now);
+      const report = await reconcile(index, store, new ManifestStore(db, Date.now), pino({ level: 'silent' }));
       expect(report).toEqual({ droppedRows: 1, adopted: 1, removed: 1 });
       expect(db.prepare('SELECT count(*) AS n FROM tags').get()).toEqual({ n: 0 });
       expect(db.prepare('SELECT count(*) AS n FROM manifests WHERE digest = ?').get(a.manifestDigest)).toEqual({ n: 0 });
       expect(db.prepare('SELECT size FROM blobs WHERE digest = ?').get(strayDigest)).toEqual({ size: 500 });
       expect(existsSync(blobFile(dir, liar))).toBe(false);
       // a second run finds nothing to do
-      expect(await reconcile(db, cacheLayout(dir), new ManifestStore(db, Date.now), Date.now, pino({ level: 'silent' }))).toEqual({ droppedRows: 0, adopted: 0, removed: 0 });
+      expect(await reconcile(index, store, new ManifestStore(db, Date.now), pino({ level: 'silent' }))).toEqual({ droppedRows: 0, adopted: 0, removed: 0 });
     } finally {
       db.close();
     }

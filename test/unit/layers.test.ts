@@ -24,15 +24,6 @@ const LAYERS: Record<string, number> = {
   '.': 4,
 };
 
-/**
- * Known violations in files other branches of the same restructuring are rewriting (issue 13): they go when those
- * branches are merged, and this list is emptied then. Each entry is `importer -> imported`, paths under src/.
- */
-const KNOWN_VIOLATIONS = new Set<string>([
-  // http/ops.ts reads the database for readiness; the storage seam replaces that with the store's probe().
-  'http/ops.ts -> cache/db.ts',
-]);
-
 type Edge = { from: string; to: string };
 
 function sourceFiles(dir: string): string[] {
@@ -86,7 +77,6 @@ function cycles(edges: Edge[]): string[] {
 const files = sourceFiles(SRC);
 const fileSet = new Set(files);
 const fileEdges: Edge[] = files.flatMap((from) => importsOf(from, fileSet).map((to) => ({ from, to })));
-const allowed = (e: Edge) => KNOWN_VIOLATIONS.has(`${e.from} -> ${e.to}`);
 
 describe('import layers of src/', () => {
   it('reads the imports it checks', () => {
@@ -99,23 +89,18 @@ describe('import layers of src/', () => {
   });
 
   it('no module imports from a layer above its own', () => {
-    const upward = fileEdges.filter((e) => layerOf(e.from).layer < layerOf(e.to).layer && !allowed(e));
+    const upward = fileEdges.filter((e) => layerOf(e.from).layer < layerOf(e.to).layer);
     expect(upward.map((e) => `${e.from} -> ${e.to}`)).toEqual([]);
   });
 
   it('no files import each other in a circle', () => {
-    expect(cycles(fileEdges.filter((e) => !allowed(e)))).toEqual([]);
+    expect(cycles(fileEdges)).toEqual([]);
   });
 
   it('no directories import each other in a circle', () => {
     const dirEdges = fileEdges
-      .filter((e) => !allowed(e))
       .map((e) => ({ from: layerOf(e.from).dir, to: layerOf(e.to).dir }))
       .filter((e) => e.from !== e.to);
     expect(cycles(dirEdges)).toEqual([]);
-  });
-
-  it('every known violation still exists (remove it from the list once fixed)', () => {
-    for (const v of KNOWN_VIOLATIONS) expect(fileEdges.map((e) => `${e.from} -> ${e.to}`)).toContain(v);
   });
 });

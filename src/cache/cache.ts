@@ -1,0 +1,141 @@
+import { mkdir } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { Config } from '../config/load.js';
+import type { Metrics } from '../observability/metrics.js';
+import { AccessLog } from './access-log.js';
+import { BlobIndex } from './blob-index.js';
+import type { BlobStore } from './blob-store.js';
+import { type Db, openDatabase } from './db.js';
+import { Evictor } from './eviction.js';
+import { FsBlobStore } from './fs-blob-store.js';
+import { collectGarbage } from './gc.js';
+import { BlobFills } from './inflight.js';
+import { cacheLayout } from './layout.js';
+import { ManifestStore } from './manifest-store.js';
+import { reconcile } from './reconcile.js';
+
+export interface CacheDeps {
+  log: Logger;
+  now: () => number;
+  metrics: Metrics;
+}
+
+/** The cache, opened and wired: database, blob store, manifests, fills, and its background work. */
+export interface Cache {
+  db: Db;
+  blobStore: BlobStore;
+  manifestStore: ManifestStore;
+  accessLog: AccessLog;
+  fills: BlobFills;
+  /** Readiness checks by name: each resolves when its part of the cache works, or throws why not. */
+  readiness: Record<string, () => void | Promise<void>>;
+  /** Stops the background work and closes the database (after everything else using it was closed). */
+  close(): Promise<void>;
+}
+
+/** The database of a cache directory, creating the directory if needed. */
+export async function openCacheDatabase(dir: string): Promise<Db> {
+  await mkdir(dir, { recursive: true });
+  return openDatabase(cacheLayout(dir).database);
+}
+
+/** The blob store of a cache directory, with the database's `blobs` table following its commits and deletes. */
+export function openBlobStore(dir: string, db: Db, now: () => number): { store: FsBlobStore; index: BlobIndex } {
+  const store = new FsBlobStore(cacheLayout(dir));
+  return { store, index: new BlobIndex(db, now).follow(store) };
+}
+
+export async function openCache(config: Config, deps: CacheDeps): Promise<Cache> {
+  const { log, now, metrics } = deps;
+  const dir = config.storage.dir;
+  const db = await openCacheDatabase(dir);
+  const { store, index } = openBlobStore(dir, db, now);
+  await store.prepare();
+  const manifestStore = new ManifestStore(db, now);
+  // In the background: start-up stays fast with a large cache. It snapshots the rows before listing the disk, so
+  // blobs committed or evicted meanwhile are never mistaken for inconsistencies.
+  void reconcile(index, store, manifestStore, log).catch((err: unknown) => log.error({ err: (err as Error).message }, 'cache reconciliation failed'));
+  const accessLog = new AccessLog(db, now);
+  const evictor = startEvictor(config, db, store, manifestStore, accessLog, deps);
+  const diskFaults = diskFaultReport(log, dir, metrics);
+  store.on('commit', diskFaults.committed);
+  const fills = new BlobFills(store, {
+    timeoutMs: Math.max(...Object.values(config.upstreams).map((u) => u.fill_timeout)),
+    maxResumes: 5,
+    log,
+    onDiskError: diskFaults.failed,
+  });
+  const runGc = async () => {
+    try {
+      const report = await collectGarbage(db, store, { graceMs: config.storage.gc_grace, dryRun: false, now });
+      if (report.manifests || report.blobs || report.tempFiles) log.info(report, 'garbage collected');
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'garbage collection failed');
+    }
+  };
+  const gcTimer = config.storage.gc_interval > 0 ? setInterval(() => void runGc(), config.storage.gc_interval) : null;
+  gcTimer?.unref();
+  metrics.sources.fillsInFlight = () => fills.size;
+  metrics.sources.cache = () => index.totals();
+  return {
+    db,
+    blobStore: store,
+    manifestStore,
+    accessLog,
+    fills,
+    readiness: {
+      database: () => {
+        try {
+          db.prepare('SELECT 1').get();
+        } catch (err) {
+          throw new Error((err as Error).message); // reported by its message, not SQLite's code
+        }
+      },
+      cacheDir: () => store.probe(),
+    },
+    async close() {
+      if (gcTimer) clearInterval(gcTimer);
+      await evictor?.evict();
+      accessLog.close();
+      db.close();
+    },
+  };
+}
+
+/** Keeps the blobs under storage.max_size, if set: told of every commit, and run once now if over already. */
+function startEvictor(config: Config, db: Db, store: BlobStore, manifests: ManifestStore, access: AccessLog, deps: CacheDeps): Evictor | null {
+  const maxBytes = config.storage.max_size;
+  if (!maxBytes) return null;
+  const { metrics } = deps;
+  const evictor = new Evictor(db, store, manifests, access, {
+    maxBytes,
+    lowWatermark: 0.9,
+    log: deps.log,
+    onEvicted: (blobs, bytes, manifestCount) => {
+      metrics.evictions.inc({ kind: 'blob' }, blobs);
+      metrics.evictions.inc({ kind: 'manifest' }, manifestCount);
+      metrics.evictedBytes.inc(bytes);
+    },
+  });
+  store.on('commit', (blob) => evictor.added(blob.size));
+  metrics.cacheLimit.set(evictor.maxBytes);
+  if (evictor.totalBytes > evictor.maxBytes) void evictor.evict();
+  return evictor;
+}
+
+/** A full or read-only disk is logged once, and again only after a commit has succeeded in between. */
+function diskFaultReport(log: Logger, dir: string, metrics: Metrics) {
+  let faulty = false;
+  return {
+    failed(err: NodeJS.ErrnoException, digest: string): void {
+      metrics.cacheWriteErrors.inc({ code: err.code ?? 'unknown' });
+      if (faulty) return;
+      faulty = true;
+      log.error({ code: err.code, digest, dir }, 'cannot write the cache: blobs are relayed to clients without being cached');
+    },
+    committed(): void {
+      if (faulty) log.info({ dir }, 'cache writable again');
+      faulty = false;
+    },
+  };
+}
