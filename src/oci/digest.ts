@@ -2,7 +2,7 @@ import { RegistryError } from '../http/errors.js';
 import { truncate } from '../util/truncate.js';
 
 /** The one sha256 digest pattern: `sha256:` and 64 lowercase hex digits. */
-export const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/;
+const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/;
 /** The digest grammar of the OCI image spec, any algorithm. */
 const ANY_DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 
