@@ -148,7 +148,6 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     tags: new TagService(manifestStore, log),
     onServed: (kind, bytes) => metrics.servedBytes.inc({ kind }, bytes),
     onTagRequest: admin.tagRequested,
-    log,
   });
 
   const access = new ClientAccess(config.access.allow, config.access.users);

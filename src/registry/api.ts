@@ -1,5 +1,4 @@
 import { Hono, type Context } from 'hono';
-import type { Logger } from 'pino';
 import { RegistryError } from '../http/errors.js';
 import { API_VERSION } from '../http/respond.js';
 import { bufferedResponse, streamResponse } from '../http/stream-response.js';
@@ -23,7 +22,6 @@ export interface RegistryApiDeps {
   onServed: (kind: 'manifest' | 'blob', bytes: number) => void;
   /** Told of each manifest served by tag (GET or HEAD), with the upstream and its repository name. */
   onTagRequest: (upstream: string, repo: string, tag: string) => void;
-  log: Logger;
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
