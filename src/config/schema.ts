@@ -15,6 +15,9 @@ const duration = (fallback: string) =>
       return ms;
     });
 
+/** ACR's token services for every region: public, VPC, Enterprise and Enterprise VPC. */
+export const DEFAULT_TOKEN_REALMS = ['dockerauth.*.aliyuncs.com', 'dockerauth-vpc.*.aliyuncs.com', 'dockerauth-ee.*.aliyuncs.com', 'dockerauth-ee-vpc.*.aliyuncs.com'];
+
 const NAME_PREFIX = /^([a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)(\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
 const namePrefix = z
   .string()
@@ -29,6 +32,13 @@ const upstream = z
       .transform((u) => u.replace(/\/+$/, '')),
     /** Other registry host names that mean this upstream (public vs VPC endpoint), for ?ns= and in-path hosts. */
     aliases: z.array(z.string().regex(/^[a-z0-9.-]+(:\d+)?$/i, 'must be a host name, e.g. corp-registry.cn-shanghai.cr.aliyuncs.com')).default([]),
+    /**
+     * Token realm hosts (besides the registry's host, its aliases and an Enterprise instance's other name) that may
+     * receive this upstream's credentials; a `*` label matches any one label.
+     */
+    token_realms: z
+      .array(z.string().regex(/^(\*|[a-z0-9-]+)(\.(\*|[a-z0-9-]+))+$/i, 'must be a host name, "*" standing for one label, e.g. dockerauth.*.aliyuncs.com'))
+      .default([...DEFAULT_TOKEN_REALMS]),
     /** Allows plain http:// and TLS without certificate verification for this upstream. */
     insecure: z.boolean().default(false),
     /** Host name -> IP used to connect (registry, token realm, OSS; "*.domain" wildcards); TLS still verifies the name. */

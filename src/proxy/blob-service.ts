@@ -82,7 +82,7 @@ export class BlobService {
     const observer = target.client.observer;
     const joining = this.fills.join(digest, {
       label: target.client.label,
-      open: (range, signal) => target.client.openBlob(target.repo, digest, range.start, signal),
+      open: (range, signal) => target.client.openBlob(target.repo, digest, range, signal),
       onBytes: (n) => observer.received('blob', n),
     }, (finished) => this.#finished(finished, target));
     if (joining.joined) this.metrics.fillJoins.inc();

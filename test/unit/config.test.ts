@@ -52,6 +52,7 @@ describe('parseConfig defaults', () => {
       name: 'acr',
       url: URL_,
       aliases: [],
+      token_realms: ['dockerauth.*.aliyuncs.com', 'dockerauth-vpc.*.aliyuncs.com', 'dockerauth-ee.*.aliyuncs.com', 'dockerauth-ee-vpc.*.aliyuncs.com'],
       insecure: false,
       hosts: {},
       offline: false,
@@ -82,6 +83,13 @@ describe('parseConfig defaults', () => {
 
   it('refuses plain http:// unless the upstream is marked insecure', () => {
     expect(parseError({ upstreams: { acr: { url: 'http://127.0.0.1:5001' } } })).toContain('upstreams.acr.url: plain http:// needs insecure = true');
+  });
+
+  it('token_realms takes host names with "*" standing for one label, and replaces the defaults', () => {
+    const realms = ['auth.example.com', 'dockerauth.*.aliyuncs.com'];
+    expect(parse({ upstreams: { acr: { url: URL_, token_realms: realms } } }).upstreams.acr!.token_realms).toEqual(realms);
+    expect(parseError({ upstreams: { acr: { url: URL_, token_realms: ['https://auth.example.com/token'] } } })).toContain('upstreams.acr.token_realms[0]: must be a host name');
+    expect(parseError({ upstreams: { acr: { url: URL_, token_realms: ['*'] } } })).toContain('upstreams.acr.token_realms[0]: must be a host name');
   });
 
   it('accepts routes with rewrites to configured upstreams', () => {
