@@ -3,7 +3,7 @@ import { ClientAccess } from './access/client-access.js';
 import { createAdmin } from './admin/admin.js';
 import { authorize, type Env, requestLog } from './http/middleware.js';
 import { opsApi } from './http/ops.js';
-import { errorResponse } from './http/respond.js';
+import { errorHandler } from './http/respond.js';
 import { Metrics } from './observability/metrics.js';
 import { RequestAccounting } from './observability/request-accounting.js';
 import type { Logger } from 'pino';
@@ -11,7 +11,6 @@ import { openCache } from './cache/cache.js';
 import type { Db } from './cache/db.js';
 import type { BlobFills } from './cache/inflight.js';
 import type { Config } from './config/load.js';
-import { RegistryError } from './http/errors.js';
 import { BlobService } from './proxy/blob-service.js';
 import { ManifestService } from './proxy/manifest-service.js';
 import type { UpstreamTarget } from './proxy/target.js';
@@ -57,11 +56,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     Object.values(config.upstreams).map((u) => ({ upstream: u.name, hosts: [new URL(u.url).host, ...u.aliases] })),
   );
   const route = (name: string, ns?: string): UpstreamTarget => {
-    const resolved = routes.resolve({ name, ...(ns ? { ns } : {}) });
-    if (!resolved) {
-      const detail = ns ? ` for registry ${ns} (add it to an upstream's aliases, or route it)` : ': add a [[routes]] entry for it';
-      throw new RegistryError('NAME_UNKNOWN', `no route matches repository ${name}${detail}`);
-    }
+    const resolved = routes.require(name, ns);
     return { client: clients.get(resolved.upstream)!, repo: resolved.remoteName };
   };
 
@@ -95,13 +90,12 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     tags: new TagService(manifestStore, log),
     onServed: (kind, bytes) => metrics.servedBytes.inc({ kind }, bytes),
     onTagRequest: admin.tagRequested,
-    log,
   });
 
   const access = new ClientAccess(config.access.allow, config.access.users, now);
   const clientAddress = deps.clientAddress ?? socketAddress;
   const app = new Hono<Env>();
-  app.onError((err, c) => errorResponse(c, err, log));
+  app.onError(errorHandler(log));
   const accounting = new RequestAccounting(log, metrics);
   metrics.sources.pending = accounting.flush;
   app.use('*', requestLog(accounting, clientAddress));

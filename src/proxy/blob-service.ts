@@ -6,7 +6,7 @@ import type { Fill } from '../cache/fill.js';
 import type { BlobFills } from '../cache/inflight.js';
 import type { StreamedBody } from '../http/stream-response.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { ByteRange } from '../registry/range.js';
+import type { ByteRange } from '../http/range.js';
 import type { UpstreamTarget } from './target.js';
 
 export type CacheOutcome = 'hit' | 'miss' | 'joined' | 'stale';

@@ -3,9 +3,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseImageRef } from '../../src/admin/image-ref.js';
+import { parseImageRef } from '../../src/oci/image-ref.js';
 import { Limiter } from '../../src/admin/limiter.js';
-import { parsePlatform, platformMatches } from '../../src/admin/platforms.js';
+import { parsePlatform, platformMatches } from '../../src/oci/platform.js';
 import { parseConfig } from '../../src/config/load.js';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;

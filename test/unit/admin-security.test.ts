@@ -44,11 +44,11 @@ function chunked(bytes: number): ReadableStream<Uint8Array> {
 }
 
 describe('admin request bodies', () => {
-  it('a login body beyond a few KiB is refused with 413 SIZE_INVALID, with or without Content-Length', async () => {
+  it('a login body beyond a few KiB is refused with 413 INVALID_REQUEST, with or without Content-Length', async () => {
     const { mirror } = await start();
     const big = await mirror.request('/admin/ui/login', { method: 'POST', headers: FORM, body: `token=${'a'.repeat(64 * 1024)}` });
     expect(big.status).toBe(413);
-    expect((await errorOf(big)).code).toBe('SIZE_INVALID');
+    expect((await errorOf(big)).code).toBe('INVALID_REQUEST');
     const streamed = await mirror.request('/admin/ui/login', { method: 'POST', headers: FORM, body: chunked(1024 * 1024), duplex: 'half' } as RequestInit);
     expect(streamed.status).toBe(413);
   });

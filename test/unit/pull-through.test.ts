@@ -395,7 +395,8 @@ describe('read-only API surface', () => {
       expect(res.status, path).toBe(400);
     }
     expect((await m.request('/v2/team/app/blobs/sha256:1234')).status).toBe(400);
-    expect((await m.request('/v2/team/app/manifests/bad!tag')).status).toBe(400);
+    // a reference that can name no manifest is an unknown manifest (distribution-spec conformance)
+    expect((await m.request('/v2/team/app/manifests/bad!tag')).status).toBe(404);
     expect(fake.calls).toHaveLength(0);
   });
 
