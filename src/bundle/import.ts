@@ -6,8 +6,9 @@ import type { ManifestStore, StoredManifest } from '../cache/manifest-store.js';
 import { RegistryError } from '../http/errors.js';
 import { parseImageRef } from '../oci/image-ref.js';
 import { type Descriptor, type ManifestContent, manifestContent, parseManifest } from '../oci/manifest.js';
-import { OCI_MANIFEST } from '../oci/media-types.js';
+import { isManifestMediaType, OCI_MANIFEST } from '../oci/media-types.js';
 import type { UpstreamTarget } from '../proxy/target.js';
+import { truncate } from '../util/truncate.js';
 import { entryDigest, IMAGE_NAME, INDEX_FILE, LAYOUT_FILE, REF_NAME } from './layout.js';
 
 export interface BundleImportDeps {
@@ -66,9 +67,12 @@ export async function importBundle(deps: BundleImportDeps, input: Readable): Pro
       if (manifests.has(d.digest)) return;
       const file = staged.get(d.digest);
       if (!file) throw bundleError(`manifest ${d.digest} is listed but not in the bundle`);
+      if (file.verified.size > MAX_DOCUMENT) throw bundleError(`manifest ${d.digest} is larger than the ${MAX_DOCUMENT} byte limit`);
       const body = await readStaged(file);
       const content = parseBundled(body, d.digest);
-      manifests.set(d.digest, { digest: d.digest, mediaType: d.mediaType ?? content.mediaType ?? OCI_MANIFEST, size: body.length, body });
+      const mediaType = d.mediaType ?? content.mediaType ?? OCI_MANIFEST;
+      if (!isManifestMediaType(mediaType)) throw bundleError(`manifest ${d.digest} has media type ${truncate(mediaType)}, which is not a manifest type`);
+      manifests.set(d.digest, { digest: d.digest, mediaType, size: body.length, body });
       if (content.kind === 'index') {
         if (depth > 2) throw bundleError(`index ${d.digest} nests too deep`);
         // an index may list platforms that were not exported: only the ones present are added

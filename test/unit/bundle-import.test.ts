@@ -1,9 +1,9 @@
 // Bundles whose layout documents are not what they claim are refused as MANIFEST_INVALID naming the problem.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { pack } from 'tar-stream';
 import { ADMIN_ENV, bearer } from '../support/admin.js';
 import { FakeUpstream, sha256 } from '../support/fake-upstream.js';
 import { startTestMirror, type TestMirror } from '../support/mirror.js';
+import { tarOf } from '../support/tar.js';
 
 let m: TestMirror;
 beforeEach(async () => {
@@ -12,15 +12,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await m.close();
 });
-
-async function tarOf(entries: [name: string, body: Buffer | string][]): Promise<Buffer> {
-  const tar = pack();
-  for (const [name, body] of entries) tar.entry({ name }, body);
-  tar.finalize();
-  const parts: Buffer[] = [];
-  for await (const chunk of tar) parts.push(chunk as Buffer);
-  return Buffer.concat(parts);
-}
 
 const LAYOUT: [string, string] = ['oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' })];
 const blob = (body: string): [string, string] => [`blobs/sha256/${sha256(body).slice(7)}`, body];
