@@ -13,6 +13,7 @@ import type { BlobFills } from './cache/inflight.js';
 import type { Config } from './config/load.js';
 import { BlobService } from './proxy/blob-service.js';
 import { ManifestService } from './proxy/manifest-service.js';
+import { NotFoundCache } from './proxy/not-found-cache.js';
 import type { UpstreamTarget } from './proxy/target.js';
 import { TagService } from './proxy/tag-service.js';
 import { registryApi } from './registry/api.js';
@@ -66,6 +67,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     log,
     onStale: (upstream) => metrics.staleServed.inc({ upstream }),
     access: accessLog,
+    notFound: new NotFoundCache({ ttlMs: config.cache.not_found_ttl, now, onHit: (upstream) => metrics.notFoundHits.inc({ upstream }) }),
   });
   const blobs = new BlobService(blobStore, fills, log, metrics, accessLog);
   const admin = createAdmin({

@@ -196,6 +196,8 @@ export const configSchema = z
     cache: z
       .object({
         tag_ttl: duration('5m'),
+        /** An upstream 404 for a manifest is remembered this long per upstream, repository and reference; 0s disables. */
+        not_found_ttl: duration('30s'),
         /** Never contact any upstream: serve only what is cached (the air-gapped side of a bundle transfer). */
         offline: z.boolean().default(false),
       })

@@ -37,12 +37,12 @@ export interface PlanDeps {
 const MAX_DEPTH = 3;
 
 /**
- * Fetches the manifest a reference names through the manifest service (cached like a client's pull), and for an
- * index the children for the chosen platforms, and lists the blobs those manifests reference.
+ * Fetches the manifest a reference names through the manifest service (cached like a client's pull, but never
+ * answered from the negative cache: warm and export ask the upstream), and for an index the children for the chosen platforms, and lists the blobs those manifests reference.
  */
 export async function planImage(target: UpstreamTarget, ref: ImageRef, choice: PlatformChoice, deps: PlanDeps): Promise<ImagePlan> {
   const fetch = async (reference: Reference) => {
-    const m = await deps.limit(() => deps.manifests.get(target, reference, [], false));
+    const m = await deps.limit(() => deps.manifests.get(target, reference, [], false, { refresh: true }));
     return { digest: m.digest, content: parseManifest(m.body!, m.digest) };
   };
   const root = await fetch(ref.reference);

@@ -10,6 +10,7 @@ import { SingleFlight } from '../util/single-flight.js';
 import { truncate } from '../util/truncate.js';
 import type { CacheOutcome } from './blob-service.js';
 import { acceptable, upstreamAccept } from './media-types.js';
+import type { NotFoundCache } from './not-found-cache.js';
 import { upstreamUnavailable } from '../upstream/errors.js';
 import type { UpstreamTarget } from './target.js';
 
@@ -31,6 +32,13 @@ export interface ManifestServiceOptions {
   /** Told when a cached tag is served because the upstream could not be asked. */
   onStale?: (upstream: string) => void;
   access: AccessLog;
+  /** Upstream 404s remembered for a short while (cache.not_found_ttl). */
+  notFound: NotFoundCache;
+}
+
+export interface ManifestLookup {
+  /** Ask the upstream even if it answered 404 within not_found_ttl, and forget that answer (warm, admin). */
+  refresh?: boolean;
 }
 
 /**
@@ -55,9 +63,12 @@ export class ManifestService {
     this.#resolvedTags = new LRUCache({ max: 10_000, ttl: RESOLVED_TAG_WINDOW_MS, perf: { now: opts.now } });
   }
 
-  async get(target: UpstreamTarget, ref: Reference, clientAccept: readonly string[], head: boolean): Promise<ServedManifest> {
+  async get(target: UpstreamTarget, ref: Reference, clientAccept: readonly string[], head: boolean, lookup: ManifestLookup = {}): Promise<ServedManifest> {
+    const refresh = lookup.refresh ?? false;
     const served =
-      ref.kind === 'digest' ? await this.#byDigest(target, ref.digest, clientAccept, head) : await this.#byTag(target, ref.tag, clientAccept, head);
+      ref.kind === 'digest'
+        ? await this.#byDigest(target, ref.digest, clientAccept, head, refresh)
+        : await this.#byTag(target, ref.tag, clientAccept, head, refresh);
     if (!isManifestMediaType(served.mediaType)) {
       // Cached before ingest checked media types: its bytes may be a page a browser would render on our origin.
       const fields = { upstream: target.client.name, repo: target.repo, ref: referenceString(ref), digest: served.digest, mediaType: served.mediaType };
@@ -68,20 +79,35 @@ export class ManifestService {
     return served;
   }
 
-  async #byDigest(target: UpstreamTarget, digest: string, accept: readonly string[], head: boolean): Promise<ServedManifest> {
+  async #byDigest(target: UpstreamTarget, digest: string, accept: readonly string[], head: boolean, refresh: boolean): Promise<ServedManifest> {
     const local = this.store.get(digest);
     if (local) return serve(local, 'hit', head);
-    if (head) {
-      const answer = await target.client.headManifest(target.repo, digest, upstreamAccept(accept));
-      if (answer.digest === digest && answer.mediaType && Number.isFinite(answer.size)) {
-        return { digest, mediaType: answer.mediaType, size: answer.size, body: null, outcome: 'miss' };
+    return this.#ask(target, digest, refresh, async () => {
+      if (head) {
+        const answer = await target.client.headManifest(target.repo, digest, upstreamAccept(accept));
+        if (answer.digest === digest && answer.mediaType && Number.isFinite(answer.size)) {
+          return { digest, mediaType: answer.mediaType, size: answer.size, body: null, outcome: 'miss' };
+        }
       }
-    }
-    const fetched = await this.#fetch(target, digest, accept, digest);
-    return serve(fetched, 'miss', head);
+      const fetched = await this.#fetch(target, digest, accept, digest);
+      return serve(fetched, 'miss', head);
+    });
   }
 
-  async #byTag(target: UpstreamTarget, tag: string, accept: readonly string[], head: boolean): Promise<ServedManifest> {
+  /** Asks the upstream about a reference unless it answered 404 within not_found_ttl; a 404 is remembered. */
+  async #ask<T>(target: UpstreamTarget, reference: string, refresh: boolean, question: () => Promise<T>): Promise<T> {
+    const upstream = target.client.name;
+    if (refresh) this.opts.notFound.forget(upstream, target.repo, reference);
+    else this.opts.notFound.check(upstream, target.repo, reference);
+    try {
+      return await question();
+    } catch (err) {
+      this.opts.notFound.remember(upstream, target.repo, reference, err);
+      throw err;
+    }
+  }
+
+  async #byTag(target: UpstreamTarget, tag: string, accept: readonly string[], head: boolean, refresh: boolean): Promise<ServedManifest> {
     const upstream = target.client.name;
     const entry = this.store.getTag(upstream, target.repo, tag);
     const cached = entry ? this.store.get(entry.digest) : null;
@@ -89,30 +115,7 @@ export class ManifestService {
     if (usable && this.opts.now() - entry!.checkedAt < this.opts.tagTtlMs) return serve(usable, 'hit', head);
 
     try {
-      if (usable) {
-        const answer = await target.client.headManifest(target.repo, tag, upstreamAccept(accept));
-        const current = answer.digest ? this.store.get(answer.digest) : null;
-        if (current && acceptable(current.mediaType, accept)) {
-          this.store.setTag(upstream, target.repo, tag, current.digest);
-          return serve(current, 'hit', head);
-        }
-      } else if (head) {
-        const answer = await target.client.headManifest(target.repo, tag, upstreamAccept(accept));
-        const known = answer.digest ? this.store.get(answer.digest) : null;
-        if (known && acceptable(known.mediaType, accept)) {
-          this.store.setTag(upstream, target.repo, tag, known.digest);
-          return serve(known, 'hit', true);
-        }
-        if (isDigest(answer.digest) && answer.mediaType && Number.isFinite(answer.size)) {
-          this.#rememberResolvedTag(upstream, answer.digest, { repo: target.repo, tag, checkedAt: this.opts.now() });
-          return { digest: answer.digest, mediaType: answer.mediaType, size: answer.size, body: null, outcome: 'miss' };
-        }
-      }
-      const fetched = await this.#fetch(target, tag, accept, null);
-      if ((!cached || acceptable(fetched.mediaType, accept)) && this.store.get(fetched.digest)) {
-        this.store.setTag(upstream, target.repo, tag, fetched.digest);
-      }
-      return serve(fetched, 'miss', head);
+      return await this.#ask(target, tag, refresh, () => this.#revalidateTag(target, tag, accept, head, cached, usable));
     } catch (err) {
       if (err instanceof RegistryError && err.kind === 'MANIFEST_UNKNOWN' && entry) {
         this.store.deleteTag(upstream, target.repo, tag);
@@ -126,6 +129,42 @@ export class ManifestService {
       }
       throw err;
     }
+  }
+
+  /** Asks the upstream about a tag whose cached manifest is missing, stale or of a type the client cannot take. */
+  async #revalidateTag(
+    target: UpstreamTarget,
+    tag: string,
+    accept: readonly string[],
+    head: boolean,
+    cached: StoredManifest | null,
+    usable: StoredManifest | null,
+  ): Promise<ServedManifest> {
+    const upstream = target.client.name;
+    if (usable) {
+      const answer = await target.client.headManifest(target.repo, tag, upstreamAccept(accept));
+      const current = answer.digest ? this.store.get(answer.digest) : null;
+      if (current && acceptable(current.mediaType, accept)) {
+        this.store.setTag(upstream, target.repo, tag, current.digest);
+        return serve(current, 'hit', head);
+      }
+    } else if (head) {
+      const answer = await target.client.headManifest(target.repo, tag, upstreamAccept(accept));
+      const known = answer.digest ? this.store.get(answer.digest) : null;
+      if (known && acceptable(known.mediaType, accept)) {
+        this.store.setTag(upstream, target.repo, tag, known.digest);
+        return serve(known, 'hit', true);
+      }
+      if (isDigest(answer.digest) && answer.mediaType && Number.isFinite(answer.size)) {
+        this.#rememberResolvedTag(upstream, answer.digest, { repo: target.repo, tag, checkedAt: this.opts.now() });
+        return { digest: answer.digest, mediaType: answer.mediaType, size: answer.size, body: null, outcome: 'miss' };
+      }
+    }
+    const fetched = await this.#fetch(target, tag, accept, null);
+    if ((!cached || acceptable(fetched.mediaType, accept)) && this.store.get(fetched.digest)) {
+      this.store.setTag(upstream, target.repo, tag, fetched.digest);
+    }
+    return serve(fetched, 'miss', head);
   }
 
   /** GETs a manifest upstream (one request per upstream+repo+reference at a time), verifies and stores it. */
