@@ -15,7 +15,9 @@ import { BlobService } from './proxy/blob-service.js';
 import { ManifestService } from './proxy/manifest-service.js';
 import { NotFoundCache } from './proxy/not-found-cache.js';
 import type { UpstreamTarget } from './proxy/target.js';
+import { ReferrersService } from './proxy/referrers-service.js';
 import { TagService } from './proxy/tag-service.js';
+import { ReferrersStore } from './cache/referrers-store.js';
 import { registryApi } from './registry/api.js';
 import { RouteTable } from './routing/routes.js';
 import type { Fetch } from './upstream/transport.js';
@@ -69,6 +71,12 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     access: accessLog,
     notFound: new NotFoundCache({ ttlMs: config.cache.not_found_ttl, now, onHit: (upstream) => metrics.notFoundHits.inc({ upstream }) }),
   });
+  const referrers = new ReferrersService(new ReferrersStore(db), manifestStore, {
+    tagTtlMs: config.cache.tag_ttl,
+    now,
+    log,
+    onStale: (upstream) => metrics.staleServed.inc({ upstream }),
+  });
   const blobs = new BlobService(blobStore, fills, log, metrics, accessLog);
   const admin = createAdmin({
     settings: config.admin,
@@ -90,6 +98,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     manifests,
     blobs,
     tags: new TagService(manifestStore, log),
+    referrers,
     onServed: (kind, bytes) => metrics.servedBytes.inc({ kind }, bytes),
     onTagRequest: admin.tagRequested,
   });

@@ -58,6 +58,17 @@ const MIGRATIONS: string[] = [
      last_pulled INTEGER NOT NULL,
      PRIMARY KEY (upstream, repo, tag)
    );`,
+  // referrers (OCI 1.1) of a digest as an upstream listed them: artifact_type '' for the whole list, else a list
+  // the upstream itself filtered to that type; manifests is the JSON array of descriptors
+  `CREATE TABLE referrers (
+     upstream      TEXT NOT NULL,
+     repo          TEXT NOT NULL,
+     digest        TEXT NOT NULL,
+     artifact_type TEXT NOT NULL,
+     manifests     TEXT NOT NULL,
+     checked_at    INTEGER NOT NULL,
+     PRIMARY KEY (upstream, repo, digest, artifact_type)
+   );`,
 ];
 
 export function openDatabase(path: string): Db {

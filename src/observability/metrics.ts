@@ -56,7 +56,7 @@ export class Metrics {
   readonly evictedBytes = new Counter({ name: 'acr_mirror_evicted_bytes_total', help: 'Blob bytes evicted to stay under storage.max_size', registers: [this.registry] });
   readonly cacheLimit = new Gauge({ name: 'acr_mirror_cache_limit_bytes', help: 'storage.max_size (absent when unbounded)', registers: [this.registry] });
   readonly upstreamUp = new Gauge({ name: 'acr_mirror_upstream_up', help: '1 while the upstream breaker is closed, 0 while the upstream is marked down', labelNames: ['upstream'] as const, registers: [this.registry] });
-  readonly staleServed = new Counter({ name: 'acr_mirror_stale_served_total', help: 'Cached tags served because the upstream could not be asked', labelNames: ['upstream'] as const, registers: [this.registry] });
+  readonly staleServed = new Counter({ name: 'acr_mirror_stale_served_total', help: 'Cached tags and referrers lists served because the upstream could not be asked', labelNames: ['upstream'] as const, registers: [this.registry] });
   readonly notFoundHits = new Counter({ name: 'acr_mirror_not_found_hits_total', help: 'Manifest requests answered 404 from the negative cache (cache.not_found_ttl) without asking the upstream', labelNames: ['upstream'] as const, registers: [this.registry] });
   readonly cacheBytes: Gauge = new Gauge({
     name: 'acr_mirror_cache_size_bytes',

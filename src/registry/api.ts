@@ -6,7 +6,10 @@ import type { BlobService } from '../proxy/blob-service.js';
 import type { ManifestService } from '../proxy/manifest-service.js';
 import { acceptedTypes } from '../proxy/media-types.js';
 import type { UpstreamTarget } from '../proxy/target.js';
+import type { ReferrersService } from '../proxy/referrers-service.js';
 import type { TagService } from '../proxy/tag-service.js';
+import { OCI_INDEX } from '../oci/media-types.js';
+import { FILTERS_APPLIED_HEADER, referrersIndex } from '../oci/referrers.js';
 import { parseRange } from '../http/range.js';
 import { type Env, requestHeader } from '../http/middleware.js';
 import { referenceString } from '../oci/reference.js';
@@ -18,6 +21,7 @@ export interface RegistryApiDeps {
   manifests: ManifestService;
   blobs: BlobService;
   tags: TagService;
+  referrers: ReferrersService;
   /** Told of body bytes sent to clients. */
   onServed: (kind: 'manifest' | 'blob', bytes: number) => void;
   /** Told of each manifest served by tag (GET or HEAD), with the upstream and its repository name. */
@@ -96,6 +100,16 @@ async function handle(c: Context<Env>, deps: RegistryApiDeps): Promise<Response>
         headers['content-length'] = String(blob.size);
       }
       return streamResponse(c, range ? 206 : 200, headers, blob, range ?? undefined, (n) => deps.onServed('blob', n));
+    }
+    case 'referrers': {
+      const to = target(c, deps, path.name, path.digest);
+      const artifactType = c.req.query('artifactType') || undefined;
+      const list = await deps.referrers.list(to, path.digest, artifactType);
+      c.set('cache', list.outcome);
+      const body = referrersIndex(list.manifests);
+      const headers: Record<string, string> = { ...REGISTRY_HEADERS, 'content-type': OCI_INDEX, 'content-length': String(body.length), 'x-cache': list.outcome };
+      if (list.filtered) headers[FILTERS_APPLIED_HEADER] = 'artifactType';
+      return bufferedResponse(c, 200, headers, head ? null : body);
     }
     case 'tags': {
       const to = target(c, deps, path.name);

@@ -7,11 +7,12 @@ export type RegistryPath =
   | { kind: 'manifest'; name: string; reference: Reference }
   | { kind: 'blob'; name: string; digest: Digest }
   | { kind: 'tags'; name: string }
+  | { kind: 'referrers'; name: string; digest: Digest }
   | { kind: 'catalog' };
 
 /**
- * Parses the path of a /v2 request. Names may contain slashes, so the last `/manifests/`, `/blobs/` or
- * `/tags/list` decides. The name is not percent-decoded: nothing in the name grammar needs encoding, so an
+ * Parses the path of a /v2 request. Names may contain slashes, so the last `/manifests/`, `/blobs/`,
+ * `/referrers/` or `/tags/list` decides. The name is not percent-decoded: nothing in the name grammar needs encoding, so an
  * encoded character (such as %2F) makes the name invalid. The reference is decoded (clients may send %3A).
  * Returns null for paths that are not part of the read API (e.g. blob uploads).
  */
@@ -27,6 +28,8 @@ export function parseRegistryPath(path: string): RegistryPath | null {
     if (m[2] === 'uploads') return null;
     return { kind: 'blob', name: parseName(m[1]!), digest: parseDigest(decodeSegment(m[2]!, 'DIGEST_INVALID')) };
   }
+  m = /^(.*)\/referrers\/([^/]*)$/s.exec(rest);
+  if (m) return { kind: 'referrers', name: parseName(m[1]!), digest: parseDigest(decodeSegment(m[2]!, 'DIGEST_INVALID')) };
   m = /^(.*)\/tags\/list$/s.exec(rest);
   if (m) return { kind: 'tags', name: parseName(m[1]!) };
   return null;

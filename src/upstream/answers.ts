@@ -119,3 +119,17 @@ export function headMediaType(res: UpstreamResponse): string {
 function headerMediaType(res: UpstreamResponse): string | undefined {
   return res.headers.get('content-type')?.split(';')[0]?.trim();
 }
+
+/** The tags of a tag list answer; UPSTREAM_BAD_RESPONSE when it is not one. */
+export function parseTagList(body: Buffer, where: string, what: string): string[] {
+  let tags: unknown;
+  try {
+    tags = (JSON.parse(body.toString('utf8')) as { tags?: unknown }).tags ?? [];
+  } catch {
+    throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${where}: ${what} returned invalid JSON`);
+  }
+  if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) {
+    throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${where}: ${what} returned a malformed tag list`);
+  }
+  return tags;
+}

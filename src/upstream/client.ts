@@ -4,7 +4,8 @@ import type { UpstreamConfig } from '../config/load.js';
 import type { CircuitBreaker } from './breaker.js';
 import type { CredentialSource } from './credentials.js';
 import { RegistryError } from '../http/errors.js';
-import { type Arrival, checked, discard, headMediaType, linkRefused, manifestMediaType, readCapped } from './answers.js';
+import { type Arrival, checked, discard, headMediaType, linkRefused, manifestMediaType, parseTagList, readCapped } from './answers.js';
+import { OCI_INDEX } from '../oci/media-types.js';
 import { RealmPolicy } from './realms.js';
 import { BlobLocations, follow, type RedirectPolicy } from './redirects.js';
 import { sleep, withRetries, type RetryPolicy } from './retry.js';
@@ -35,6 +36,11 @@ export interface BlobAnswer {
 export interface BlobRange {
   start: number;
   end?: number;
+}
+
+export interface SmallAnswer {
+  body: Buffer;
+  headers: UpstreamResponse['headers'];
 }
 
 export interface TagPage {
@@ -213,24 +219,28 @@ export class RegistryClient {
     const q = new URLSearchParams();
     if (page.n !== undefined) q.set('n', String(page.n));
     if (page.last !== undefined) q.set('last', page.last);
-    const path = `/v2/${repo}/tags/list${q.size ? `?${q}` : ''}`;
+    const answer = await this.#getSmall(repo, `/v2/${repo}/tags/list${q.size ? `?${q}` : ''}`, what, 'application/json', signal);
+    if (!answer) throw new RegistryError('NAME_UNKNOWN', `repository ${repo} not found on ${this.label}`);
+    return { tags: parseTagList(answer.body, this.label, what), more: /rel="?next"?/.test(answer.headers.get('link') ?? '') };
+  }
+
+  /**
+   * One page of a Referrers API answer (OCI 1.1) at `path` (`/v2/<repo>/referrers/<digest>`, or a next page's
+   * path and query), or null when the registry answers 404: it has no Referrers API (Distribution 2.8).
+   */
+  getReferrersPage(repo: string, path: string, signal?: AbortSignal): Promise<SmallAnswer | null> {
+    return this.#getSmall(repo, path, `GET referrers of ${repo}`, OCI_INDEX, signal);
+  }
+
+  /** A small GET answer read whole (tag list, referrers), or null for 404. */
+  #getSmall(repo: string, path: string, what: string, accept: string, signal: AbortSignal | undefined): Promise<SmallAnswer | null> {
     return this.#withRetries(signal, async () => {
-      const res = await this.#request(repo, path, what, { method: 'GET', headers: { accept: 'application/json' }, signal });
+      const res = await this.#request(repo, path, what, { method: 'GET', headers: { accept }, signal });
       if (res.status === 404) {
         await discard(res);
-        throw new RegistryError('NAME_UNKNOWN', `repository ${repo} not found on ${this.label}`);
+        return null;
       }
-      const body = await readCapped(res, this.label, what);
-      let tags: unknown;
-      try {
-        tags = (JSON.parse(body.toString('utf8')) as { tags?: unknown }).tags ?? [];
-      } catch {
-        throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${this.label}: ${what} returned invalid JSON`);
-      }
-      if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) {
-        throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${this.label}: ${what} returned a malformed tag list`);
-      }
-      return { tags, more: /rel="?next"?/.test(res.headers.get('link') ?? '') };
+      return { body: await readCapped(res, this.label, what), headers: res.headers };
     });
   }
 

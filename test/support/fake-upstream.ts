@@ -75,6 +75,12 @@ export class FakeUpstream {
   intercept: ((call: FakeCall) => Response | undefined) | null = null;
   /** Whether tags/list honours n/last and sends a Link header (Distribution 3, ACR); otherwise it sends every tag. */
   paginatesTags = false;
+  /** The Referrers API (OCI 1.1): absent answers 404 on the endpoint, as Distribution 2.8 does. */
+  referrersApi: 'native' | 'absent' = 'native';
+  /** Descriptors per referrers page (a Link header to the next); null: one page. */
+  referrersPageSize: number | null = null;
+  /** Whether the Referrers API applies the artifactType filter (and says so in OCI-Filters-Applied). */
+  filtersReferrers = true;
   /** Transforms an OSS blob body (e.g. corrupt or truncate it). */
   ossBody: ((digest: string, body: Buffer, call: FakeCall) => Buffer | ReadableStream<Uint8Array>) | null = null;
   readonly #valid = new Set<string>();
@@ -136,7 +142,7 @@ export class FakeUpstream {
     app.use('*', async (c, next) => {
       const auth = c.req.header('authorization') ?? '';
       const token = auth.replace(/^Bearer /, '');
-      const repo = /^\/v2\/(.+)\/(manifests|blobs|tags)\//.exec(c.req.path)?.[1];
+      const repo = /^\/v2\/(.+)\/(manifests|blobs|tags|referrers)\//.exec(c.req.path)?.[1];
       if (!this.#valid.has(token) || (repo && !token.endsWith(`repository:${repo}:pull`))) {
         return c.json({ errors: [{ code: 'UNAUTHORIZED' }] }, 401, { 'www-authenticate': challenge(repo) });
       }
@@ -155,6 +161,23 @@ export class FakeUpstream {
       const img = this.images.find((i) => i.repo === name && i.blobs.has(digest));
       if (!img) return c.json({ errors: [{ code: 'BLOB_UNKNOWN' }] }, 404);
       return new Response(null, { status: 307, headers: { location: `https://oss.test/blobs/${digest}?Expires=${this.linkExpires}&Signature=sig` } });
+    });
+    app.get('/v2/:name{.+}/referrers/:digest', (c) => {
+      if (this.referrersApi === 'absent') return c.text('404 page not found', 404);
+      const { name, digest } = c.req.param();
+      const artifactType = this.filtersReferrers ? c.req.query('artifactType') : undefined;
+      const all = this.images.filter((i) => i.repo === name).flatMap((i) => referrerOf(i, digest));
+      const listed = artifactType === undefined ? all : all.filter((d) => d.artifactType === artifactType);
+      const from = Number(c.req.query('page') ?? 0);
+      const size = this.referrersPageSize ?? listed.length;
+      const page = listed.slice(from, from + size);
+      const headers: Record<string, string> = { 'content-type': 'application/vnd.oci.image.index.v1+json' };
+      if (artifactType !== undefined) headers['oci-filters-applied'] = 'artifactType';
+      if (from + size < listed.length) {
+        const q = new URLSearchParams({ ...(artifactType !== undefined ? { artifactType } : {}), page: String(from + size) });
+        headers.link = `</v2/${name}/referrers/${digest}?${q}>; rel="next"`;
+      }
+      return c.body(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: page }), 200, headers);
     });
     app.get('/v2/:name{.+}/tags/list', (c) => {
       const name = c.req.param('name');
@@ -217,4 +240,45 @@ export function makeIndex(repo: string, tag: string, architectures: string[], la
     index: { repo, tag, manifest, manifestDigest: sha256(manifest), mediaType, blobs: new Map() },
     children: children.map((c) => c.child),
   };
+}
+
+type ListedReferrer = { artifactType?: string | undefined } & Record<string, unknown>;
+
+/** The referrers descriptor of an image whose subject is digest, as a registry lists it (none for other images). */
+function referrerOf(image: FakeImage, digest: string): ListedReferrer[] {
+  const doc = JSON.parse(image.manifest.toString()) as { subject?: { digest: string }; artifactType?: string; config?: { mediaType: string }; annotations?: unknown };
+  if (doc.subject?.digest !== digest) return [];
+  const artifactType = doc.artifactType ?? doc.config?.mediaType;
+  return [{ mediaType: image.mediaType, digest: image.manifestDigest, size: image.manifest.length, artifactType, ...(doc.annotations ? { annotations: doc.annotations } : {}) }];
+}
+
+/**
+ * An artifact manifest (OCI 1.1: an image manifest with artifactType, the empty config and one layer) whose
+ * subject is `subject`, like a notation signature or an SBOM; under the tag `artifact-<seed>`.
+ */
+export function makeArtifact(subject: FakeImage, artifactType: string, seed: number): FakeImage {
+  const empty = Buffer.from('{}');
+  const payload = randomBlob(200, seed);
+  const mediaType = 'application/vnd.oci.image.manifest.v1+json';
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType,
+      artifactType,
+      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256(empty), size: empty.length },
+      layers: [{ mediaType: `${artifactType}.payload`, digest: sha256(payload), size: payload.length }],
+      subject: { mediaType: subject.mediaType, digest: subject.manifestDigest, size: subject.manifest.length },
+      annotations: { 'org.opencontainers.image.created': '2026-01-01T00:00:00Z', seed: String(seed) },
+    }),
+  );
+  const blobs = new Map([[sha256(empty), empty], [sha256(payload), payload]]);
+  return { repo: subject.repo, tag: `artifact-${seed}`, manifest, manifestDigest: sha256(manifest), mediaType, blobs };
+}
+
+/** The referrers tag schema's index of `artifacts` for their subject: tag `sha256-<hex>` (what Distribution 2.8 holds). */
+export function makeReferrersTag(subject: FakeImage, artifacts: FakeImage[]): FakeImage {
+  const mediaType = 'application/vnd.oci.image.index.v1+json';
+  const manifests = artifacts.flatMap((a) => referrerOf(a, subject.manifestDigest));
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType, manifests }));
+  return { repo: subject.repo, tag: subject.manifestDigest.replace(':', '-'), manifest, manifestDigest: sha256(manifest), mediaType, blobs: new Map() };
 }

@@ -170,6 +170,11 @@ describe('parseRegistryPath', () => {
     expect(parseRegistryPath(`/v2/a/b/c/blobs/${DIGEST}`)).toEqual({ kind: 'blob', name: 'a/b/c', digest: DIGEST });
   });
 
+  it('parses a referrers request for a multi-segment name (OCI 1.1)', () => {
+    expect(parseRegistryPath(`/v2/a/b/referrers/${DIGEST}`)).toEqual({ kind: 'referrers', name: 'a/b', digest: DIGEST });
+    expectRegistryError(() => parseRegistryPath('/v2/a/b/referrers/sha256:abc'), 'DIGEST_INVALID', 400, 'DIGEST_INVALID');
+  });
+
   it('parses a tag list for a multi-segment name', () => {
     expect(parseRegistryPath('/v2/a/b/c/tags/list')).toEqual({ kind: 'tags', name: 'a/b/c' });
   });
