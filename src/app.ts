@@ -71,7 +71,8 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     access: accessLog,
     notFound: new NotFoundCache({ ttlMs: config.cache.not_found_ttl, now, onHit: (upstream) => metrics.notFoundHits.inc({ upstream }) }),
   });
-  const referrers = new ReferrersService(new ReferrersStore(db), manifestStore, {
+  const referrersStore = new ReferrersStore(db);
+  const referrers = new ReferrersService(referrersStore, manifestStore, {
     tagTtlMs: config.cache.tag_ttl,
     now,
     log,
@@ -85,6 +86,8 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     blobStore,
     manifests,
     blobs,
+    referrers,
+    referrersStore,
     route,
     upstreams: Object.keys(config.upstreams),
     metrics,

@@ -66,9 +66,10 @@ program
   .argument('<refs...>', 'image references as clients name them, e.g. team/app:1.2')
   .requiredOption('-o, --output <file>', 'the bundle to write')
   .option('--platform <platform>', 'all (default), or os/arch[/variant]; repeat or comma-separate', (p: string, all: string[] = []) => [...all, p])
+  .option('--referrers', 'also the referrers of every image (signatures, SBOMs), for verification behind the air gap')
   .addOption(new Option('--url <url>', 'the mirror').env('ACR_MIRROR_URL').default('http://127.0.0.1:5000'))
   .addOption(new Option('--token <token>', 'admin token (prefer the environment variable)').env('ACR_MIRROR_ADMIN_TOKEN'))
-  .action(async (refs: string[], opts: { output: string; platform?: string[]; url: string; token?: string }) => {
+  .action(async (refs: string[], opts: { output: string; platform?: string[]; referrers?: boolean; url: string; token?: string }) => {
     process.exitCode = await exportCli({ ...opts, refs, platforms: opts.platform ?? [], stderr: process.stderr, stdout: process.stdout });
   });
 
@@ -88,16 +89,18 @@ program
   .argument('[refs...]', 'image references as clients name them, e.g. team/app:1.2 or library/nginx@sha256:...')
   .option('--platform <platform>', 'all (default), or os/arch[/variant] like linux/arm64; repeat or comma-separate', (p: string, all: string[] = []) => [...all, p])
   .option('-f, --file <path>', 'read references from a file, one per line (# comments)')
+  .option('--referrers', 'also the referrers of every image (signatures, SBOMs) with their blobs')
   .addOption(new Option('--url <url>', 'the mirror').env('ACR_MIRROR_URL').default('http://127.0.0.1:5000'))
   .addOption(new Option('--token <token>', 'admin token (prefer the environment variable)').env('ACR_MIRROR_ADMIN_TOKEN'))
   .addHelpText('after', '\nExit status: 0 every image warmed, 1 some image failed, 2 the warm could not be started or followed.')
-  .action(async (refs: string[], opts: { platform?: string[]; file?: string; url: string; token?: string }) => {
+  .action(async (refs: string[], opts: { platform?: string[]; file?: string; referrers?: boolean; url: string; token?: string }) => {
     process.exitCode = await warmCli({
       url: opts.url,
       token: opts.token,
       refs,
       ...(opts.file ? { file: opts.file } : {}),
       ...(opts.platform ? { platforms: opts.platform } : {}),
+      ...(opts.referrers ? { referrers: true } : {}),
       stderr: process.stderr,
       stdout: process.stdout,
     });

@@ -8,6 +8,8 @@ import type { Env } from '../http/middleware.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { BlobService } from '../proxy/blob-service.js';
 import type { ManifestService } from '../proxy/manifest-service.js';
+import type { ReferrersService } from '../proxy/referrers-service.js';
+import type { ReferrersStore } from '../cache/referrers-store.js';
 import type { UpstreamTarget } from '../proxy/target.js';
 import { adminApi } from './api.js';
 import { AdminAuth } from './auth.js';
@@ -23,6 +25,8 @@ export interface AdminDeps {
   blobStore: BlobStore;
   manifests: ManifestService;
   blobs: BlobService;
+  referrers: ReferrersService;
+  referrersStore: ReferrersStore;
   route(name: string): UpstreamTarget;
   upstreams: string[];
   metrics: Metrics;
@@ -50,6 +54,7 @@ export function createAdmin(deps: AdminDeps): Admin {
     route: deps.route,
     manifests: deps.manifests,
     blobs: deps.blobs,
+    referrers: deps.referrers,
     jobs: new JobStore(deps.db),
     concurrency: deps.settings.warm_concurrency,
     now: deps.now,
@@ -58,6 +63,7 @@ export function createAdmin(deps: AdminDeps): Admin {
   const inventory = new Inventory({
     db: deps.db,
     manifests: deps.manifestStore,
+    referrers: deps.referrersStore,
     metrics: deps.metrics,
     usage,
     limitBytes: deps.limitBytes,
@@ -77,7 +83,14 @@ export function createAdmin(deps: AdminDeps): Admin {
       warmer,
       inventory,
       upstreams: deps.upstreams,
-      bundles: { route: deps.route, manifests: deps.manifests, blobs: deps.blobs, manifestStore: deps.manifestStore, blobStore: deps.blobStore },
+      bundles: {
+        route: deps.route,
+        manifests: deps.manifests,
+        blobs: deps.blobs,
+        referrers: deps.referrers,
+        manifestStore: deps.manifestStore,
+        blobStore: deps.blobStore,
+      },
       allow: deps.settings.allow,
       httpsListener: deps.settings.httpsListener,
       now: deps.now,

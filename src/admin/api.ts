@@ -56,6 +56,7 @@ const warmBody = z
         })).min(1),
       ])
       .default('all'),
+    referrers: z.boolean().optional(),
   })
   .strict();
 
@@ -128,7 +129,7 @@ function bundleRoutes(app: Hono<Env>, deps: AdminApiDeps): void {
   app.post('/admin/export', async (c) => {
     const request = await imagesBody(c);
     const platforms = request.platforms === 'all' ? 'all' : request.platforms.map((p) => parsePlatform(p)!);
-    const plan = await planBundle(deps.bundles, request.images, platforms);
+    const plan = await planBundle(deps.bundles, request.images, platforms, request.referrers === true);
     const body = new PassThrough();
     writeBundle(deps.bundles, plan, body).catch((err: unknown) => {
       deps.log.error({ err: (err as Error).message }, 'bundle export failed while streaming');
@@ -201,7 +202,7 @@ function pageRoutes(app: Hono<Env>, deps: AdminApiDeps, auth: AdminAuth, failure
   });
 }
 
-/** The {images, platforms} body of warm and export; throws INVALID_REQUEST saying what is wrong with it. */
+/** The {images, platforms, referrers} body of warm and export; throws INVALID_REQUEST saying what is wrong with it. */
 async function imagesBody(c: Context<Env>): Promise<z.infer<typeof warmBody>> {
   if (!(c.req.header('content-type') ?? '').startsWith('application/json')) invalid('send a JSON body (Content-Type: application/json)');
   let raw: unknown;

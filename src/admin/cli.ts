@@ -14,6 +14,8 @@ export interface WarmCliOptions {
   file?: string;
   /** "all" or platforms; each value may hold several, comma-separated. Default: all. */
   platforms?: string[];
+  /** Also the referrers (signatures, SBOMs) of every image. */
+  referrers?: boolean;
   /** Progress bars (drawn on a terminal only) and errors. */
   stderr: NodeJS.WriteStream;
   /** The final per-image summary. */
@@ -49,7 +51,7 @@ export async function warmCli(opts: WarmCliOptions): Promise<number> {
     const started = await call(base, '/admin/warm', {
       method: 'POST',
       headers: { ...headers, 'content-type': 'application/json' },
-      body: JSON.stringify({ images: refs, platforms: platforms.length === 0 || platforms.includes('all') ? 'all' : platforms }),
+      body: JSON.stringify({ images: refs, platforms: platforms.length === 0 || platforms.includes('all') ? 'all' : platforms, ...(opts.referrers ? { referrers: true } : {}) }),
     });
     const job = await follow(base, (await started.json()) as JobView, headers, opts.stderr);
     summarize(job, opts.stdout);

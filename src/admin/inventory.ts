@@ -1,5 +1,7 @@
 import type { Db } from '../cache/db.js';
 import type { ManifestStore } from '../cache/manifest-store.js';
+import type { ReferrersStore } from '../cache/referrers-store.js';
+import { isDigest } from '../oci/digest.js';
 import type { Metrics } from '../observability/metrics.js';
 import { type ManifestContent, manifestContent } from '../oci/manifest.js';
 import { formatPlatform } from '../oci/platform.js';
@@ -18,6 +20,8 @@ export interface CachedImage {
   uncachedPlatforms: string[];
   /** Bytes of the cached blobs its cached manifests reference, each blob once. */
   size: number;
+  /** Cached manifests (signatures, SBOMs...) whose subject is the image or one of its platform manifests. */
+  referrers: number;
   /** When the tag was last checked against the upstream. */
   checkedAt: string;
   /** Client manifest requests by this tag (GET or HEAD), since the tag was first counted. */
@@ -38,6 +42,7 @@ export interface CacheStats {
 export interface InventoryDeps {
   db: Db;
   manifests: ManifestStore;
+  referrers: ReferrersStore;
   metrics: Metrics;
   usage: TagUsage;
   limitBytes: number | null;
@@ -125,12 +130,14 @@ export class Inventory {
     };
   }
 
-  /** Platforms and cached size of a tag's manifest (and, for an index, of its entries). */
-  #summary(digest: string): Pick<CachedImage, 'platforms' | 'uncachedPlatforms' | 'size'> {
+  /** Platforms, cached size and cached referrers of a tag's manifest (and, for an index, of its entries). */
+  #summary(digest: string): Pick<CachedImage, 'platforms' | 'uncachedPlatforms' | 'size' | 'referrers'> {
     const blobs = new Map<string, number>();
     const platforms: string[] = [];
     const uncachedPlatforms: string[] = [];
     const root = this.#content(digest);
+    const subjects = [digest, ...(root?.kind === 'index' ? root.manifests.map((e) => e.digest) : [])];
+    const referrers = new Set(subjects.flatMap((d) => (isDigest(d) ? this.deps.referrers.cachedReferrers(d).map((r) => r.digest) : [])));
     if (root?.kind === 'index') {
       for (const entry of root.manifests) {
         const child = this.#content(entry.digest);
@@ -141,7 +148,7 @@ export class Inventory {
     } else if (root) {
       this.#addBlobs(root, blobs);
     }
-    return { platforms, uncachedPlatforms, size: [...blobs.values()].reduce((n, s) => n + s, 0) };
+    return { platforms, uncachedPlatforms, size: [...blobs.values()].reduce((n, s) => n + s, 0), referrers: referrers.size };
   }
 
   /** Adds the cached blobs of an image manifest; true when all of them are cached. */

@@ -7,6 +7,8 @@ export interface WarmRequest {
   images: string[];
   /** "all", or platforms like "linux/amd64" (validated when the job is created). */
   platforms: 'all' | string[];
+  /** Also the referrers (signatures, SBOMs) of every image, with their manifests and blobs. */
+  referrers?: boolean;
 }
 
 export interface ImageStatus {

@@ -115,7 +115,7 @@ export function adminPageScript(formatBytes: (bytes: number) => string): void {
         credentials: 'same-origin',
         // The mirror lets the session cookie change state only with this header (guard.ts), which no cross-site form can send.
         headers: { 'content-type': 'application/json', 'x-requested-with': 'acr-mirror' },
-        body: JSON.stringify({ images, platforms }),
+        body: JSON.stringify({ images, platforms, referrers: byId<HTMLInputElement>('warm-referrers').checked }),
       });
       if (res.status === 401) return location.reload();
       const body = (await res.json()) as JobView & { errors?: { message: string }[] };

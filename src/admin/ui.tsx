@@ -116,6 +116,7 @@ function ImageRows({ images }: { images: CachedImage[] }) {
             {i.uncachedPlatforms.length ? <span class="muted"> (not cached: {i.uncachedPlatforms.join(', ')})</span> : null}
           </td>
           <td class="num" data-value={String(i.size)}>{formatBytes(i.size)}</td>
+          <td class="num" data-value={String(i.referrers)}>{i.referrers}</td>
           <td class="num" data-value={String(i.hits)}>{i.hits}</td>
           <td data-value={time(i.lastPulled)}>{when(i.lastPulled)}</td>
         </tr>
@@ -182,6 +183,9 @@ export function adminPage(props: AdminPageData & { nonce: string }) {
             Platforms
             <input id="warm-platforms" value="all" placeholder="all, or linux/amd64, linux/arm64" />
           </label>
+          <label>
+            <input id="warm-referrers" type="checkbox" /> with referrers (signatures, SBOMs)
+          </label>
           <button id="warm-submit" type="submit">
             Warm
           </button>
@@ -213,6 +217,7 @@ export function adminPage(props: AdminPageData & { nonce: string }) {
               <th data-sort="text">Digest</th>
               <th data-sort="text">Platforms</th>
               <th data-sort="number">Size</th>
+              <th data-sort="number" title="cached signatures, SBOMs and other artifacts referring to the image">Referrers</th>
               <th data-sort="number">Hits</th>
               <th data-sort="number">Last pulled</th>
             </tr>

@@ -4,6 +4,7 @@ import { parseImageRef } from '../oci/image-ref.js';
 import { parsePlatform, type PlatformChoice } from '../oci/platform.js';
 import type { BlobService } from '../proxy/blob-service.js';
 import type { ManifestService } from '../proxy/manifest-service.js';
+import type { ReferrersService } from '../proxy/referrers-service.js';
 import { planImage } from '../proxy/image-plan.js';
 import type { UpstreamTarget } from '../proxy/target.js';
 import { type JobStore, type JobView, type StoredJob, viewOf, type WarmRequest } from './jobs.js';
@@ -15,6 +16,7 @@ export interface WarmerDeps {
   route(name: string): UpstreamTarget;
   manifests: ManifestService;
   blobs: BlobService;
+  referrers: ReferrersService;
   jobs: JobStore;
   /** Upstream downloads running at once for all warm jobs together. */
   concurrency: number;
@@ -60,7 +62,7 @@ export class Warmer {
     };
     this.deps.jobs.pruneFinished();
     this.deps.jobs.save(job);
-    this.deps.log.info({ job: job.id, images: request.images.length, platforms: request.platforms }, 'warm job started');
+    this.deps.log.info({ job: job.id, images: request.images.length, platforms: request.platforms, referrers: request.referrers === true }, 'warm job started');
     return viewOf(this.#launch(job).snapshot());
   }
 
@@ -139,7 +141,7 @@ export class Warmer {
       else timer ??= setTimeout(save, SAVE_EVERY_MS).unref();
     });
     const choice: PlatformChoice = stored.request.platforms === 'all' ? 'all' : stored.request.platforms.map((p) => parsePlatform(p)!);
-    const images = Array.from({ length: job.imageCount }, (_, i) => this.#warmImage(job, i, choice));
+    const images = Array.from({ length: job.imageCount }, (_, i) => this.#warmImage(job, i, choice, stored.request.referrers === true));
     void Promise.all(images).then(() => {
       if (this.#stopping.signal.aborted) return;
       job.finish();
@@ -151,16 +153,17 @@ export class Warmer {
     return job;
   }
 
-  async #warmImage(job: WarmJob, i: number, choice: PlatformChoice): Promise<void> {
+  async #warmImage(job: WarmJob, i: number, choice: PlatformChoice, referrers: boolean): Promise<void> {
     const signal = this.#stopping.signal;
     const ref = job.ref(i);
     job.started(i);
     try {
       const image = parseImageRef(ref);
       const target = this.deps.route(image.name);
-      const plan = await planImage(target, image, choice, {
+      const plan = await planImage(target, image.reference, choice, {
         manifests: this.deps.manifests,
         limit: (fetch) => this.#limiter.run(fetch, signal),
+        ...(referrers ? { referrers: this.deps.referrers } : {}),
       });
       job.planned(i, plan);
       const results = await Promise.allSettled(

@@ -11,6 +11,7 @@ import { referenceString } from '../oci/reference.js';
 import type { BlobService } from '../proxy/blob-service.js';
 import { planImage } from '../proxy/image-plan.js';
 import type { ManifestService } from '../proxy/manifest-service.js';
+import type { ReferrersService } from '../proxy/referrers-service.js';
 import type { UpstreamTarget } from '../proxy/target.js';
 import { IMAGE_NAME, INDEX_FILE, type IndexEntry, LAYOUT_FILE, REF_NAME, blobEntry } from './layout.js';
 
@@ -18,6 +19,7 @@ export interface BundleSourceDeps {
   route(name: string): UpstreamTarget;
   manifests: ManifestService;
   blobs: BlobService;
+  referrers: ReferrersService;
   manifestStore: ManifestStore;
   blobStore: BlobStore;
 }
@@ -33,16 +35,19 @@ export interface BundlePlan {
 
 /**
  * Resolves the references like client pulls (routes, chosen platforms), warming the cache with whatever is
- * missing through the normal single-flight fills, and lists what the bundle will hold.
+ * missing through the normal single-flight fills, and lists what the bundle will hold. With `referrers`, the
+ * referrers of each image too, each as an index entry named `<name>@<digest>` (an import caches them by digest,
+ * and lists them as referrers from there).
  */
-export async function planBundle(deps: BundleSourceDeps, refs: string[], choice: PlatformChoice): Promise<BundlePlan> {
+export async function planBundle(deps: BundleSourceDeps, refs: string[], choice: PlatformChoice, referrers = false): Promise<BundlePlan> {
   const index: IndexEntry[] = [];
   const manifests = new Set<string>();
   const blobs = new Map<string, number>();
+  const referrerEntries = new Set<string>();
   for (const value of refs) {
     const ref = parseImageRef(value);
     const target = deps.route(ref.name);
-    const plan = await planImage(target, ref, choice, { manifests: deps.manifests, limit: (f) => f() });
+    const plan = await planImage(target, ref.reference, choice, { manifests: deps.manifests, limit: (f) => f(), ...(referrers ? { referrers: deps.referrers } : {}) });
     if (plan.missing.length) throw new RegistryError('MANIFEST_UNKNOWN', `${value} has no ${plan.missing.join(', ')} image (it offers ${plan.offered.join(', ')})`);
     for (const b of plan.blobs) await deps.blobs.ensure(target, b.digest);
     for (const b of plan.blobs) blobs.set(b.digest, b.size);
@@ -55,6 +60,11 @@ export async function planBundle(deps: BundleSourceDeps, refs: string[], choice:
       size: root.size,
       annotations: { [IMAGE_NAME]: name, ...(ref.reference.kind === 'tag' ? { [REF_NAME]: name } : {}) },
     });
+    for (const digest of plan.referrers.filter((d) => !referrerEntries.has(d))) {
+      referrerEntries.add(digest);
+      const m = deps.manifestStore.get(digest)!;
+      index.push({ mediaType: m.mediaType, digest, size: m.size, annotations: { [IMAGE_NAME]: `${ref.name}@${digest}` } });
+    }
   }
   const entryBytes = (size: number) => 512 + Math.ceil(size / 512) * 512;
   const indexBody = indexDocument(index);

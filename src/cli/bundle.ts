@@ -14,7 +14,7 @@ export interface BundleCliOptions {
 }
 
 /** `acr-mirror export`: asks a running mirror for a bundle of the images (warming what is missing) and saves it. */
-export async function exportCli(opts: BundleCliOptions & { refs: string[]; platforms: string[]; output: string }): Promise<number> {
+export async function exportCli(opts: BundleCliOptions & { refs: string[]; platforms: string[]; referrers?: boolean; output: string }): Promise<number> {
   if (opts.refs.length === 0) return fail(opts, 'export', 'name the images to export');
   if (!opts.token) return fail(opts, 'export', 'no admin token: set ACR_MIRROR_ADMIN_TOKEN or pass --token');
   const platforms = opts.platforms.flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean);
@@ -22,7 +22,7 @@ export async function exportCli(opts: BundleCliOptions & { refs: string[]; platf
   const res = await request(opts, '/admin/export', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ images: opts.refs, platforms: platforms.length === 0 || platforms.includes('all') ? 'all' : platforms }),
+    body: JSON.stringify({ images: opts.refs, platforms: platforms.length === 0 || platforms.includes('all') ? 'all' : platforms, ...(opts.referrers ? { referrers: true } : {}) }),
   });
   if (!res.ok) return fail(opts, 'export', await errorText(res));
   const total = Number(res.headers.get('content-length') ?? 0);

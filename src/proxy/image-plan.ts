@@ -1,9 +1,10 @@
 import { RegistryError } from '../http/errors.js';
-import type { ImageRef } from '../oci/image-ref.js';
+import { parseDigest } from '../oci/digest.js';
 import { type Descriptor, type ManifestContent, parseManifest } from '../oci/manifest.js';
 import { formatPlatform, type PlatformChoice, platformMatches } from '../oci/platform.js';
 import type { Reference } from '../oci/reference.js';
 import type { ManifestService } from './manifest-service.js';
+import type { ReferrersService } from './referrers-service.js';
 import type { UpstreamTarget } from './target.js';
 
 export interface BlobOfImage {
@@ -25,27 +26,33 @@ export interface ImagePlan {
   missing: string[];
   /** Every platform the index has. */
   offered: string[];
+  /** Referrers included (signatures, SBOMs...), by manifest digest; their manifests and blobs are in the lists above. */
+  referrers: string[];
 }
 
 export interface PlanDeps {
   manifests: ManifestService;
   /** Runs one upstream fetch under the caller's concurrency limit. */
   limit<T>(fetch: () => Promise<T>): Promise<T>;
+  /** When given, the plan includes the referrers of every manifest of the image (and theirs), with their blobs. */
+  referrers?: ReferrersService;
 }
 
 /** Indexes of indexes are followed this deep. */
 const MAX_DEPTH = 3;
+/** Referrers of referrers (a signature of an SBOM) are followed this deep. */
+const MAX_REFERRER_DEPTH = 2;
 
 /**
  * Fetches the manifest a reference names through the manifest service (cached like a client's pull, but never
  * answered from the negative cache: warm and export ask the upstream), and for an index the children for the chosen platforms, and lists the blobs those manifests reference.
  */
-export async function planImage(target: UpstreamTarget, ref: ImageRef, choice: PlatformChoice, deps: PlanDeps): Promise<ImagePlan> {
-  const fetch = async (reference: Reference) => {
-    const m = await deps.limit(() => deps.manifests.get(target, reference, [], false, { refresh: true }));
+export async function planImage(target: UpstreamTarget, reference: Reference, choice: PlatformChoice, deps: PlanDeps): Promise<ImagePlan> {
+  const fetch = async (ref: Reference) => {
+    const m = await deps.limit(() => deps.manifests.get(target, ref, [], false, { refresh: true }));
     return { digest: m.digest, content: parseManifest(m.body!, m.digest) };
   };
-  const root = await fetch(ref.reference);
+  const root = await fetch(reference);
   const blobs = new Map<string, number>();
   const platforms: string[] = [];
   const missing: string[] = [];
@@ -70,7 +77,34 @@ export async function planImage(target: UpstreamTarget, ref: ImageRef, choice: P
     for (const child of children) await collect(child.content, child.digest, depth + 1);
   };
   await collect(root.content, root.digest, 0);
-  return { digest: root.digest, platforms, blobs: [...blobs].map(([digest, size]) => ({ digest, size })), manifests, missing, offered };
+  const referrers = deps.referrers ? await addReferrers(target, [...manifests], deps, { manifests, blobs }) : [];
+  return { digest: root.digest, platforms, blobs: [...blobs].map(([digest, size]) => ({ digest, size })), manifests, missing, offered, referrers };
+}
+
+/**
+ * Adds the referrers of `subjects` (asked upstream, not answered from the cache) with every platform, manifest
+ * and blob of each, and their referrers in turn; returns the referrers' digests.
+ */
+async function addReferrers(
+  target: UpstreamTarget,
+  subjects: string[],
+  deps: PlanDeps,
+  into: { manifests: string[]; blobs: Map<string, number> },
+  depth = 1,
+): Promise<string[]> {
+  const added: string[] = [];
+  for (const subject of subjects) {
+    const list = await deps.limit(() => deps.referrers!.list(target, parseDigest(subject), undefined, { refresh: true }));
+    for (const { digest } of list.manifests) {
+      if (into.manifests.includes(digest)) continue;
+      const plan = await planImage(target, { kind: 'digest', digest }, 'all', { manifests: deps.manifests, limit: deps.limit });
+      for (const m of plan.manifests) if (!into.manifests.includes(m)) into.manifests.push(m);
+      for (const b of plan.blobs) into.blobs.set(b.digest, b.size);
+      added.push(digest);
+    }
+  }
+  if (depth < MAX_REFERRER_DEPTH && added.length) added.push(...(await addReferrers(target, added, deps, into, depth + 1)));
+  return added;
 }
 
 /** The index entries for the chosen platforms; requested platforms without an entry go to `missing`. */
