@@ -59,8 +59,17 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (upstream, repo, tag)
    );`,
   // referrers (OCI 1.1) of a digest as an upstream listed them: artifact_type '' for the whole list, else a list
-  // the upstream itself filtered to that type; manifests is the JSON array of descriptors
-  `CREATE TABLE referrers (
+  // the upstream itself filtered to that type; manifests is the JSON array of descriptors. subjects: the subject
+  // of each cached manifest that has one (what the cache itself can list as referrers; gc keeps them with it)
+  `CREATE TABLE subjects (
+     manifest    TEXT PRIMARY KEY REFERENCES manifests(digest) ON DELETE CASCADE,
+     subject     TEXT NOT NULL
+   );
+   CREATE INDEX subjects_by_subject ON subjects(subject);
+   INSERT INTO subjects (manifest, subject)
+     SELECT digest, json_extract(CAST(body AS TEXT), '$.subject.digest') FROM manifests
+      WHERE json_valid(CAST(body AS TEXT)) AND json_type(CAST(body AS TEXT), '$.subject.digest') = 'text';
+   CREATE TABLE referrers (
      upstream      TEXT NOT NULL,
      repo          TEXT NOT NULL,
      digest        TEXT NOT NULL,

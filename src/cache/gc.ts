@@ -19,8 +19,8 @@ export interface GcReport {
 }
 
 /**
- * Removes what nothing leads to any more: manifests that no tag and no other manifest references and that were
- * not served within the grace period (pulls by digest keep theirs alive), then blobs that no remaining manifest
+ * Removes what nothing leads to any more: manifests that no tag and no other manifest references, whose subject
+ * (a signature's or SBOM's image) is not cached, and that were not served within the grace period (pulls by digest keep theirs alive), then blobs that no remaining manifest
  * references and that were not read within the grace period, and the store's leftovers older than the grace
  * period (fills that a crashed or killed process left). With dryRun, only reports what it would remove.
  */
@@ -33,7 +33,8 @@ export async function collectGarbage(db: Db, store: BlobStore, opts: GcOptions):
       `SELECT digest FROM manifests m
         WHERE m.last_access < ?
           AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.digest = m.digest)
-          AND NOT EXISTS (SELECT 1 FROM refs r WHERE r.child = m.digest)`,
+          AND NOT EXISTS (SELECT 1 FROM refs r WHERE r.child = m.digest)
+          AND NOT EXISTS (SELECT 1 FROM subjects s JOIN manifests k ON k.digest = s.subject WHERE s.manifest = m.digest)`,
     )
     .all(cutoff) as { digest: string }[];
   report.manifests = manifests.length;

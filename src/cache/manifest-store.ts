@@ -44,6 +44,7 @@ export class ManifestStore {
       ),
       put: db.prepare('INSERT OR IGNORE INTO manifests (digest, media_type, size, body, created_at, last_access) VALUES (?, ?, ?, ?, ?, ?)'),
       putRef: db.prepare('INSERT OR IGNORE INTO refs (manifest, child) VALUES (?, ?)'),
+      putSubject: db.prepare('INSERT OR IGNORE INTO subjects (manifest, subject) VALUES (?, ?)'),
       getTag: db.prepare<[string, string, string], { digest: string; checked_at: number }>(
         'SELECT digest, checked_at FROM tags WHERE upstream = ? AND repo = ? AND tag = ?',
       ),
@@ -74,13 +75,15 @@ export class ManifestStore {
     return m;
   }
 
-  /** Stores a manifest verified against its digest, with the digests it references (for eviction). */
+  /** Stores a manifest verified against its digest, with the digests it references (for eviction) and its subject. */
   put(m: StoredManifest): void {
-    const children = childDigests(m);
+    const content = manifestContent(m.body, m.digest);
+    const children = content ? referencedDigests(content) : [];
     this.db.transaction(() => {
       const now = this.now();
       this.#stmt.put.run(m.digest, m.mediaType, m.size, m.body, now, now);
       for (const child of children) this.#stmt.putRef.run(m.digest, child);
+      if (content?.subject) this.#stmt.putSubject.run(m.digest, content.subject.digest);
     })();
     this.#hot.set(m.digest, m);
   }
@@ -131,10 +134,4 @@ export class ManifestStore {
 
 function tagKey(upstream: string, repo: string, tag: string): string {
   return `${upstream}\n${repo}\n${tag}`;
-}
-
-/** Digests a manifest or index points at, for reference-aware eviction; none for a body without descriptors. */
-function childDigests(m: StoredManifest): string[] {
-  const content = manifestContent(m.body, m.digest);
-  return content ? referencedDigests(content) : [];
 }

@@ -27,7 +27,7 @@ export class ReferrersStore {
         `SELECT json_array_length(manifests) AS n FROM referrers WHERE upstream = ? AND repo = ? AND digest = ? AND artifact_type = ''`,
       ),
       pointingAt: db.prepare<[string], { digest: string; media_type: string; size: number; body: Buffer }>(
-        'SELECT m.digest, m.media_type, m.size, m.body FROM refs r JOIN manifests m ON m.digest = r.manifest WHERE r.child = ? ORDER BY m.digest',
+        'SELECT m.digest, m.media_type, m.size, m.body FROM subjects s JOIN manifests m ON m.digest = s.manifest WHERE s.subject = ? ORDER BY m.digest',
       ),
     };
   }

@@ -9,7 +9,7 @@ import { ManifestStore } from '../../src/cache/manifest-store.js';
 import { reconcile } from '../../src/cache/reconcile.js';
 import { gcCommand } from '../../src/cli/gc.js';
 import { parseConfig } from '../../src/config/load.js';
-import { FakeUpstream, makeImage, randomBlob, sha256, type FakeImage } from '../support/fake-upstream.js';
+import { FakeUpstream, makeArtifact, makeImage, randomBlob, sha256, type FakeImage } from '../support/fake-upstream.js';
 import { startTestMirror, type TestMirror } from '../support/mirror.js';
 
 let m: TestMirror | undefined;
@@ -102,6 +102,20 @@ describe('acr-mirror gc', () => {
     // within the grace period nothing goes
     const again = await gcCommand(configFor(dir), { dryRun: false, graceMs: 365 * DAY, out: sink().out });
     expect(again).toMatchObject({ manifests: 0, blobs: 0, tempFiles: 0 });
+  });
+
+  it('keeps the referrers (signatures, SBOMs) of a cached image, and their blobs, however long unused', async () => {
+    const image = makeImage('team/signed', 'v1', [1000], 5);
+    const signature = makeArtifact(image, 'application/vnd.cncf.notary.signature', 6);
+    const orphan = makeArtifact(makeImage('team/signed', 'gone', [10], 7), 'application/spdx+json', 8);
+    const dir = await cacheWith([image], Date.now() - 3 * DAY, [signature, orphan]);
+    const report = await gcCommand(configFor(dir), { dryRun: false, out: sink().out });
+    expect(report).toMatchObject({ manifests: 1 });
+    for (const d of signature.blobs.keys()) expect(existsSync(blobFile(dir, d))).toBe(true);
+    const db = openDatabase(join(dir, 'mirror.db'));
+    const kept = db.prepare('SELECT digest FROM manifests').all().map((r) => (r as { digest: string }).digest);
+    db.close();
+    expect(kept.sort()).toEqual([image.manifestDigest, signature.manifestDigest].sort());
   });
 
   it('beside a running mirror: a manifest it removed stops being served from the mirror\'s memory within 30 s', async () => {
