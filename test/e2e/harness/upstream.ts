@@ -88,6 +88,8 @@ export interface Upstream {
   tls?: UpstreamTls;
   /** Child processes (Distribution, nginx). */
   pids: number[];
+  /** host:port of the plain-HTTP push front (token auth as PUSH_CREDENTIALS); pushes there are not recorded. */
+  pushHost: string;
   /** Builds and pushes (as the push user) an image; pushes are not recorded by the proxy. */
   pushImage(spec: ImageSpec): Promise<BuiltImage>;
   stop(): Promise<void>;
@@ -202,6 +204,7 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
           }
         : {}),
       pids: [registry.pid, oss.pid],
+      pushHost,
       pushImage: (spec) => images.push(spec, { host: pushHost, ...PUSH_CREDENTIALS }),
       stop,
     };
