@@ -5,6 +5,8 @@ import type { RegistryClient } from './client.js';
 
 /** Pages of one referrers answer followed at most; a longer chain is refused rather than followed forever. */
 const MAX_PAGES = 100;
+/** Referrers of one digest kept at most: the merged list is held in memory and stored as one row. */
+export const MAX_REFERRERS = 10_000;
 
 export interface UpstreamReferrers {
   /** Every page's descriptors, in the upstream's order. */
@@ -31,6 +33,7 @@ export async function fetchReferrers(client: RegistryClient, repo: string, diges
     const listed = parseReferrers(answer.body);
     if (!listed) throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${what}: the answer is not an image index`);
     manifests.push(...listed);
+    if (manifests.length > MAX_REFERRERS) throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${what}: more than ${MAX_REFERRERS} referrers`);
     const filters = (answer.headers.get(FILTERS_APPLIED_HEADER) ?? '').split(',').map((f) => f.trim());
     if (page === 0) filtered = artifactType !== undefined && filters.includes('artifactType');
     const next = nextPage(answer.headers.get('link'), client.baseUrl, what);

@@ -115,6 +115,28 @@ describe('referrers through the upstream Referrers API', () => {
     expect(await head.text()).toBe('');
   });
 
+  it('refuses a referrers list longer than it keeps, and a next page on another origin, as bad upstream answers', async () => {
+    fake.intercept = (call) => {
+      if (!call.path.includes('/referrers/') || !call.authorization) return undefined;
+      const manifests = Array.from({ length: 2_501 }, () => listed(artifacts[0]!));
+      return new Response(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests }), {
+        headers: { 'content-type': INDEX, link: `</v2/team/app/referrers/${image.manifestDigest}?page=${fake.calls.length}>; rel="next"` },
+      });
+    };
+    const tooMany = await m.request(referrersPath());
+    expect(tooMany.status).toBe(502);
+    expect(await tooMany.text()).toContain('more than 10000 referrers');
+    expect(upstreamReferrerCalls()).toBe(4);
+    const other = fake.add(makeImage('team/app', 'v9', [10], 19));
+    fake.intercept = (call) =>
+      call.path.includes('/referrers/') && call.authorization
+        ? new Response(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [] }), { headers: { link: '<https://elsewhere.test/v2/x>; rel="next"' } })
+        : undefined;
+    const offsite = await m.request(referrersPath(other.manifestDigest));
+    expect(offsite.status).toBe(502);
+    expect(fake.count({ host: 'elsewhere.test' })).toBe(0);
+  });
+
   it('refuses an invalid digest with 400 before asking the upstream', async () => {
     for (const bad of ['sha256:abc', 'nodigest', 'sha512:' + 'a'.repeat(128)]) {
       const res = await m.request(`/v2/team/app/referrers/${bad}`);
