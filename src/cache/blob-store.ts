@@ -41,6 +41,11 @@ export interface BlobWriter {
   write(offset: number, bytes: Buffer | Buffer[]): Promise<void>;
   /** Reads written bytes at position into buffer; resolves with how many were read. */
   read(buffer: Buffer, position: number): Promise<number>;
+  /**
+   * Makes what was written durable and releases what the writer holds open (a file descriptor), until read or
+   * commit needs it again: many writers can then wait for their commit without exhausting descriptors.
+   */
+  park(): Promise<void>;
   /** Makes the blob durable and visible. Throws unless verified is a hasher's proof for this digest and byte count. */
   commit(verified: VerifiedDigest): Promise<void>;
   /** Removes what was written from the store; idempotent, and a no-op after commit. */

@@ -93,6 +93,24 @@ export function blobStoreContract(name: string, create: () => Promise<StoreUnder
       expect((await readAll(store, digest, { start: 99_999, end: 200_001 }))!.equals(blob.subarray(99_999, 200_002))).toBe(true);
     });
 
+    it('keeps a parked writer: its bytes read back, it takes more writes, and it commits', async () => {
+      const blob = randomBlob(70_000, 4);
+      const digest = sha256(blob);
+      const writer = await store.createWriter(digest);
+      await writer.write(0, blob.subarray(0, 40_000));
+      await writer.park();
+      await writer.park();
+      const back = Buffer.alloc(100);
+      expect(await writer.read(back, 39_900)).toBe(100);
+      expect(back.equals(blob.subarray(39_900, 40_000))).toBe(true);
+      await writer.park();
+      await writer.write(40_000, blob.subarray(40_000));
+      await writer.park();
+      await writer.commit(verify(digest, blob));
+      await writer.close();
+      expect((await readAll(store, digest))!.equals(blob)).toBe(true);
+    });
+
     it('leaves nothing after abort or a close without commit, and the written bytes stay readable until close', async () => {
       const blob = randomBlob(70_000, 4);
       const digest = sha256(blob);
