@@ -1,0 +1,43 @@
+import { pack } from 'tar-stream';
+import { type FakeImage, sha256 } from './fake-upstream.js';
+
+/** One tar entry: a name, its body, and optionally another entry type than a regular file. */
+export type TarEntry = [name: string, body: Buffer | string, type?: 'symlink' | 'directory'];
+
+export async function tarOf(entries: TarEntry[]): Promise<Buffer> {
+  const tar = pack();
+  for (const [name, body, type] of entries) {
+    if (type === 'symlink') tar.entry({ name, type, linkname: String(body) });
+    else if (type === 'directory') tar.entry({ name, type });
+    else tar.entry({ name }, body);
+  }
+  tar.finalize();
+  const parts: Buffer[] = [];
+  for await (const chunk of tar) parts.push(chunk as Buffer);
+  return Buffer.concat(parts);
+}
+
+export const LAYOUT: TarEntry = ['oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' })];
+export const blobEntry = (body: Buffer | string): TarEntry => [`blobs/sha256/${sha256(body).slice(7)}`, body];
+export const indexEntry = (manifests: unknown[]): TarEntry => ['index.json', JSON.stringify({ schemaVersion: 2, manifests })];
+
+/** The index.json entry naming each image as `name`, as acr-mirror export writes it. */
+export function imageIndex(images: { name: string; image: FakeImage }[]): TarEntry {
+  return indexEntry(
+    images.map(({ name, image }) => ({
+      mediaType: image.mediaType,
+      digest: image.manifestDigest,
+      size: image.manifest.length,
+      annotations: { 'io.acr-mirror.image.name': name, 'org.opencontainers.image.ref.name': name },
+    })),
+  );
+}
+
+/** The entries of a bundle holding the images (layout, index, manifests, blobs). */
+export function bundleEntries(images: { name: string; image: FakeImage }[]): TarEntry[] {
+  return [
+    LAYOUT,
+    imageIndex(images),
+    ...images.flatMap(({ image }) => [blobEntry(image.manifest), ...[...image.blobs.values()].map(blobEntry)]),
+  ];
+}
