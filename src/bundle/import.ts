@@ -59,7 +59,7 @@ export async function importBundle(
       const target = deps.route(image.repository);
       return { ...image, upstream: target.client.name, repo: target.repo };
     });
-    const tags = tagChanges(deps.manifestStore, targets, rules.replace);
+    tagChanges(deps.manifestStore, targets, rules.replace);
 
     // everything verified and allowed: now the cache changes
     let bytes = 0;
@@ -68,6 +68,8 @@ export async function importBundle(
       await writer.commit(verified);
       bytes += verified.size;
     }
+    // checked again with no await until the tags are set: a tag moved meanwhile (a pull) is not overwritten unseen
+    const tags = tagChanges(deps.manifestStore, targets, rules.replace);
     for (const m of manifests.values()) deps.manifestStore.put(m);
     for (const image of targets) {
       if (image.tag) deps.manifestStore.setTag(image.upstream, image.repo, image.tag, image.entry.digest);
