@@ -2,8 +2,9 @@ import type { Readable } from 'node:stream';
 import type { BlobStore } from '../cache/blob-store.js';
 import type { ManifestStore, StoredManifest } from '../cache/manifest-store.js';
 import { type ManifestContent, parseManifest } from '../oci/manifest.js';
-import { OCI_MANIFEST } from '../oci/media-types.js';
+import { isManifestMediaType, OCI_MANIFEST } from '../oci/media-types.js';
 import type { UpstreamTarget } from '../proxy/target.js';
+import { truncate } from '../util/truncate.js';
 import { bundleError } from './bundle-error.js';
 import { type BundledImage, bundledImages, checkIndex, checkRulesGiven, type ImportRules, type TagChange, tagChanges } from './import-rules.js';
 import { type BundleLimits, DEFAULT_LIMITS, readStaged, type StagedBlob, stageBundle } from './staging.js';
@@ -90,7 +91,9 @@ async function collectImages(images: BundledImage[], staged: Map<string, StagedB
     if (!file) throw bundleError(`manifest ${d.digest} is listed but not in the bundle`);
     const body = await readStaged(file, `manifest ${d.digest}`, maxDocument);
     const content = parseBundled(body, d.digest);
-    manifests.set(d.digest, { digest: d.digest, mediaType: d.mediaType ?? content.mediaType ?? OCI_MANIFEST, size: body.length, body });
+    const mediaType = d.mediaType ?? content.mediaType ?? OCI_MANIFEST;
+    if (!isManifestMediaType(mediaType)) throw bundleError(`manifest ${d.digest} has media type ${truncate(mediaType)}, which is not a manifest type`);
+    manifests.set(d.digest, { digest: d.digest, mediaType, size: body.length, body });
     if (content.kind === 'index') {
       if (depth > 2) throw bundleError(`index ${d.digest} nests too deep`);
       // an index may list platforms that were not exported: only the ones present are added

@@ -127,7 +127,7 @@ async function stage(store: BlobStore, digest: string, entry: AsyncIterable<unkn
 
 /** The bytes of a staged document no larger than maxBytes (the writer is parked again afterwards). */
 export async function readStaged(blob: StagedBlob, what: string, maxBytes: number): Promise<Buffer> {
-  if (blob.verified.size > maxBytes) throw bundleError(`${what} is ${blob.verified.size} bytes, more than ${maxBytes / 1024 / 1024} MiB`);
+  if (blob.verified.size > maxBytes) throw bundleError(`${what} is ${blob.verified.size} bytes, more than the ${maxBytes} byte limit`);
   const body = Buffer.allocUnsafe(blob.verified.size);
   for (let at = 0; at < body.length; ) {
     const n = await blob.writer.read(body.subarray(at), at);

@@ -1,4 +1,6 @@
 import { RegistryError } from '../http/errors.js';
+import { isManifestMediaType } from '../oci/media-types.js';
+import { truncate } from '../util/truncate.js';
 import { isNetworkError, networkError } from './errors.js';
 import { RetryableError, parseRetryAfter } from './retry.js';
 import type { UpstreamResponse } from './transport.js';
@@ -84,15 +86,36 @@ function retryAfterHeader(ms: number | undefined): { headers?: Record<string, st
   return ms === undefined ? {} : { headers: { 'retry-after': String(Math.ceil(ms / 1000)) } };
 }
 
-/** The media type of a manifest: Content-Type, else the mediaType field in the body. */
-export function mediaTypeOf(res: UpstreamResponse, body: Buffer): string {
-  const header = res.headers.get('content-type')?.split(';')[0]?.trim();
-  if (header && header !== 'application/octet-stream' && header !== 'text/plain') return header;
+/** Content types some registries send for any manifest: the body's mediaType field says more. */
+const GENERIC_TYPES = new Set(['application/octet-stream', 'text/plain']);
+
+/**
+ * The media type of a manifest answer: Content-Type, else the mediaType field in the body. Refuses (not to be
+ * cached) a type that is not a manifest type (isManifestMediaType) and a body that is not a JSON object.
+ */
+export function manifestMediaType(res: UpstreamResponse, body: Buffer, where: string, what: string): string {
+  let doc: unknown;
   try {
-    const mt = (JSON.parse(body.toString('utf8')) as { mediaType?: unknown }).mediaType;
-    if (typeof mt === 'string') return mt;
+    doc = JSON.parse(body.toString('utf8'));
   } catch {
-    // fall through
+    doc = undefined;
   }
-  return header ?? 'application/octet-stream';
+  const header = headerMediaType(res);
+  const field = typeof doc === 'object' && doc !== null ? (doc as { mediaType?: unknown }).mediaType : undefined;
+  const type = header && !GENERIC_TYPES.has(header) ? header : typeof field === 'string' ? field : (header ?? 'application/octet-stream');
+  if (!isManifestMediaType(type)) {
+    throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${where}: ${what} answered media type ${truncate(type)}, which is not a manifest type; not cached`);
+  }
+  if (typeof doc !== 'object' || doc === null) throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${where}: ${what} answered a ${type} body that is not JSON; not cached`);
+  return type;
+}
+
+/** A HEAD answer's manifest media type, or '' when it names none or another type (then the manifest is fetched). */
+export function headMediaType(res: UpstreamResponse): string {
+  const type = headerMediaType(res);
+  return type && isManifestMediaType(type) ? type : '';
+}
+
+function headerMediaType(res: UpstreamResponse): string | undefined {
+  return res.headers.get('content-type')?.split(';')[0]?.trim();
 }

@@ -4,7 +4,7 @@ import type { UpstreamConfig } from '../config/load.js';
 import type { CircuitBreaker } from './breaker.js';
 import type { CredentialSource } from './credentials.js';
 import { RegistryError } from '../http/errors.js';
-import { type Arrival, checked, discard, linkRefused, mediaTypeOf, readCapped } from './answers.js';
+import { type Arrival, checked, discard, headMediaType, linkRefused, manifestMediaType, readCapped } from './answers.js';
 import { RealmPolicy } from './realms.js';
 import { BlobLocations, follow, type RedirectPolicy } from './redirects.js';
 import { sleep, withRetries, type RetryPolicy } from './retry.js';
@@ -108,7 +108,7 @@ export class RegistryClient {
       this.observer.received('manifest', body.length);
       return {
         digest: `sha256:${createHash('sha256').update(body).digest('hex')}`,
-        mediaType: mediaTypeOf(res, body),
+        mediaType: manifestMediaType(res, body, this.label, what),
         size: body.length,
         body,
       };
@@ -123,7 +123,7 @@ export class RegistryClient {
       if (res.status === 404) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} not found in ${repo} on ${this.label}`);
       return {
         digest: res.headers.get('docker-content-digest'),
-        mediaType: res.headers.get('content-type') ?? '',
+        mediaType: headMediaType(res),
         size: Number(res.headers.get('content-length') ?? NaN),
         body: null,
       };

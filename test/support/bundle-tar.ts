@@ -1,21 +1,5 @@
-import { pack } from 'tar-stream';
 import { type FakeImage, sha256 } from './fake-upstream.js';
-
-/** One tar entry: a name, its body, and optionally another entry type than a regular file. */
-export type TarEntry = [name: string, body: Buffer | string, type?: 'symlink' | 'directory'];
-
-export async function tarOf(entries: TarEntry[]): Promise<Buffer> {
-  const tar = pack();
-  for (const [name, body, type] of entries) {
-    if (type === 'symlink') tar.entry({ name, type, linkname: String(body) });
-    else if (type === 'directory') tar.entry({ name, type });
-    else tar.entry({ name }, body);
-  }
-  tar.finalize();
-  const parts: Buffer[] = [];
-  for await (const chunk of tar) parts.push(chunk as Buffer);
-  return Buffer.concat(parts);
-}
+import type { TarEntry } from './tar.js';
 
 export const LAYOUT: TarEntry = ['oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' })];
 export const blobEntry = (body: Buffer | string): TarEntry => [`blobs/sha256/${sha256(body).slice(7)}`, body];

@@ -13,9 +13,10 @@ import { ManifestStore } from '../../src/cache/manifest-store.js';
 import { MemoryBlobStore } from '../../src/cache/memory-blob-store.js';
 import type { UpstreamTarget } from '../../src/proxy/target.js';
 import { ADMIN_ENV, bearer } from '../support/admin.js';
-import { blobEntry, bundleEntries, imageIndex, LAYOUT, tarOf, type TarEntry } from '../support/bundle-tar.js';
+import { blobEntry, bundleEntries, imageIndex, LAYOUT } from '../support/bundle-tar.js';
 import { FakeUpstream, makeImage, sha256 } from '../support/fake-upstream.js';
 import { startTestMirror, type TestMirror } from '../support/mirror.js';
+import { tarOf, type TarEntry } from '../support/tar.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -134,7 +135,7 @@ describe('bundle import resources', () => {
     const image = { repo: 'team/app', tag: 'big', manifest: big, manifestDigest: sha256(big), mediaType: 'application/vnd.oci.image.manifest.v1+json', blobs: new Map([[sha256(config), config]]) };
     const res = await importTar(m, await tarOf(bundleEntries([{ name: 'team/app:big', image }])));
     expect(res.status).toBe(400);
-    expect(res.body.errors[0].message).toBe(`bundle rejected: manifest ${sha256(big)} is ${big.length} bytes, more than 4 MiB`);
+    expect(res.body.errors[0].message).toBe(`bundle rejected: manifest ${sha256(big)} is ${big.length} bytes, more than the 4194304 byte limit`);
     await expectNothingStaged(m);
   });
 

@@ -2,9 +2,10 @@
 // only the bundle the exporter announced (expect_digest). Every refusal leaves the cache as it was.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ADMIN_ENV, bearer } from '../support/admin.js';
-import { bundleEntries, tarOf } from '../support/bundle-tar.js';
+import { bundleEntries } from '../support/bundle-tar.js';
 import { FakeUpstream, makeImage, sha256 } from '../support/fake-upstream.js';
 import { startTestMirror, type TestMirror } from '../support/mirror.js';
+import { tarOf } from '../support/tar.js';
 
 let fake: FakeUpstream;
 let m: TestMirror;

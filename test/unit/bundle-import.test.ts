@@ -1,9 +1,10 @@
 // Bundles whose layout documents are not what they claim are refused as MANIFEST_INVALID naming the problem.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ADMIN_ENV, bearer } from '../support/admin.js';
-import { blobEntry as blob, indexEntry as index, LAYOUT, tarOf, type TarEntry } from '../support/bundle-tar.js';
+import { blobEntry as blob, indexEntry as index, LAYOUT } from '../support/bundle-tar.js';
 import { FakeUpstream, sha256 } from '../support/fake-upstream.js';
 import { startTestMirror, type TestMirror } from '../support/mirror.js';
+import { tarOf, type TarEntry } from '../support/tar.js';
 
 let m: TestMirror;
 beforeEach(async () => {
