@@ -15,6 +15,7 @@ export const ERROR_TABLE = {
   UNSUPPORTED: { code: 'UNSUPPORTED', status: 405, message: 'the operation is unsupported: this mirror is read-only' },
   UNAUTHORIZED: { code: 'UNAUTHORIZED', status: 401, message: 'authentication required' },
   DENIED: { code: 'DENIED', status: 403, message: 'requested access to the resource is denied' },
+  TOO_MANY_FILLS: { code: 'TOOMANYREQUESTS', status: 429, message: 'too many blob downloads in progress' },
   UPSTREAM_AUTH_FAILED: { code: 'UNAVAILABLE', status: 502, message: 'upstream rejected the mirror credentials' },
   UPSTREAM_BAD_RESPONSE: { code: 'UNAVAILABLE', status: 502, message: 'upstream answered with an error' },
   UPSTREAM_UNREACHABLE: { code: 'UNAVAILABLE', status: 503, message: 'upstream unreachable' },

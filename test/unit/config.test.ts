@@ -43,7 +43,7 @@ describe('parseConfig defaults', () => {
     const c = parse({});
     expect(c.server).toEqual({ listen: '127.0.0.1:5000', shutdown_timeout: 30_000 });
     expect(c.storage).toEqual({ dir: join(BASE, 'data'), gc_interval: 3_600_000, gc_grace: 86_400_000 });
-    expect(c.cache).toEqual({ tag_ttl: 300_000, offline: false });
+    expect(c.cache).toEqual({ tag_ttl: 300_000, offline: false, max_fills: 64, max_fills_per_client: 16, orphan_fill_grace: 30_000 });
     expect(c.log).toEqual({ level: 'info' });
     expect(c.routes).toEqual([{ prefix: '', upstream: 'acr' }]);
     expect(c.source).toBe('test.toml');
