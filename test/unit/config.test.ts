@@ -288,10 +288,19 @@ describe('bad values name their key', () => {
     ['server.shutdown_timeout', { server: { shutdown_timeout: '30 sec' } }],
     ['cache.tag_ttl', { cache: { tag_ttl: '5' } }],
     ['cache.tag_ttl', { cache: { tag_ttl: 300 } }],
+    ['cache.orphan_fill_grace', { cache: { orphan_fill_grace: '30' } }],
     ['upstreams.acr.connect_timeout', { upstreams: { acr: { url: URL_, connect_timeout: '-1s' } } }],
     ['upstreams.acr.fill_timeout', { upstreams: { acr: { url: URL_, fill_timeout: '1w' } } }],
     ['upstreams.acr.token_margin', { upstreams: { acr: { url: URL_, token_margin: '' } } }],
   ])('duration %s', (key, raw) => {
+    expect(parseError(raw)).toContain(`${key}:`);
+  });
+
+  it.each([
+    ['cache.max_fills', { cache: { max_fills: 0 } }],
+    ['cache.max_fills', { cache: { max_fills: 1.5 } }],
+    ['cache.max_fills_per_client', { cache: { max_fills_per_client: '16' } }],
+  ])('fill limit %s', (key, raw) => {
     expect(parseError(raw)).toContain(`${key}:`);
   });
 

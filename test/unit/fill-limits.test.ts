@@ -257,4 +257,20 @@ describe('space reserved for running fills', () => {
     expect(peak).toBeGreaterThan(0);
     expect(peak).toBeLessThanOrEqual(max);
   });
+
+  it('relays a blob larger than max_size itself without evicting what is cached', async () => {
+    setUp({ storage: { dir: 'data', max_size: String(BLOB - 1) } });
+    const img = fake.add(makeImage('team/app', 'v1', [100_000, BLOB]));
+    const [small] = [...img.blobs.entries()].find(([, b]) => b.length === 100_000)!;
+    const [large] = layers(img) as [string];
+    await start();
+    expect(await cacheOf(small)).toBe('miss');
+    await m!.mirror.fills.settled();
+    const res = await get(large);
+    expect((await bodyOf(res)).equals(img.blobs.get(large)!)).toBe(true);
+    await m!.mirror.fills.settled();
+    expect(await metric('acr_mirror_fills_total{result="relayed"}')).toEqual(['acr_mirror_fills_total{result="relayed"} 1']);
+    expect(await cacheOf(small)).toBe('hit');
+    expect(await readdir(join(m!.dir, 'data', 'tmp'))).toEqual([]);
+  });
 });
