@@ -1,5 +1,6 @@
 import { RegistryError } from '../http/errors.js';
 import { once } from '../util/once.js';
+import { Turns } from '../util/turns.js';
 
 export interface FillLimits {
   /** Fills running at once, whoever started them (cache.max_fills). */
@@ -22,7 +23,7 @@ const RETRY_AFTER_SECONDS = 5;
 export class FillSlots {
   #running = 0;
   readonly #perClient = new Map<string, number>();
-  readonly #waiting: (() => void)[] = [];
+  readonly #waiting = new Turns();
 
   constructor(private readonly limits: FillLimits) {}
 
@@ -45,13 +46,16 @@ export class FillSlots {
         if (left === 0) this.#perClient.delete(client);
         else this.#perClient.set(client, left);
       }
-      this.#waiting.shift()?.();
+      this.#waiting.next();
     });
   }
 
-  /** Resolves once a slot is free (a client may still take it first: check again with take). */
-  async free(): Promise<void> {
-    while (this.#running >= this.limits.maxFills) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  /** Resolves once a slot is free (a client may still take it first: check again with take), or rejects on abort. */
+  async free(signal?: AbortSignal): Promise<void> {
+    while (this.#running >= this.limits.maxFills) {
+      signal?.throwIfAborted();
+      await this.#waiting.wait(signal);
+    }
   }
 }
 

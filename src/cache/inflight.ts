@@ -3,8 +3,6 @@ import { type BlobSource, Fill, type FillOptions } from './fill.js';
 import { type FillLimits, FillSlots, type FillStarter } from './fill-slots.js';
 import type { BlobStore } from './blob-store.js';
 
-export type { FillStarter } from './fill-slots.js';
-
 /** A fill joined or started: `release` lets go of it once its bytes are being read, or are not wanted after all. */
 export interface JoinedFill {
   fill: Fill;
@@ -58,15 +56,15 @@ export class BlobFills {
     return { fill, joined: false, release };
   }
 
-  /** join for a warm job: waits for a free slot rather than failing. */
-  async joinWhenFree(digest: string, source: BlobSource, onFinish?: (fill: Fill) => void): Promise<JoinedFill> {
+  /** join for a warm job: waits for a free slot rather than failing (until signal aborts). */
+  async joinWhenFree(digest: string, source: BlobSource, onFinish?: (fill: Fill) => void, signal?: AbortSignal): Promise<JoinedFill> {
     for (;;) {
       try {
         return this.join(digest, source, 'warm', onFinish);
       } catch (err) {
         if (!(err instanceof RegistryError && err.kind === 'TOO_MANY_FILLS')) throw err;
       }
-      await this.#slots.free();
+      await this.#slots.free(signal);
     }
   }
 

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { AccessLog } from '../cache/access-log.js';
 import type { BlobReader, BlobStore } from '../cache/blob-store.js';
 import type { Fill } from '../cache/fill.js';
-import type { BlobFills, FillStarter, JoinedFill } from '../cache/inflight.js';
+import type { BlobFills, JoinedFill } from '../cache/inflight.js';
 import type { BlobSource } from '../cache/fill.js';
 import type { StreamedBody } from '../http/stream-response.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -11,6 +11,9 @@ import type { ByteRange } from '../registry/range.js';
 import type { UpstreamTarget } from './target.js';
 
 export type CacheOutcome = 'hit' | 'miss' | 'joined' | 'stale';
+
+/** Who asks for a fill: a client by address, or a warm job (with the signal that stops it waiting for a slot). */
+type Asker = { client: string | undefined } | { warm: AbortSignal | undefined };
 
 /** A blob ready to be sent: call stream() or sendTo() once, or release() if no body is sent (HEAD, 416). */
 export interface BlobBody extends StreamedBody {
@@ -67,12 +70,17 @@ export class BlobService {
   /**
    * Makes sure a blob is cached without reading it: starts or joins its fill and resolves with its size once
    * committed (at once when it is cached already). `onFill` is given the fill, for progress (fill.received).
-   * Warm jobs use it: a new fill waits for a free slot under cache.max_fills rather than failing.
+   * Warm jobs use it: a new fill waits for a free slot under cache.max_fills rather than failing, until signal aborts.
    */
-  async ensure(target: UpstreamTarget, digest: string, onFill?: (fill: Fill) => void): Promise<{ size: number; outcome: CacheOutcome }> {
+  async ensure(
+    target: UpstreamTarget,
+    digest: string,
+    onFill?: (fill: Fill) => void,
+    signal?: AbortSignal,
+  ): Promise<{ size: number; outcome: CacheOutcome }> {
     const cached = await this.#cachedSize(digest);
     if (cached !== null) return { size: cached, outcome: 'hit' };
-    const { fill, joined, release } = await this.#join(target, digest, 'warm');
+    const { fill, joined, release } = await this.#join(target, digest, { warm: signal });
     onFill?.(fill);
     try {
       await fill.finished;
@@ -93,8 +101,8 @@ export class BlobService {
 
   /** Joins the running fill for digest, or starts one from the target's upstream (a warm job waits for a slot). */
   #join(target: UpstreamTarget, digest: string, starter: { client: string | undefined }): JoinedFill;
-  #join(target: UpstreamTarget, digest: string, starter: 'warm'): Promise<JoinedFill>;
-  #join(target: UpstreamTarget, digest: string, starter: FillStarter): JoinedFill | Promise<JoinedFill> {
+  #join(target: UpstreamTarget, digest: string, starter: { warm: AbortSignal | undefined }): Promise<JoinedFill>;
+  #join(target: UpstreamTarget, digest: string, starter: Asker): JoinedFill | Promise<JoinedFill> {
     const observer = target.client.observer;
     const source: BlobSource = {
       label: target.client.label,
@@ -106,7 +114,7 @@ export class BlobService {
       if (joining.joined) this.metrics.fillJoins.inc();
       return joining;
     };
-    if (starter === 'warm') return this.fills.joinWhenFree(digest, source, onFinish).then(counted);
+    if ('warm' in starter) return this.fills.joinWhenFree(digest, source, onFinish, starter.warm).then(counted);
     return counted(this.fills.join(digest, source, starter, onFinish));
   }
 

@@ -176,6 +176,27 @@ describe('concurrent fill caps', () => {
   });
 });
 
+describe('warm jobs waiting for a fill slot', () => {
+  it('start nothing once the mirror shuts down', async () => {
+    setUp({ cache: { max_fills: 1 } });
+    const img = fake.add(makeImage('team/app', 'v1', [BLOB]));
+    const [a] = layers(img) as [string];
+    held.add(a);
+    const warmed = fake.add(makeImage('team/other', 'v1', [BLOB], 7));
+    const [w] = layers(warmed) as [string];
+    await start();
+    const ra = await get(a);
+    await startWarm(m!, { images: ['team/other:v1'] });
+    await new Promise((r) => setTimeout(r, 100));
+    m!.mirror.beginShutdown();
+    release();
+    expect((await bodyOf(ra)).equals(img.blobs.get(a)!)).toBe(true);
+    await m!.mirror.fills.settled();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ossGets(w)).toBe(0);
+  });
+});
+
 describe('a fill nobody reads', () => {
   it('is aborted after the grace period: nothing left in tmp/, the upstream stops sending, counted as abandoned', async () => {
     setUp({ cache: { orphan_fill_grace: '100ms' } }, 10);
