@@ -27,7 +27,7 @@ export class FillSlots {
 
   constructor(private readonly limits: FillLimits) {}
 
-  /** Takes a slot for a fill about to start, or throws TOO_MANY_FILLS; returns the (idempotent) release. */
+  /** Takes a slot for a fill about to start, or throws TOO_MANY_REQUESTS; returns the (idempotent) release. */
   take(starter: FillStarter): () => void {
     if (this.#running >= this.limits.maxFills) {
       throw tooMany(`${this.#running} blob downloads are running, the most this mirror runs at once (cache.max_fills)`);
@@ -60,5 +60,5 @@ export class FillSlots {
 }
 
 function tooMany(message: string): RegistryError {
-  return new RegistryError('TOO_MANY_FILLS', `${message}; try again shortly`, { headers: { 'retry-after': String(RETRY_AFTER_SECONDS) } });
+  return new RegistryError('TOO_MANY_REQUESTS', `${message}; try again shortly`, { headers: { 'retry-after': String(RETRY_AFTER_SECONDS) } });
 }

@@ -32,7 +32,7 @@ export class BlobFills {
   }
 
   /**
-   * Joins the running fill for digest or starts one from source (throws TOO_MANY_FILLS when the starter may not
+   * Joins the running fill for digest or starts one from source (throws TOO_MANY_REQUESTS when the starter may not
    * start one now). `onFinish` is called once when a fill started here ends (committed or failed).
    */
   join(digest: string, source: BlobSource, starter: FillStarter, onFinish?: (fill: Fill) => void): JoinedFill {
@@ -62,7 +62,7 @@ export class BlobFills {
       try {
         return this.join(digest, source, 'warm', onFinish);
       } catch (err) {
-        if (!(err instanceof RegistryError && err.kind === 'TOO_MANY_FILLS')) throw err;
+        if (!(err instanceof RegistryError && err.kind === 'TOO_MANY_REQUESTS')) throw err;
       }
       await this.#slots.free(signal);
     }

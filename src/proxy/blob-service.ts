@@ -7,7 +7,7 @@ import type { BlobFills, JoinedFill } from '../cache/inflight.js';
 import type { BlobSource } from '../cache/fill.js';
 import type { StreamedBody } from '../http/stream-response.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { ByteRange } from '../registry/range.js';
+import type { ByteRange } from '../http/range.js';
 import type { UpstreamTarget } from './target.js';
 
 export type CacheOutcome = 'hit' | 'miss' | 'joined' | 'stale';
@@ -106,7 +106,7 @@ export class BlobService {
     const observer = target.client.observer;
     const source: BlobSource = {
       label: target.client.label,
-      open: (range, signal) => target.client.openBlob(target.repo, digest, range.start, signal),
+      open: (range, signal) => target.client.openBlob(target.repo, digest, range, signal),
       onBytes: (n) => observer.received('blob', n),
     };
     const onFinish = (finished: Fill) => this.#finished(finished, target);

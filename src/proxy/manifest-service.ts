@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import type { AccessLog } from '../cache/access-log.js';
 import type { ManifestStore, StoredManifest } from '../cache/manifest-store.js';
 import { RegistryError } from '../http/errors.js';
-import type { Reference } from '../registry/reference.js';
+import { isDigest } from '../oci/digest.js';
+import type { Reference } from '../oci/reference.js';
 import { SingleFlight } from '../util/single-flight.js';
 import type { CacheOutcome } from './blob-service.js';
 import { acceptable, upstreamAccept } from './media-types.js';
@@ -94,7 +95,7 @@ export class ManifestService {
           this.store.setTag(upstream, target.repo, tag, known.digest);
           return serve(known, 'hit', true);
         }
-        if (answer.digest?.startsWith('sha256:') && answer.mediaType && Number.isFinite(answer.size)) {
+        if (isDigest(answer.digest) && answer.mediaType && Number.isFinite(answer.size)) {
           this.#rememberResolvedTag(upstream, answer.digest, { repo: target.repo, tag, checkedAt: this.opts.now() });
           return { digest: answer.digest, mediaType: answer.mediaType, size: answer.size, body: null, outcome: 'miss' };
         }

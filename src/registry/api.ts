@@ -1,16 +1,16 @@
 import { Hono, type Context } from 'hono';
-import type { Logger } from 'pino';
 import { RegistryError } from '../http/errors.js';
-import { API_VERSION, errorResponse } from '../http/respond.js';
+import { API_VERSION } from '../http/respond.js';
 import { bufferedResponse, streamResponse } from '../http/stream-response.js';
 import type { BlobService } from '../proxy/blob-service.js';
 import type { ManifestService } from '../proxy/manifest-service.js';
 import { acceptedTypes } from '../proxy/media-types.js';
 import type { UpstreamTarget } from '../proxy/target.js';
 import type { TagService } from '../proxy/tag-service.js';
-import { parseRange } from './range.js';
+import { parseRange } from '../http/range.js';
 import { type Env, requestHeader } from '../http/middleware.js';
-import { parseRegistryPath, referenceString } from './reference.js';
+import { referenceString } from '../oci/reference.js';
+import { parseRegistryPath } from './path.js';
 
 export interface RegistryApiDeps {
   /** Client repository name (+ containerd's ns) -> upstream target; throws NAME_UNKNOWN when no route matches. */
@@ -22,7 +22,6 @@ export interface RegistryApiDeps {
   onServed: (kind: 'manifest' | 'blob', bytes: number) => void;
   /** Told of each manifest served by tag (GET or HEAD), with the upstream and its repository name. */
   onTagRequest: (upstream: string, repo: string, tag: string) => void;
-  log: Logger;
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
@@ -31,9 +30,6 @@ const MAX_TAGS_PAGE = 10_000;
 /** The read-only /v2 API. It only translates between HTTP and the services; it never touches storage. */
 export function registryApi(deps: RegistryApiDeps): Hono<Env> {
   const app = new Hono<Env>();
-  app.onError((err, c) => errorResponse(c, err, deps.log));
-  app.notFound((c) => errorResponse(c, new RegistryError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`), deps.log));
-
   app.all('/v2/*', (c) => handle(c, deps));
   app.all('/v2', (c) => handle(c, deps));
   return app;

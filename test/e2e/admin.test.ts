@@ -14,6 +14,7 @@ import { startMirror, type MirrorProcess } from './harness/mirror-process.js';
 import { run } from './harness/proc.js';
 import { createSkopeo, type Skopeo } from './harness/skopeo.js';
 import { startUpstream, type Upstream } from './harness/upstream.js';
+import { eventually } from '../support/eventually.js';
 
 const MAIN = resolve(import.meta.dirname, '../../dist/main.js');
 const OUTPUT = resolve(import.meta.dirname, '../../test-output');
@@ -58,13 +59,15 @@ describe('admin', () => {
     expect(res.status).toBe(202);
     return ((await res.json()) as JobView).id;
   };
-  const finished = async (id: string): Promise<JobView> => {
-    for (;;) {
-      const job = (await (await admin(`/admin/jobs/${id}`)).json()) as JobView;
-      if (job.state !== 'running') return job;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
+  const finished = (id: string): Promise<JobView> =>
+    eventually(
+      async () => {
+        const job = (await (await admin(`/admin/jobs/${id}`)).json()) as JobView;
+        expect(job.state, JSON.stringify(job)).not.toBe('running');
+        return job;
+      },
+      { timeoutMs: 60_000, intervalMs: 50, message: `job ${id} still running` },
+    );
   const copy = (image: BuiltImage, out: string, flags: string[] = ['--all']) =>
     skopeo(['copy', ...flags, '--src-tls-verify=false', `docker://${mirror.host}/${image.repo}:${image.tag}`, `dir:${out}`]);
   const ossGets = (digest: string) => up.proxy.count({ front: 'oss', method: 'GET', blob: digest });

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePort } from './harness/ports.js';
+import { eventually } from '../support/eventually.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const DOCKERFILE = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
@@ -84,14 +85,10 @@ describe('Dockerfile', () => {
       child.stderr.on('data', (d) => (out += d));
       try {
         const healthcheck = find(runtime, 'HEALTHCHECK')[0]!.args.replace(/^.*CMD\s+/, '').replace('127.0.0.1:5000', `127.0.0.1:${port}`);
-        let healthy = false;
-        for (let i = 0; i < 50 && !healthy; i++) {
-          await new Promise((r) => setTimeout(r, 100));
-          healthy = spawnSync('sh', ['-c', healthcheck.replace(/^node /, `"${process.execPath}" `)]).status === 0;
-        }
-        expect(healthy, out).toBe(true);
+        const probe = healthcheck.replace(/^node /, `"${process.execPath}" `);
+        await eventually(() => expect(spawnSync('sh', ['-c', probe]).status, out).toBe(0), { intervalMs: 100, message: 'HEALTHCHECK never passed' });
         // the log line travels through a pipe: it may arrive a moment after the port answers
-        for (let i = 0; i < 50 && !out.includes('"msg":"listening"'); i++) await new Promise((r) => setTimeout(r, 20));
+        await eventually(() => expect(out).toContain('"msg":"listening"'), { timeoutMs: 1000 });
         expect(out).toContain(`"url":"http://127.0.0.1:${port}"`);
         expect(existsSync(join(dir, 'data', 'mirror.db'))).toBe(true);
       } finally {

@@ -8,6 +8,7 @@ import type { BuiltImage } from './harness/images.js';
 import { blobCached, expectCacheConsistent, expectSameImage, mirrorConfig } from './harness/mirror-check.js';
 import { startMirror } from './harness/mirror-process.js';
 import { startUpstream, type Upstream } from './harness/upstream.js';
+import { eventually } from '../support/eventually.js';
 
 describe('operations', () => {
   let up: Upstream;
@@ -32,10 +33,10 @@ describe('operations', () => {
       status: r.status,
       body: Buffer.from(await r.arrayBuffer()),
     }));
-    await new Promise((r) => setTimeout(r, 300)); // the fill is waiting on the slow OSS response
+    // SIGTERM while the fill waits on the slow (800 ms) OSS response
+    await eventually(() => expect(up.proxy.count({ front: 'oss', method: 'GET', blob: layer.digest })).toBe(1), { message: 'the fill reached OSS' });
     const exited = mirror.stop();
-    await new Promise((r) => setTimeout(r, 100));
-    await expect(fetch(`${mirror.url}/v2/`)).rejects.toThrow();
+    await eventually(() => expect(fetch(`${mirror.url}/v2/`)).rejects.toThrow(), { timeoutMs: 400, message: 'still accepting after SIGTERM' });
     const { status, body } = await download;
     expect(status).toBe(200);
     expect(body.equals(await readFile(layer.path))).toBe(true);

@@ -1,4 +1,6 @@
+import { expect } from 'vitest';
 import type { JobView } from '../../src/admin/jobs.js';
+import { eventually } from './eventually.js';
 import type { TestMirror } from './mirror.js';
 
 export const ADMIN_TOKEN = 'unit-test-admin-token-0123456789';
@@ -18,20 +20,13 @@ export async function getJob(m: TestMirror, id: string): Promise<JobView> {
 }
 
 /** Polls the job until it is no longer running. */
-export async function finishedJob(m: TestMirror, id: string, timeoutMs = 10_000): Promise<JobView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const job = await getJob(m, id);
-    if (job.state !== 'running') return job;
-    if (Date.now() > deadline) throw new Error(`job ${id} still running: ${JSON.stringify(job)}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
+export function finishedJob(m: TestMirror, id: string, timeoutMs = 10_000): Promise<JobView> {
+  return eventually(
+    async () => {
+      const job = await getJob(m, id);
+      expect(job.state, JSON.stringify(job)).not.toBe('running');
+      return job;
+    },
+    { timeoutMs, intervalMs: 10, message: `job ${id} still running` },
+  );
 }

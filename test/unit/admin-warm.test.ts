@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { JobView } from '../../src/admin/jobs.js';
-import { ADMIN_ENV, bearer, finishedJob, getJob, startWarm, waitFor } from '../support/admin.js';
+import { ADMIN_ENV, bearer, finishedJob, getJob, startWarm } from '../support/admin.js';
+import { eventually } from '../support/eventually.js';
 import { connectionRefused, FakeUpstream, type FakeImage, makeImage, makeIndex } from '../support/fake-upstream.js';
 import { startTestMirror, type TestMirror } from '../support/mirror.js';
 
@@ -131,7 +132,7 @@ describe('warm', () => {
             },
           });
     const job = await startWarm(m, { images: ['team/big:1'] });
-    await waitFor(() => m.mirror.fills.running(layer) !== undefined);
+    await eventually(() => expect(m.mirror.fills.running(layer)).toBeDefined());
     const live = await getJob(m, job.id);
     expect(live.images[0]!.bytesTotal).toBe(sizeOf(image));
 
@@ -181,7 +182,7 @@ describe('shutdown', () => {
     await m.close();
     m = await startTestMirror(fake, { env: ADMIN_ENV, config: { admin: { warm_concurrency: 1 } } });
     const job = await startWarm(m, { images: ['team/multi:v1'], platforms: ['linux/amd64'] });
-    await waitFor(() => m.mirror.fills.running(first!) !== undefined);
+    await eventually(() => expect(m.mirror.fills.running(first!)).toBeDefined());
     const stream = (await m.request(`/admin/jobs/${job.id}/events`, { headers: bearer() })).text();
     m.mirror.beginShutdown();
     const events = parseEvents(await stream);
@@ -216,7 +217,10 @@ describe('jobs across restarts', () => {
             },
           });
     const job = await startWarm(first, { images: ['team/multi:v1'], platforms: ['linux/amd64'] });
-    await waitFor(() => first.mirror.fills.running(layer) !== undefined && fail !== undefined);
+    await eventually(() => {
+      expect(first.mirror.fills.running(layer)).toBeDefined();
+      expect(fail).toBeDefined();
+    });
     first.mirror.beginShutdown();
     await first.mirror.close();
     fail(new Error('process gone'));

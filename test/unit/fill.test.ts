@@ -8,6 +8,7 @@ import { FsBlobStore } from '../../src/cache/fs-blob-store.js';
 import { Fill, type BlobSource } from '../../src/cache/fill.js';
 import { cacheLayout } from '../../src/cache/layout.js';
 import { MemoryBlobStore } from '../../src/cache/memory-blob-store.js';
+import { eventually } from '../support/eventually.js';
 import { randomBlob, sha256 } from '../support/fake-upstream.js';
 
 let dir: string;
@@ -170,8 +171,7 @@ describe('Fill', () => {
     expect((await failed).message).toMatch(/does not match its digest/);
     await fill.finished;
     expect(fill.state).toBe('failed');
-    await sleep(50);
-    expect(await readdir(join(dir, 'tmp'))).toEqual([]);
+    await eventually(async () => expect(await readdir(join(dir, 'tmp'))).toEqual([]));
   });
 
   it('works on any BlobStore: a reader that fell behind the memory window reads back from the writer', async () => {

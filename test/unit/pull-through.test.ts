@@ -43,17 +43,27 @@ describe('manifests', () => {
   });
 
   it('sends a full Accept list upstream, the client types first', async () => {
-    fake.add(makeImage('team/app', 'v1', [10]));
+    const INDEX = 'application/vnd.oci.image.index.v1+json';
+    const LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
+    const DOCKER = 'application/vnd.docker.distribution.manifest.v2+json';
+    fake.add(makeImage('team/app', 'v1', [10], 1));
+    fake.add(makeImage('team/app', 'v2', [10], 2));
+    const byDigest = fake.add(makeImage('team/app', 'v3', [10], 3));
+    /** The Accept headers the upstream received for this reference (cache misses only reach it). */
+    const sentFor = (reference: string) => fake.calls.filter((c) => c.path.endsWith(`/manifests/${reference}`) && c.authorization).map((c) => c.accept);
+
     expect((await m.request('/v2/team/app/manifests/v1')).status).toBe(200);
-    const sent = fake.calls.filter((c) => c.path.includes('/manifests/')).map((c) => c.accept);
-    expect(sent.at(-1)).toBe(
-      'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json',
-    );
-    await m.request('/v2/team/app/manifests/v1', { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json, */*' } });
-    const res = await m.request(`/v2/team/app/manifests/${fake.images[0]!.manifestDigest}`, {
-      headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
-    });
-    expect(res.status).toBe(200);
+    expect(sentFor('v1')).toEqual([[INDEX, OCI, LIST, DOCKER].join(', ')]);
+
+    const v2 = await m.request('/v2/team/app/manifests/v2', { headers: { accept: `${DOCKER}, */*` } });
+    expect(v2.status).toBe(200);
+    expect(v2.headers.get('x-cache')).toBe('miss');
+    expect(sentFor('v2')).toEqual([[DOCKER, INDEX, OCI, LIST].join(', ')]);
+
+    const v3 = await m.request(`/v2/team/app/manifests/${byDigest.manifestDigest}`, { headers: { accept: `${OCI}, ${LIST}` } });
+    expect(v3.status).toBe(200);
+    expect(v3.headers.get('x-cache')).toBe('miss');
+    expect(sentFor(byDigest.manifestDigest)).toEqual([[OCI, LIST, INDEX, DOCKER].join(', ')]);
   });
 
   it('HEAD of an uncached tag asks upstream with HEAD only and downloads no body', async () => {
@@ -127,10 +137,16 @@ describe('manifests', () => {
 
   it('refuses a manifest whose bytes do not match the requested digest and caches nothing', async () => {
     const img = fake.add(makeImage('team/app', 'v1', [10]));
-    const wrong = Buffer.from(img.manifest.toString().replace('linux', 'linux'));
+    // Another valid manifest of the same length (one layer size changed), sent with headers that claim the
+    // requested digest: only hashing the bytes can tell.
+    const wrong = Buffer.from(img.manifest.toString().replace('"size":10}', '"size":11}'));
+    expect(wrong.equals(img.manifest)).toBe(false);
+    expect(wrong.length).toBe(img.manifest.length);
     fake.intercept = (call) =>
       call.host === 'registry.test' && call.path.includes(img.manifestDigest) && call.authorization
-        ? new Response(new Uint8Array(Buffer.concat([wrong, Buffer.from(' ')])), { headers: { 'content-type': OCI } })
+        ? new Response(new Uint8Array(wrong), {
+            headers: { 'content-type': OCI, 'docker-content-digest': img.manifestDigest, 'content-length': String(wrong.length) },
+          })
         : undefined;
     const res = await m.request(`/v2/team/app/manifests/${img.manifestDigest}`);
     expect(res.status).toBe(502);
@@ -163,7 +179,7 @@ describe('blobs', () => {
     expect(oss).toHaveLength(1);
     expect(oss[0]!.authorization).toBeNull();
     expect(fake.calls.some((c) => c.host === 'registry.test' && c.path.includes('/blobs/') && c.authorization?.startsWith('Bearer '))).toBe(true);
-    await waitFor(() => existsSync(blobFile(digest)));
+    await eventually(() => expect(existsSync(blobFile(digest)), 'blob committed').toBe(true));
 
     const again = await m.request(`/v2/team/app/blobs/${digest}`);
     expect(again.headers.get('x-cache')).toBe('hit');
@@ -175,7 +191,7 @@ describe('blobs', () => {
     const img = fake.add(makeImage('team/app', 'v1', [1000]));
     const [digest, bytes] = [...img.blobs.entries()].find(([, b]) => b.length === 1000)!;
     await (await m.request(`/v2/team/app/blobs/${digest}`)).arrayBuffer();
-    await waitFor(() => existsSync(blobFile(digest)));
+    await eventually(() => expect(existsSync(blobFile(digest)), 'blob committed').toBe(true));
     const part = await m.request(`/v2/team/app/blobs/${digest}`, { headers: { range: 'bytes=100-199' } });
     expect(part.status).toBe(206);
     expect(part.headers.get('content-range')).toBe('bytes 100-199/1000');
@@ -222,7 +238,7 @@ describe('blobs', () => {
     await reader.cancel();
     expect(existsSync(blobFile(digest))).toBe(false);
     release();
-    await waitFor(() => existsSync(blobFile(digest)));
+    await eventually(() => expect(existsSync(blobFile(digest)), 'blob committed').toBe(true));
     const again = await m.request(`/v2/team/app/blobs/${digest}`);
     expect(again.headers.get('x-cache')).toBe('hit');
     expect(Buffer.from(await again.arrayBuffer()).equals(bytes)).toBe(true);
@@ -243,7 +259,9 @@ describe('blobs', () => {
     const oss = fake.calls.filter((c) => c.host === 'oss.test');
     expect(oss).toHaveLength(2);
     expect(oss[1]!.range).toBe('bytes=123456-');
-    await waitFor(() => existsSync(blobFile(digest)));
+    // The resume reuses the signed link: the registry is not asked again.
+    expect(fake.count({ host: 'registry.test', method: 'GET', pathIncludes: '/blobs/', authorized: true })).toBe(1);
+    await eventually(() => expect(existsSync(blobFile(digest)), 'blob committed').toBe(true));
   });
 
   it('never caches or completes a blob whose bytes do not match its digest', async () => {
@@ -356,7 +374,7 @@ describe('upstream authentication and failures', () => {
   it('caps redirect hops', async () => {
     const img = fake.add(makeImage('team/app', 'v1', [10]));
     fake.intercept = (call) =>
-      call.host === 'oss.test' ? new Response(null, { status: 302, headers: { location: 'http://oss.test/loop?Signature=sig' } }) : undefined;
+      call.host === 'oss.test' ? new Response(null, { status: 302, headers: { location: 'https://oss.test/loop?Signature=sig' } }) : undefined;
     const res = await m.request(`/v2/team/app/blobs/${[...img.blobs.keys()][1]}`);
     expect(res.status).toBe(502);
     expect(await res.text()).toContain('redirected more than 5 times');
@@ -377,14 +395,41 @@ describe('read-only API surface', () => {
       expect(res.status, path).toBe(400);
     }
     expect((await m.request('/v2/team/app/blobs/sha256:1234')).status).toBe(400);
-    expect((await m.request('/v2/team/app/manifests/bad!tag')).status).toBe(400);
+    // a reference that can name no manifest is an unknown manifest (distribution-spec conformance)
+    expect((await m.request('/v2/team/app/manifests/bad!tag')).status).toBe(404);
     expect(fake.calls).toHaveLength(0);
   });
 
-  it('lists tags with n/last pagination and a Link header', async () => {
-    for (const t of ['a', 'b', 'c']) fake.add(makeImage('team/app', t, [10], t.charCodeAt(0)));
-    const res = await m.request('/v2/team/app/tags/list');
-    expect(await res.json()).toEqual({ name: 'team/app', tags: ['a', 'b', 'c'] });
+  it.each([
+    ['sends every tag', false],
+    ['pages itself', true],
+  ])('lists tags with n/last pagination and a Link header (upstream %s)', async (_name, paginatesTags) => {
+    fake.paginatesTags = paginatesTags;
+    for (const t of ['a', 'b', 'c', 'd', 'e']) fake.add(makeImage('team/app', t, [10], t.charCodeAt(0)));
+    const pages: string[][] = [];
+    let next: string | null = '/v2/team/app/tags/list?n=2';
+    const links: (string | null)[] = [];
+    while (next !== null && pages.length < 5) {
+      const res = await m.request(next);
+      expect(res.status, next).toBe(200);
+      const body = (await res.json()) as { name: string; tags: string[] };
+      expect(body.name).toBe('team/app');
+      pages.push(body.tags);
+      const link = res.headers.get('link');
+      links.push(link);
+      next = link === null ? null : /^<([^>]+)>; rel="next"$/.exec(link)![1]!;
+    }
+    expect(pages).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
+    expect(links).toEqual(['</v2/team/app/tags/list?n=2&last=b>; rel="next"', '</v2/team/app/tags/list?n=2&last=d>; rel="next"', null]);
+    const asked = fake.calls.filter((c) => c.path.includes('/tags/list') && c.authorization).map((c) => c.path);
+    expect(asked).toEqual(['/v2/team/app/tags/list?n=2', '/v2/team/app/tags/list?n=2&last=b', '/v2/team/app/tags/list?n=2&last=d']);
+
+    const whole = await m.request('/v2/team/app/tags/list');
+    expect(await whole.json()).toEqual({ name: 'team/app', tags: ['a', 'b', 'c', 'd', 'e'] });
+    expect(whole.headers.get('link')).toBeNull();
+    const exact = await m.request('/v2/team/app/tags/list?n=1&last=d');
+    expect(await exact.json()).toEqual({ name: 'team/app', tags: ['e'] });
+    expect(exact.headers.get('link')).toBeNull();
   });
 });
 
@@ -400,12 +445,4 @@ function brokenStream(prefix: Buffer): ReadableStream<Uint8Array> {
       controller.error(Object.assign(new TypeError('terminated'), { cause: Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }) }));
     },
   });
-}
-
-async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }

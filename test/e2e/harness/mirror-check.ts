@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { expect } from 'vitest';
+import { eventually } from '../../support/eventually.js';
 import type { BuiltImage } from './images.js';
 import type { Upstream } from './upstream.js';
 
@@ -43,21 +45,68 @@ export async function expectSameImage(out: string, image: BuiltImage): Promise<v
   }
 }
 
-/** Every committed blob hashes to its name, and nothing is left in tmp/. Returns the committed digests. */
-export async function expectCacheConsistent(dataDir: string): Promise<string[]> {
+/**
+ * Throws, listing every problem, unless the cache directory is consistent: blobs/ and tmp/ exist, every row of the
+ * blobs table has a file of its size whose sha256 is its name, every file has a row, and tmp/ is empty. Reads
+ * mirror.db read-only, so the mirror may be running. Call it when no client is pulling: a fill still finishing
+ * (a client may have its last byte while the commit runs) or a reconciliation after a restart is waited for up
+ * to timeoutMs; what stays inconsistent fails.
+ */
+export async function expectCacheConsistent(dataDir: string, { timeoutMs = 5000 } = {}): Promise<void> {
+  await eventually(
+    async () => {
+      const problems = await cacheProblems(dataDir);
+      if (problems.length) throw new Error(`cache ${dataDir} is inconsistent:\n  ${problems.join('\n  ')}`);
+    },
+    { timeoutMs, intervalMs: 100 },
+  );
+}
+
+async function cacheProblems(dataDir: string): Promise<string[]> {
+  const problems: string[] = [];
+  const files = new Map<string, string>();
+  const missing = (dir: string) => (err: NodeJS.ErrnoException) => {
+    problems.push(`${dir} cannot be listed: ${err.code ?? err.message}`);
+    return [] as string[];
+  };
+  await readdir(join(dataDir, 'blobs')).catch(missing('blobs/'));
   const root = join(dataDir, 'blobs', 'sha256');
-  const digests: string[] = [];
+  // blobs/sha256/ appears with the first commit
   for (const prefix of await readdir(root).catch(() => [] as string[])) {
-    for (const name of await readdir(join(root, prefix))) {
-      const actual = await sha256File(join(root, prefix, name));
-      expect(actual, `blob file ${prefix}/${name}`).toBe(name);
-      expect(name.startsWith(prefix)).toBe(true);
-      digests.push(`sha256:${name}`);
+    for (const name of await readdir(join(root, prefix)).catch(missing(`blobs/sha256/${prefix}/`))) {
+      if (!name.startsWith(prefix)) problems.push(`blob file ${prefix}/${name} is in the wrong directory`);
+      files.set(`sha256:${name}`, join(root, prefix, name));
     }
   }
-  const tmp = await readdir(join(dataDir, 'tmp')).catch(() => [] as string[]);
-  expect(tmp, 'leftover temp files').toEqual([]);
-  return digests;
+  const rows = blobRows(join(dataDir, 'mirror.db'), problems);
+  for (const [digest, size] of rows) {
+    const path = files.get(digest);
+    if (!path) problems.push(`row ${digest} has no file`);
+    else {
+      const actual = await sha256File(path);
+      if (actual.size !== size) problems.push(`blob file ${digest} has ${actual.size} bytes, its row ${size}`);
+      if (`sha256:${actual.hex}` !== digest) problems.push(`blob file ${digest} hashes to sha256:${actual.hex}`);
+    }
+  }
+  for (const digest of files.keys()) if (!rows.has(digest)) problems.push(`blob file ${digest} has no row`);
+  const tmp = await readdir(join(dataDir, 'tmp')).catch(missing('tmp/'));
+  if (tmp.length) problems.push(`leftover temp files: ${tmp.join(', ')}`);
+  return problems;
+}
+
+/** digest -> size of every row of the blobs table. */
+function blobRows(database: string, problems: string[]): Map<string, number> {
+  if (!existsSync(database)) {
+    problems.push('mirror.db is missing');
+    return new Map();
+  }
+  const db = new Database(database, { readonly: true, fileMustExist: true });
+  try {
+    const rows = db.prepare('SELECT digest, size FROM blobs').all() as { digest: string; size: number }[];
+    return new Map(rows.map((r) => [r.digest, r.size]));
+  } finally {
+    db.close();
+  }
 }
 
 export async function blobCached(dataDir: string, digest: string): Promise<boolean> {
@@ -67,8 +116,12 @@ export async function blobCached(dataDir: string, digest: string): Promise<boole
   );
 }
 
-async function sha256File(path: string): Promise<string> {
+async function sha256File(path: string): Promise<{ hex: string; size: number }> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  let size = 0;
+  for await (const chunk of createReadStream(path)) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { hex: hash.digest('hex'), size };
 }
