@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { AccessLog } from './access-log.js';
 import type { BlobStore } from './blob-store.js';
-import type { FillSpace } from './fill.js';
+import type { FillSpace } from './fill-options.js';
 import type { Db } from './db.js';
 import type { ManifestStore } from './manifest-store.js';
 import { once } from '../util/once.js';

@@ -1,6 +1,5 @@
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
-import type { Logger } from 'pino';
 import { RegistryError } from '../http/errors.js';
 import { type BlobSource, downloadBlob } from './blob-download.js';
 import type { BlobStore, BlobWriter } from './blob-store.js';
@@ -8,27 +7,10 @@ import { DigestHasher, type VerifiedDigest } from './digest.js';
 import { isDiskError } from './disk-errors.js';
 import { type FillFollower, fillReader } from './fill-reader.js';
 import { FillAttendance } from './fill-attendance.js';
+import type { FillOptions } from './fill-options.js';
 import { FillWindow } from './fill-window.js';
 
 export type { BlobSource } from './blob-download.js';
-
-export interface FillOptions {
-  timeoutMs: number;
-  /** How many times a broken transfer is resumed with Range before the fill gives up. */
-  maxResumes: number;
-  log: Logger;
-  /** The cache could not be written (disk full, read-only...): the fill relays to its readers instead. */
-  onDiskError?: (err: NodeJS.ErrnoException, digest: string) => void;
-  /** A fill nobody reads or waits for any more is stopped after this long. */
-  orphanGraceMs?: number;
-  /** Where the announced size is reserved against storage.max_size; without room the fill relays. */
-  space?: FillSpace;
-}
-
-export interface FillSpace {
-  /** Reserves size bytes (making room if needed); null when they cannot fit. Returns the (idempotent) release. */
-  reserve(size: number): Promise<(() => void) | null>;
-}
 
 /** Received bytes are written to the temp file once this many are waiting. */
 const WRITE_BATCH = 1024 * 1024;
@@ -39,6 +21,7 @@ const WRITE_BATCH = 1024 * 1024;
 const MEMORY_WINDOW = 1024 * 1024;
 /** In relay mode, the download pauses while this many bytes wait for the slowest reader. */
 const RELAY_LIMIT = 8 * 1024 * 1024;
+
 /**
  * One upstream download of one blob into a store writer, hashed as it arrives. Any number of readers follow it:
  * the most recent bytes are handed to them from memory as they arrive (no wait for the disk), older ones are
@@ -60,6 +43,8 @@ export class Fill extends EventEmitter {
   received = 0;
   state: 'starting' | 'running' | 'done' | 'failed' = 'starting';
   error: Error | null = null;
+  /** Why the fill relays instead of caching (the cache not writable, or no room), or null while it caches. */
+  relayReason: string | null = null;
   /** Settles once the upstream has answered with the blob (size known) or failed before any byte. */
   readonly ready: Promise<void>;
   /** Resolves once the fill has ended, committed or failed (see state). */
@@ -71,8 +56,6 @@ export class Fill extends EventEmitter {
   #settleReady!: (err?: Error) => void;
   /** Bytes [0, diskEnd) are in the writer. */
   #diskEnd = 0;
-  /** Why the fill relays instead of caching (a disk error code, or no room), or null while it caches. */
-  #relayReason: string | null = null;
   readonly #attendance: FillAttendance;
   #releaseSpace: (() => void) | null = null;
   /** Bytes [memory.start, received); only bytes on disk (or, relaying, read by all) leave it. */
@@ -138,7 +121,7 @@ export class Fill extends EventEmitter {
 
   /** Reserves the announced size against storage.max_size; without room, the blob is relayed, not cached. */
   async #reserve(size: number): Promise<void> {
-    if (!this.opts.space || this.#relayReason) return;
+    if (!this.opts.space || this.relayReason) return;
     this.#releaseSpace = await this.opts.space.reserve(size);
     if (!this.#releaseSpace) this.#relay('no room under storage.max_size: the cached blobs are in use');
   }
@@ -160,12 +143,12 @@ export class Fill extends EventEmitter {
    * waits (back-pressure) while too much is kept for the slowest reader.
    */
   async #keep(bytes: Buffer): Promise<void> {
-    if (this.#relayReason && this.#readers === 0) await this.#firstReader();
+    if (this.relayReason && this.#readers === 0) await this.#firstReader();
     this.#memory.push(bytes);
     this.received += bytes.byteLength;
     this.emit('change');
-    if (!this.#relayReason && this.received - this.#diskEnd >= WRITE_BATCH) await this.#writeReceived();
-    while (this.#relayReason && this.#memory.bytes > RELAY_LIMIT) {
+    if (!this.relayReason && this.received - this.#diskEnd >= WRITE_BATCH) await this.#writeReceived();
+    while (this.relayReason && this.#memory.bytes > RELAY_LIMIT) {
       if (this.#readers === 0) throw this.#noReaderLeft();
       await new Promise<void>((resolve) => this.once('drain', resolve));
     }
@@ -173,7 +156,7 @@ export class Fill extends EventEmitter {
 
   /** Writes what was received and is not on disk yet; a disk error turns the fill into a relay. */
   async #writeReceived(): Promise<void> {
-    if (this.#relayReason || this.#diskEnd === this.received) return;
+    if (this.relayReason || this.#diskEnd === this.received) return;
     try {
       await this.#writer!.write(this.#diskEnd, this.#memory.from(this.#diskEnd));
       this.#diskEnd = this.received;
@@ -190,7 +173,7 @@ export class Fill extends EventEmitter {
   }
 
   #relay(reason: string): void {
-    this.#relayReason = reason;
+    this.relayReason = reason;
     this.#releaseSpace?.();
     // The readers keep reading what the writer has; nothing partial is left behind in the store.
     void this.#writer?.abort();
@@ -203,7 +186,7 @@ export class Fill extends EventEmitter {
   }
 
   #noReaderLeft(): Error {
-    return new RegistryError('INTERNAL', `blob ${this.digest} not cached (${this.#relayReason}) and no client left to relay it to`);
+    return new RegistryError('INTERNAL', `blob ${this.digest} not cached (${this.relayReason}) and no client left to relay it to`);
   }
 
   /**
@@ -212,18 +195,18 @@ export class Fill extends EventEmitter {
    */
   #trim(): void {
     let behind = Infinity;
-    if (this.#relayReason) for (const p of this.#positions) behind = Math.min(behind, p.at);
+    if (this.relayReason) for (const p of this.#positions) behind = Math.min(behind, p.at);
     const trimmed = this.#memory.dropWhile((end) => {
       const onDisk = end <= this.#diskEnd;
-      const passed = this.#relayReason !== null && end <= behind;
-      return passed || (onDisk && (this.#memory.bytes > MEMORY_WINDOW || this.#relayReason !== null));
+      const passed = this.relayReason !== null && end <= behind;
+      return passed || (onDisk && (this.#memory.bytes > MEMORY_WINDOW || this.relayReason !== null));
     });
     if (trimmed || this.#readers === 0) this.emit('drain');
   }
 
   /** Whether new clients may join: not once the fill relays (it has moved on). */
   get joinable(): boolean {
-    return this.#relayReason === null && this.state !== 'failed';
+    return this.relayReason === null && this.state !== 'failed';
   }
 
   #verify(): void {
@@ -240,7 +223,7 @@ export class Fill extends EventEmitter {
   }
 
   async #commit(): Promise<void> {
-    if (this.#relayReason) return;
+    if (this.relayReason) return;
     try {
       await this.#writer!.commit(this.#verified!);
     } catch (err) {
@@ -261,7 +244,7 @@ export class Fill extends EventEmitter {
   /** Whether reader() can still be called: not after a failure, nor once finished with its writer closed. */
   get readable(): boolean {
     if (this.state === 'failed') return false;
-    return this.#writer !== null || (this.#relayReason !== null && this.state !== 'done');
+    return this.#writer !== null || (this.relayReason !== null && this.state !== 'done');
   }
 
   /** Every byte is in and matches the digest. */
@@ -269,14 +252,9 @@ export class Fill extends EventEmitter {
     return this.#verified !== null;
   }
 
-  /** Why the fill relays rather than caches, or null. */
-  get relayReason(): string | null {
-    return this.#relayReason;
-  }
-
   /** Whether the blob was committed to the cache (false for a relay). */
   get committed(): boolean {
-    return this.state === 'done' && this.#relayReason === null;
+    return this.state === 'done' && this.relayReason === null;
   }
 
   /** A stream of [start, end] (inclusive; end defaults to the last byte) that follows the fill. */
@@ -292,7 +270,7 @@ export class Fill extends EventEmitter {
       readBack: (buffer, position) => writer!.read(buffer, position),
       moved: (at) => {
         tracked.at = at;
-        if (this.#relayReason) this.#trim();
+        if (this.relayReason) this.#trim();
       },
       detached: () => {
         this.#readers--;

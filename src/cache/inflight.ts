@@ -1,5 +1,6 @@
 import { RegistryError } from '../http/errors.js';
-import { type BlobSource, Fill, type FillOptions } from './fill.js';
+import { type BlobSource, Fill } from './fill.js';
+import type { FillOptions } from './fill-options.js';
 import { type FillLimits, FillSlots, type FillStarter } from './fill-slots.js';
 import type { BlobStore } from './blob-store.js';
 
