@@ -12,7 +12,7 @@ export class OssBlobReader implements BlobReader {
   #used = false;
 
   constructor(
-    private readonly object: { client: OSS; bucket: string; key: string },
+    private readonly object: { client: OSS; bucket: string; key: string; timeoutMs: number },
     readonly size: number,
     private readonly done: () => void,
   ) {}
@@ -59,6 +59,9 @@ export class OssBlobReader implements BlobReader {
       return;
     }
     if (out.destroyed) return void (body as Readable).destroy();
+    // ali-oss times out a streamed GET only until its headers: a body that stalls this long breaks off.
+    const idle = body as Readable & { setTimeout?(ms: number, onTimeout: () => void): void };
+    idle.setTimeout?.(this.object.timeoutMs, () => idle.destroy(new Error(`OSS GetObject ${bucket}/${key}: no bytes for ${this.object.timeoutMs} ms`)));
     pipeline(body, exactly(end - start + 1, onBytes, `OSS GetObject ${bucket}/${key}`), out, () => {});
   }
 }

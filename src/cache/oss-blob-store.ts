@@ -64,7 +64,7 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
   async open(digest: string): Promise<BlobReader | null> {
     const info = await this.stat(digest);
     if (!info) return null;
-    return new OssBlobReader({ client: this.#client, bucket: this.opts.bucket, key: this.#key(digest) }, info.size, this.#readers.acquire(digest));
+    return new OssBlobReader({ client: this.#client, bucket: this.opts.bucket, key: this.#key(digest), timeoutMs: this.opts.timeoutMs }, info.size, this.#readers.acquire(digest));
   }
 
   async createWriter(digest: string): Promise<BlobWriter> {

@@ -15,6 +15,49 @@ const duration = (fallback: string) =>
       return ms;
     });
 
+/** A size such as "8MiB" or "200GiB", in bytes, at least `min`. */
+const byteSize = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.string().transform((value, ctx) => {
+    const bytes = parseSize(value);
+    if (bytes === null || bytes < min || bytes > max) {
+      const bounds = min > 1 ? ` between ${min} and ${max} bytes` : '';
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid size "${value}"${bounds} (use e.g. 500MiB, 200GiB, 1TB)` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
+
+/** [storage.oss]: the bucket blobs are kept in with backend = "oss". Credentials only by environment variable name. */
+const ossStorage = z
+  .object({
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/, 'must be an OSS bucket name (3-63 lowercase letters, digits and -)'),
+    endpoint: z
+      .string()
+      .url('must be a URL like https://oss-cn-hangzhou-internal.aliyuncs.com')
+      .refine((u) => /^https?:\/\//.test(u), 'must start with https:// (or http://)')
+      .optional(),
+    region: z.string().regex(/^(oss-)?[a-z]+-[a-z0-9-]+$/, 'must be a region id like cn-hangzhou').optional(),
+    /** With region: the VPC-internal endpoint (no traffic charges from ECS in the same region). */
+    internal: z.boolean().default(false),
+    prefix: z
+      .string()
+      .regex(/^([A-Za-z0-9._-]+\/)*[A-Za-z0-9._-]*$/, 'must be "" or a key prefix like "acr-mirror/" (no leading /)')
+      .refine((p) => !p.split('/').some((s) => s === '.' || s === '..'), 'must not contain . or .. segments')
+      .default(''),
+    access_key_id_env: envName.default('ALIBABA_CLOUD_ACCESS_KEY_ID'),
+    access_key_secret_env: envName.default('ALIBABA_CLOUD_ACCESS_KEY_SECRET'),
+    timeout: duration('60s'),
+    /** Multipart upload part size: OSS takes 100 KiB to 5 GiB per part and at most 10 000 parts per object. */
+    part_size: byteSize(100 * 1024, 5 * 1024 ** 3).default('8MiB'),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    if (!o.endpoint === !o.region) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['endpoint'], message: 'set either endpoint or region' });
+    if (o.internal && !o.region) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['internal'], message: 'internal = true goes with region (an endpoint says it itself)' });
+  });
+
 const NAME_PREFIX = /^([a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)(\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
 const namePrefix = z
   .string()
@@ -151,25 +194,22 @@ export const configSchema = z
       .default({}),
     storage: z
       .object({
+        /** Where blobs are kept: "fs" (storage.dir) or "oss" (the bucket of [storage.oss]). */
+        backend: z.enum(['fs', 'oss']).default('fs'),
         dir: z.string().min(1).default('data'),
         /** Upper bound on cached blob bytes, e.g. "200GiB"; least recently used blobs are evicted beyond it. */
-        max_size: z
-          .string()
-          .transform((value, ctx) => {
-            const bytes = parseSize(value);
-            if (bytes === null || bytes <= 0) {
-              ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid size "${value}" (use e.g. 500MiB, 200GiB, 1TB)` });
-              return z.NEVER;
-            }
-            return bytes;
-          })
-          .optional(),
+        max_size: byteSize(1).optional(),
         /** How often unreferenced entries and stale temp files are removed; 0s disables it. */
         gc_interval: duration('1h'),
         /** Entries used within this long are never collected. */
         gc_grace: duration('24h'),
+        oss: ossStorage.optional(),
       })
       .strict()
+      .superRefine((s, ctx) => {
+        if (s.backend === 'oss' && !s.oss) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['oss'], message: 'backend = "oss" needs a [storage.oss] table with the bucket' });
+        if (s.backend !== 'oss' && s.oss) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['backend'], message: '[storage.oss] is configured: set backend = "oss" to use it' });
+      })
       .default({}),
     cache: z
       .object({

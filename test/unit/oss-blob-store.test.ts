@@ -5,7 +5,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BlobStore } from '../../src/cache/blob-store.js';
 import { DigestHasher } from '../../src/cache/digest.js';
 import { Fill, type BlobSource } from '../../src/cache/fill.js';
+import { openBlobStore, openCacheDatabase } from '../../src/cache/cache.js';
+import { FsBlobStore } from '../../src/cache/fs-blob-store.js';
+import { OssBlobStore } from '../../src/cache/oss-blob-store.js';
 import { OssStoreError } from '../../src/cache/oss-client.js';
+import { parseConfig } from '../../src/config/load.js';
 import { eventually } from '../support/eventually.js';
 import { randomBlob, sha256 } from '../support/fake-upstream.js';
 import { OSS_BUCKET, OSS_PREFIX, ossStoreFixture, type OssStoreFixture, TEST_PART_SIZE } from '../support/oss-store.js';
@@ -201,5 +205,30 @@ describe('OssBlobStore', () => {
     expect(ok.body.equals(blob)).toBe(true);
     f.oss.now = () => Date.now() + 61_000;
     expect((await get()).status).toBe(403);
+  });
+});
+
+describe('storage.backend = "oss"', () => {
+  it('opens the OSS store on the configured bucket and prefix, the blobs table following its commits', async () => {
+    const storage = { backend: 'oss', dir: f.tmpDir, oss: { bucket: OSS_BUCKET, endpoint: f.oss.endpoint, prefix: 'from-config/', part_size: '100KiB' } };
+    const config = parseConfig({ storage }, { env: { ALIBABA_CLOUD_ACCESS_KEY_ID: 'store-ak', ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'store-secret' }, baseDir: '/', source: 'test' });
+    const db = await openCacheDatabase(config.storage.dir);
+    try {
+      const { store, index } = openBlobStore(config.storage.dir, db, Date.now, config.storage.oss);
+      expect(store).toBeInstanceOf(OssBlobStore);
+      await store.prepare();
+      await store.probe();
+      const blob = randomBlob(250 * 1024, 40);
+      const writer = await store.createWriter(sha256(blob));
+      await writer.write(0, blob);
+      await writer.commit(verified(blob));
+      await writer.close();
+      expect(f.oss.keys()).toEqual([`from-config/blobs/sha256/${sha256(blob).slice(7)}`]);
+      expect(f.oss.faults.count('UploadPart')).toBe(3);
+      expect(index.totals()).toEqual({ blobs: 1, bytes: blob.length });
+      expect(openBlobStore(config.storage.dir, db, Date.now).store).toBeInstanceOf(FsBlobStore);
+    } finally {
+      db.close();
+    }
   });
 });
