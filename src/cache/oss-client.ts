@@ -22,6 +22,8 @@ export function ossClient(s: OssSettings): OSS {
     ...(s.endpoint ? { endpoint: s.endpoint, secure: s.endpoint.startsWith('https://') } : { region: s.region!, internal: s.internal ?? false, secure: true }),
     ...(s.cname ? { cname: true } : {}),
     timeout: s.timeoutMs,
+    // ali-oss sends a request again after a connection failure (a kept-alive socket the server closed), not after a 5xx.
+    retryMax: 2,
   });
 }
 
@@ -63,9 +65,12 @@ export function toOssStoreError(operation: string, bucket: string, key: string, 
   if (err instanceof OssStoreError) return err;
   const e = (err ?? {}) as { code?: unknown; status?: unknown; requestId?: unknown; name?: unknown; message?: unknown };
   const status = typeof e.status === 'number' ? e.status : -1;
-  const code = typeof e.code === 'string' && e.code ? e.code : typeof e.name === 'string' ? e.name : 'UnknownError';
+  const message = typeof e.message === 'string' ? e.message : '';
+  // A connection failure (status <= 0) is named by its errno (ECONNREFUSED...) rather than ali-oss's RequestError.
+  const errno = status <= 0 ? /\b(E[A-Z]{3,})\b/.exec(message)?.[1] : undefined;
+  const code = errno ?? (typeof e.code === 'string' && e.code ? e.code : typeof e.name === 'string' ? e.name : 'UnknownError');
   // ali-oss's messages for OSS errors are OSS's own text; for network errors the first sentence (no URL query).
-  const detail = typeof e.message === 'string' ? e.message.split(/[,\n]/)[0]!.replace(/\?\S*/g, '') : 'request failed';
+  const detail = message ? message.split(/[,\n]/)[0]!.replace(/\?\S*/g, '') : 'request failed';
   return new OssStoreError(operation, bucket, key, code, status, typeof e.requestId === 'string' ? e.requestId : undefined, detail);
 }
 
