@@ -68,21 +68,30 @@ async function sendAll(store: BlobStore, digest: string): Promise<{ bytes: Buffe
 
 describe('OssBlobStore with a fill', () => {
   it('uploads a multi-part blob part by part as it arrives and completes the upload only once the digest matched', async () => {
-    const blob = randomBlob(30 * TEST_PART_SIZE + 12_345, 31);
+    const blob = randomBlob(40 * TEST_PART_SIZE + 12_345, 31);
     const digest = sha256(blob);
     const source = gatedSource(blob, blob.length - 1000);
     const fill = fillOf(digest, source);
     const running = fill.run();
     // Held back before the last 1000 bytes: parts are up, the upload is open, no object yet.
-    await eventually(() => expect(f.oss.openUploads()[0]?.parts.length).toBeGreaterThanOrEqual(20));
+    // 30 parts: the fill's third 1 MiB write has begun, so its memory no longer holds the first MiB.
+    await eventually(() => expect(f.oss.openUploads()[0]?.parts.length).toBeGreaterThanOrEqual(30));
     expect(f.oss.keys()).toEqual([]);
     expect(f.oss.faults.count('CompleteMultipartUpload')).toBe(0);
+    // A reader joining now is past the fill's memory window: it reads the first bytes back from the writer's spool.
+    const late = fill.reader();
+    const lateBytes = (async () => {
+      const chunks: Buffer[] = [];
+      for await (const c of late) chunks.push(c as Buffer);
+      return Buffer.concat(chunks);
+    })();
     source.release();
     await running;
+    expect((await lateBytes).equals(blob)).toBe(true);
     expect(fill.committed).toBe(true);
     expect(f.oss.objectBytes(keyOf(digest))?.equals(blob)).toBe(true);
     expect(f.oss.faults.count('CompleteMultipartUpload')).toBe(1);
-    expect(f.oss.faults.count('UploadPart')).toBe(31);
+    expect(f.oss.faults.count('UploadPart')).toBe(41);
     expect(f.bucketResidue()).toEqual([keyOf(digest)]);
     expect((await sendAll(f.store, digest)).bytes.equals(blob)).toBe(true);
     await eventually(async () => expect(await f.spoolFiles()).toEqual([]));
