@@ -1,4 +1,4 @@
-import { request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -151,6 +151,30 @@ describe('OssBlobStore', () => {
     expect(cut.bytes.equals(blob.subarray(0, cut.bytes.length))).toBe(true);
     await eventually(() => expect(f.store.inUse(digest)).toBe(false));
     expect((await sendAll(f.store, digest)).bytes.equals(blob)).toBe(true);
+  });
+
+  it('breaks a GET off whose body stalls for the timeout', async () => {
+    // Not the OSS test server (it never stalls): a server that answers HEAD and sends 1000 of the bytes of a GET.
+    const stalling = createServer((req, res) => {
+      res.writeHead(req.method === 'HEAD' ? 200 : 206, { 'content-length': '5000', ...(req.method === 'HEAD' ? {} : { 'content-range': 'bytes 0-4999/5000' }) });
+      if (req.method === 'HEAD') res.end();
+      else res.write(Buffer.alloc(1000));
+    });
+    await new Promise<void>((resolve) => stalling.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = stalling.address() as { port: number };
+      const store = f.newStore({ endpoint: `http://127.0.0.1:${port}`, cname: false, timeoutMs: 300 });
+      const stream = (await store.open(`sha256:${'1'.repeat(64)}`))!.stream();
+      let received = 0;
+      const failure = await (async () => {
+        for await (const c of stream) received += (c as Buffer).length;
+      })().then(() => null, (e: Error) => e.message);
+      expect(received).toBe(1000);
+      expect(failure).toMatch(/no bytes for 300 ms/);
+    } finally {
+      stalling.closeAllConnections();
+      stalling.close();
+    }
   });
 
   it('lets two writers of one digest finish: one completes, the other gets 409 and aborts its upload', async () => {
