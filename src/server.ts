@@ -1,8 +1,9 @@
 import { type ServerType, serve } from '@hono/node-server';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { createMirror, type Mirror } from './app.js';
+import { AddressList, isLoopback } from './access/address-list.js';
+import { createMirror, type Mirror, type MirrorDeps } from './app.js';
 import type { Config } from './config/load.js';
 
 export interface RunningServer {
@@ -12,17 +13,16 @@ export interface RunningServer {
   shutdown(): Promise<void>;
 }
 
-export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  const mirror = await createMirror(config, { log });
+export async function startServer(config: Config, log: Logger, deps: Omit<MirrorDeps, 'log'> = {}): Promise<RunningServer> {
+  const mirror = await createMirror(config, { ...deps, log });
   const servers: ServerType[] = [];
-  const url = urlOf(await listen(mirror, config.server.listen, servers), 'http');
+  const listener = listenerOptions(config);
+  const url = urlOf(await listen(mirror, config.server.listen, servers, listener), 'http');
   const tls = config.server.tls;
   const tlsUrl = tls
-    ? urlOf(await listen(mirror, tls.listen, servers, { createServer: createHttpsServer, serverOptions: { cert: tls.cert, key: tls.key.reveal() } }), 'https')
+    ? urlOf(await listen(mirror, tls.listen, servers, { ...listener, createServer: createHttpsServer, serverOptions: { ...listener.serverOptions, cert: tls.cert, key: tls.key.reveal() } }), 'https')
     : undefined;
-  if (!/^(127\.|\[?::1\]?:|localhost:)/.test(config.server.listen) && config.access.allow.every((c) => c.startsWith('127.') || c === '::1/128')) {
-    log.warn({ listen: config.server.listen }, 'listening beyond loopback but access.allow admits loopback clients only: add your LAN ranges to access.allow');
-  }
+  for (const [fields, message] of startupWarnings(config)) log.warn(fields, message);
   log.info(
     {
       url,
@@ -64,19 +64,69 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   };
 }
 
-async function listen(
-  mirror: Mirror,
-  address: string,
-  servers: ServerType[],
-  https?: { createServer: typeof createHttpsServer; serverOptions: { cert: string; key: string } },
-): Promise<AddressInfo> {
+interface ListenerOptions {
+  serverOptions: { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number; cert?: string; key?: string };
+  createServer?: typeof createHttpsServer;
+  maxConnections: number;
+  /** Whether a socket's remote address may use anything at all (access.allow or admin.allow). */
+  admits(address: string | undefined): boolean;
+}
+
+/**
+ * Node's requestTimeout bounds receiving a request (headers and body), not sending the answer: a multi-GB blob
+ * download is not cut by it, a bundle import upload is. headersTimeout bounds slow headers.
+ */
+function listenerOptions(config: Config): ListenerOptions {
+  const { headers_timeout, request_timeout, max_connections } = config.server;
+  const access = new AddressList(config.access.allow);
+  const admin = new AddressList(config.admin.allow);
+  return {
+    // Node checks both timeouts on this interval: a quarter of the headers timeout keeps the bound close.
+    serverOptions: { headersTimeout: headers_timeout, requestTimeout: request_timeout, connectionsCheckingInterval: Math.min(30_000, headers_timeout / 4) },
+    maxConnections: max_connections,
+    admits: (address) => access.has(address) || admin.has(address),
+  };
+}
+
+async function listen(mirror: Mirror, address: string, servers: ServerType[], options: ListenerOptions): Promise<AddressInfo> {
   const { host, port } = splitListen(address);
+  const { serverOptions, createServer, maxConnections, admits } = options;
   const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: mirror.app.fetch, hostname: host, port, ...(https ?? {}) }, () => resolve(s));
+    const s = serve({ fetch: mirror.app.fetch, hostname: host, port, serverOptions, ...(createServer ? { createServer } : {}) }, () => resolve(s));
     s.once('error', reject);
+  });
+  server.maxConnections = maxConnections;
+  // Before TLS and HTTP parsing: a client nobody admits costs no more than the accept.
+  server.on('connection', (socket: Socket) => {
+    if (!admits(socket.remoteAddress)) socket.destroy();
   });
   servers.push(server);
   return server.address() as AddressInfo;
+}
+
+const isLoopbackListen = (listen: string) => /^(127\.|\[?::1\]?:|localhost:)/.test(listen);
+/** Whether a CIDR admits only loopback addresses. */
+function loopbackOnly(cidr: string): boolean {
+  const [address, bits] = cidr.split('/') as [string, string | undefined];
+  const v6 = address.includes(':');
+  return isLoopback(address) && Number(bits ?? (v6 ? 128 : 32)) >= (v6 ? 128 : 8);
+}
+
+/** What the configuration exposes that an operator should know about at start-up. */
+export function startupWarnings(config: Config): Array<[Record<string, unknown>, string]> {
+  const warnings: Array<[Record<string, unknown>, string]> = [];
+  const listen = config.server.listen;
+  if (isLoopbackListen(listen)) return warnings;
+  if (config.access.allow.every(loopbackOnly)) {
+    warnings.push([{ listen }, 'listening beyond loopback but access.allow admits loopback clients only: add your LAN ranges to access.allow']);
+  }
+  if (config.admin.token && !config.admin.allow.every(loopbackOnly)) {
+    warnings.push([
+      { listen, adminAllow: config.admin.allow },
+      'the admin API is served over plain HTTP beyond loopback: its token and session cookie cross the network in clear (use server.tls_listen, or narrow admin.allow to loopback)',
+    ]);
+  }
+  return warnings;
 }
 
 function urlOf(address: AddressInfo, scheme: 'http' | 'https'): string {

@@ -1,7 +1,8 @@
-import { createHash } from 'node:crypto';
-import { BlockList, isIP } from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
 import bcrypt from 'bcryptjs';
 import { LRUCache } from 'lru-cache';
+import { AddressList } from './address-list.js';
+import { type FailureThrottle, loginFailureThrottle } from './failure-throttle.js';
 
 export interface HtpasswdUser {
   name: string;
@@ -11,22 +12,20 @@ export interface HtpasswdUser {
 /**
  * Who may use the mirror: client addresses by CIDR, and optionally HTTP Basic users with bcrypt hashes
  * (htpasswd -B). Verified credentials are remembered (by a hash, never in clear) so bcrypt runs once per
- * user and password, not on every request of a pull.
+ * user and password, not on every request of a pull. Failed logins are counted per address.
  */
 export class ClientAccess {
-  readonly #allow = new BlockList();
+  readonly #allow: AddressList;
   readonly #users: Map<string, string> | null;
   readonly #verified = new LRUCache<string, string>({ max: 1000, ttl: 10 * 60_000 });
-  /** Decisions per client address: a node pulls with many requests, and BlockList.check costs per call. */
-  readonly #decided = new LRUCache<string, boolean>({ max: 10_000 });
+  readonly #failures: FailureThrottle;
+  /** Compared against for an unknown user, so answering takes as long as for a known one with a wrong password. */
+  #dummyHash: Promise<string> | null = null;
 
-  constructor(allow: string[], users: HtpasswdUser[] | null) {
-    for (const cidr of allow) {
-      const [address, bits] = cidr.split('/') as [string, string | undefined];
-      const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
-      this.#allow.addSubnet(address, Number(bits ?? (family === 'ipv6' ? 128 : 32)), family);
-    }
+  constructor(allow: string[], users: HtpasswdUser[] | null, now: () => number = Date.now) {
+    this.#allow = new AddressList(allow);
     this.#users = users ? new Map(users.map((u) => [u.name, u.hash])) : null;
+    this.#failures = loginFailureThrottle(now);
   }
 
   get requiresLogin(): boolean {
@@ -34,30 +33,44 @@ export class ClientAccess {
   }
 
   allows(address: string | undefined): boolean {
-    if (!address) return false;
-    let allowed = this.#decided.get(address);
-    if (allowed === undefined) {
-      const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
-      allowed = v4 ? this.#allow.check(v4, 'ipv4') : this.#allow.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
-      this.#decided.set(address, allowed);
-    }
-    return allowed;
+    return this.#allow.has(address);
   }
 
-  /** The user name for a valid `Authorization: Basic` header, else null. */
-  async authenticate(header: string | undefined): Promise<string | null> {
+  /** Seconds the address must wait after too many failed logins, or 0. */
+  loginRetryAfter(address: string | undefined): number {
+    return this.#failures.retryAfter(address);
+  }
+
+  /** The user name for a valid `Authorization: Basic` header, else null (a failure counted against the address). */
+  async authenticate(header: string | undefined, address?: string): Promise<string | null> {
     if (!this.#users || !header?.startsWith('Basic ')) return null;
-    const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+    const name = await this.#verify(header.slice(6).trim(), this.#users);
+    if (name === null) this.#failures.failed(address);
+    return name;
+  }
+
+  async #verify(credentials: string, users: Map<string, string>): Promise<string | null> {
+    const decoded = Buffer.from(credentials, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     if (colon < 0) return null;
     const name = decoded.slice(0, colon);
-    const hash = this.#users.get(name);
-    if (!hash) return null;
+    const hash = users.get(name);
+    if (!hash) {
+      await bcrypt.compare(decoded.slice(colon + 1), await this.#dummy(users));
+      return null;
+    }
     const key = createHash('sha256').update(hash).update('\0').update(decoded).digest('base64');
     if (this.#verified.has(key)) return name;
     if (!(await bcrypt.compare(decoded.slice(colon + 1), hash))) return null;
     this.#verified.set(key, name);
     return name;
+  }
+
+  /** A hash of a random password at the highest cost among the users' hashes, made once when first needed. */
+  #dummy(users: Map<string, string>): Promise<string> {
+    const cost = Math.max(...[...users.values()].map((h) => Number(h.slice(4, 6))));
+    this.#dummyHash ??= bcrypt.hash(randomBytes(16).toString('hex'), cost);
+    return this.#dummyHash;
   }
 }
 

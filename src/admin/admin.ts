@@ -73,11 +73,14 @@ export function createAdmin(deps: AdminDeps): Admin {
   warmer.resume();
   return {
     app: adminApi({
-      auth: token ? new AdminAuth(token) : null,
+      auth: token ? new AdminAuth(token, deps.now) : null,
       warmer,
       inventory,
       upstreams: deps.upstreams,
       bundles: { route: deps.route, manifests: deps.manifests, blobs: deps.blobs, manifestStore: deps.manifestStore, blobStore: deps.blobStore },
+      allow: deps.settings.allow,
+      httpsListener: deps.settings.httpsListener,
+      now: deps.now,
       log: deps.log,
     }),
     tagRequested: (upstream, repo, tag) => usage.record(upstream, repo, tag),

@@ -1,16 +1,18 @@
-import { randomBytes } from 'node:crypto';
 import { type Context, Hono } from 'hono';
 import { deleteCookie, setCookie } from 'hono/cookie';
 import { type SSEStreamingApi, streamSSE } from 'hono/streaming';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { AddressList, isLoopback } from '../access/address-list.js';
+import { type FailureThrottle, loginFailureThrottle } from '../access/failure-throttle.js';
 import { RegistryError } from '../http/errors.js';
 import type { Env } from '../http/middleware.js';
-import { errorResponse } from '../http/respond.js';
-import { parseName, parseReference } from '../registry/reference.js';
-import { type AdminAuth, SESSION_COOKIE } from './auth.js';
+import { formatPlatform, parsePlatform } from '../oci/platform.js';
+import { parseName, parseReference } from '../oci/reference.js';
+import { type AdminAuth, SESSION_COOKIE, SESSION_TTL_MS } from './auth.js';
+import { adminGuard } from './guard.js';
+import { htmlPage } from './html-page.js';
 import type { Inventory } from './inventory.js';
-import { formatPlatform, parsePlatform } from './platforms.js';
 import { adminPage, adminPageParts, loginPage } from './ui.js';
 import type { WarmJob } from './warm-job.js';
 import type { Warmer } from './warmer.js';
@@ -27,6 +29,11 @@ export interface AdminApiDeps {
   upstreams: string[];
   bundles: BundleSourceDeps & BundleImportDeps;
   log: Logger;
+  /** admin.allow */
+  allow: string[];
+  /** An HTTPS listener exists: the login form refuses plain HTTP from other hosts. */
+  httpsListener: boolean;
+  now: () => number;
 }
 
 /** How often an event stream sends a running job's progress (only when it changed). */
@@ -61,7 +68,6 @@ const warmBody = z
  */
 export function adminApi(deps: AdminApiDeps): Hono<Env> {
   const app = new Hono<Env>();
-  app.onError((err, c) => errorResponse(c, err, deps.log));
   const auth = deps.auth;
   if (!auth) {
     app.all('/admin/*', () => {
@@ -69,59 +75,21 @@ export function adminApi(deps: AdminApiDeps): Hono<Env> {
     });
     return app;
   }
+  const failures = loginFailureThrottle(deps.now);
+  app.use('/admin/*', adminGuard({ auth, allow: new AddressList(deps.allow), failures }));
+  jobRoutes(app, deps);
+  bundleRoutes(app, deps);
+  imageRoutes(app, deps);
+  pageRoutes(app, deps, auth, failures);
+  return app;
+}
 
-  app.use('/admin/*', async (c, next) => {
-    if (c.req.path === '/admin/ui/login' && c.req.method === 'POST') return next(); // checks the token itself
-    if (auth.authorizes(c)) return next();
-    if (c.req.path === '/admin/ui' && c.req.method === 'GET') return page(c, (nonce) => loginPage({ nonce }), 401);
-    throw new RegistryError('UNAUTHORIZED', 'admin token required: send Authorization: Bearer <token>', {
-      headers: { 'www-authenticate': 'Bearer realm="acr-mirror admin"' },
-    });
-  });
-
-  /** The {images, platforms} body of warm and export, or the 400 answer saying what is wrong with it. */
-  const imagesBody = async (c: Context<Env>): Promise<z.infer<typeof warmBody> | Response> => {
-    if (!(c.req.header('content-type') ?? '').startsWith('application/json')) return invalid(c, 'send a JSON body (Content-Type: application/json)');
-    let raw: unknown;
-    try {
-      raw = await c.req.json();
-    } catch {
-      return invalid(c, 'the body is not valid JSON');
-    }
-    const parsed = warmBody.safeParse(raw);
-    if (!parsed.success) return invalid(c, parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
-    return parsed.data;
-  };
-
+/** Warm jobs: start one, list them, read one, follow one as an event stream. */
+function jobRoutes(app: Hono<Env>, deps: AdminApiDeps): void {
   app.post('/admin/warm', async (c) => {
     const body = await imagesBody(c);
-    if (body instanceof Response) return body;
     const job = deps.warmer.start(body);
     return c.json(job, 202, { location: `/admin/jobs/${job.id}` });
-  });
-
-  // Export warms what is missing before answering, so an error is an OCI error rather than a broken tar.
-  app.post('/admin/export', async (c) => {
-    const request = await imagesBody(c);
-    if (request instanceof Response) return request;
-    const platforms = request.platforms === 'all' ? 'all' : request.platforms.map((p) => parsePlatform(p)!);
-    const plan = await planBundle(deps.bundles, request.images, platforms);
-    const body = new PassThrough();
-    writeBundle(deps.bundles, plan, body).catch((err: unknown) => {
-      deps.log.error({ err: (err as Error).message }, 'bundle export failed while streaming');
-      body.destroy(err as Error);
-    });
-    return new Response(Readable.toWeb(body) as ReadableStream<Uint8Array>, {
-      headers: { 'content-type': 'application/x-tar', 'content-length': String(plan.bytes), 'x-bundle-images': String(plan.index.length) },
-    });
-  });
-
-  app.post('/admin/import', async (c) => {
-    const body = c.req.raw.body;
-    if (!body) return invalid(c, 'send the bundle tar as the request body');
-    const report = await importBundle(deps.bundles, Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>));
-    deps.log.info(report, 'bundle imported');
-    return c.json(report);
   });
 
   app.get('/admin/jobs', (c) => c.json({ jobs: deps.warmer.recent(50) }));
@@ -148,17 +116,50 @@ export function adminApi(deps: AdminApiDeps): Hono<Env> {
     });
   });
 
+  function job(id: string) {
+    const found = deps.warmer.get(id);
+    if (!found) throw new RegistryError('NOT_FOUND', `no warm job ${id}`);
+    return found;
+  }
+}
+
+function bundleRoutes(app: Hono<Env>, deps: AdminApiDeps): void {
+  // Export warms what is missing before answering, so an error is an OCI error rather than a broken tar.
+  app.post('/admin/export', async (c) => {
+    const request = await imagesBody(c);
+    const platforms = request.platforms === 'all' ? 'all' : request.platforms.map((p) => parsePlatform(p)!);
+    const plan = await planBundle(deps.bundles, request.images, platforms);
+    const body = new PassThrough();
+    writeBundle(deps.bundles, plan, body).catch((err: unknown) => {
+      deps.log.error({ err: (err as Error).message }, 'bundle export failed while streaming');
+      body.destroy(err as Error);
+    });
+    return new Response(Readable.toWeb(body) as ReadableStream<Uint8Array>, {
+      headers: { 'content-type': 'application/x-tar', 'content-length': String(plan.bytes), 'x-bundle-images': String(plan.index.length) },
+    });
+  });
+
+  app.post('/admin/import', async (c) => {
+    const body = c.req.raw.body;
+    if (!body) invalid('send the bundle tar as the request body');
+    const report = await importBundle(deps.bundles, Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>));
+    deps.log.info(report, 'bundle imported');
+    return c.json(report);
+  });
+}
+
+function imageRoutes(app: Hono<Env>, deps: AdminApiDeps): void {
   app.get('/admin/images', (c) => c.json({ images: deps.inventory.images() }));
 
   app.delete('/admin/images/:ref{.+}', (c) => {
     const ref = c.req.param('ref');
     const colon = ref.lastIndexOf(':');
-    if (colon <= 0) return invalid(c, `name a tag: /admin/images/<repository>:<tag>, got ${ref}`);
+    if (colon <= 0) invalid(`name a tag: /admin/images/<repository>:<tag>, got ${ref}`);
     const repository = parseName(ref.slice(0, colon));
     const reference = parseReference(ref.slice(colon + 1));
-    if (reference.kind !== 'tag') return invalid(c, 'name a tag, not a digest');
+    if (reference.kind !== 'tag') invalid('name a tag, not a digest');
     const upstream = c.req.query('upstream') ?? (deps.upstreams.length === 1 ? deps.upstreams[0]! : undefined);
-    if (!upstream) return invalid(c, `several upstreams are configured: say which with ?upstream= (${deps.upstreams.join(', ')})`);
+    if (!upstream) invalid(`several upstreams are configured: say which with ?upstream= (${deps.upstreams.join(', ')})`);
     const digest = deps.inventory.removeTag(upstream, repository, reference.tag);
     if (!digest) throw new RegistryError('NOT_FOUND', `${repository}:${reference.tag} is not cached for upstream ${upstream}`);
     deps.log.info({ upstream, repo: repository, ref: reference.tag, digest }, 'tag removed by the admin');
@@ -166,39 +167,52 @@ export function adminApi(deps: AdminApiDeps): Hono<Env> {
   });
 
   app.get('/admin/stats', async (c) => c.json(await deps.inventory.stats()));
+}
 
+/** The web page, the parts it refreshes, and the login form that sets the session cookie. */
+function pageRoutes(app: Hono<Env>, deps: AdminApiDeps, auth: AdminAuth, failures: FailureThrottle): void {
   const pageData = async () => ({ images: deps.inventory.images(), stats: await deps.inventory.stats(), jobs: deps.warmer.recent(5) });
   app.get('/admin/ui', async (c) => {
     const data = await pageData();
-    return page(c, (nonce) => adminPage({ nonce, ...data }), 200);
+    return htmlPage(c, (nonce) => adminPage({ nonce, ...data }), 200);
   });
   app.get('/admin/ui/parts', async (c) => c.html(adminPageParts(await pageData())));
 
   app.post('/admin/ui/login', async (c) => {
+    const https = new URL(c.req.url).protocol === 'https:';
+    if (!https && deps.httpsListener && !isLoopback(c.get('client'))) {
+      throw new RegistryError('DENIED', 'log in over HTTPS (server.tls_listen): over plain HTTP the session cookie would cross the network in clear');
+    }
     const form = await c.req.parseBody();
     const token = typeof form.token === 'string' ? form.token.trim() : '';
-    if (!token || !auth.matches(token)) return page(c, (nonce) => loginPage({ nonce, error: 'wrong token' }), 401);
-    setCookie(c, SESSION_COOKIE, auth.session, {
-      path: '/admin',
-      httpOnly: true,
-      sameSite: 'Strict',
-      secure: new URL(c.req.url).protocol === 'https:',
-    });
+    if (!token || !auth.matches(token)) {
+      failures.failed(c.get('client'));
+      return htmlPage(c, (nonce) => loginPage({ nonce, error: 'wrong token' }), 401);
+    }
+    setCookie(c, SESSION_COOKIE, auth.issueSession(), { maxAge: SESSION_TTL_MS / 1000, path: '/admin', httpOnly: true, secure: https, sameSite: 'Strict' });
     return c.redirect('/admin/ui', 303);
   });
 
+  // Ends every session, not only this browser's: there is one admin.
   app.post('/admin/ui/logout', (c) => {
+    auth.revokeSessions();
     deleteCookie(c, SESSION_COOKIE, { path: '/admin' });
     return c.redirect('/admin/ui', 303);
   });
+}
 
-  function job(id: string) {
-    const found = deps.warmer.get(id);
-    if (!found) throw new RegistryError('NOT_FOUND', `no warm job ${id}`);
-    return found;
+/** The {images, platforms} body of warm and export; throws INVALID_REQUEST saying what is wrong with it. */
+async function imagesBody(c: Context<Env>): Promise<z.infer<typeof warmBody>> {
+  if (!(c.req.header('content-type') ?? '').startsWith('application/json')) invalid('send a JSON body (Content-Type: application/json)');
+  let raw: unknown;
+  try {
+    raw = await c.req.json();
+  } catch {
+    return invalid('the body is not valid JSON');
   }
-
-  return app;
+  const parsed = warmBody.safeParse(raw);
+  if (!parsed.success) invalid(parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+  return parsed.data;
 }
 
 /** Calls onProgress on each change and tick until the job ends, the client leaves or shutdown begins. */
@@ -221,17 +235,6 @@ function whileRunning(job: WarmJob, stopping: AbortSignal, stream: SSEStreamingA
   });
 }
 
-function invalid(c: Context, message: string): Response {
-  return c.json({ errors: [{ code: 'INVALID_REQUEST', message }] }, 400);
-}
-
-/** An HTML page whose own inline script and style may run, and nothing else. */
-function page(c: Context, render: (nonce: string) => ReturnType<typeof loginPage>, status: 200 | 401): Response | Promise<Response> {
-  const nonce = randomBytes(16).toString('base64');
-  c.header(
-    'content-security-policy',
-    `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
-  );
-  c.header('cache-control', 'no-store');
-  return c.html(render(nonce), status);
+function invalid(message: string): never {
+  throw new RegistryError('INVALID_REQUEST', message);
 }

@@ -1,7 +1,8 @@
 import type { Db } from '../cache/db.js';
 import type { ManifestStore } from '../cache/manifest-store.js';
 import type { Metrics } from '../observability/metrics.js';
-import { formatPlatform, type Platform } from './platforms.js';
+import { type ManifestContent, manifestContent } from '../oci/manifest.js';
+import { formatPlatform } from '../oci/platform.js';
 import type { TagUsage } from './tag-usage.js';
 
 /** A cached tag as GET /admin/images lists it. Names are the upstream's (after route rewrites). */
@@ -55,12 +56,6 @@ interface TagRow {
   last_pulled: number | null;
 }
 
-interface ManifestDoc {
-  manifests?: { digest?: unknown; platform?: Platform; annotations?: Record<string, string> }[];
-  config?: { digest?: unknown };
-  layers?: { digest?: unknown }[];
-}
-
 /** What the cache holds, for the admin API and page: tags with their content, and totals. */
 export class Inventory {
   readonly #stmt;
@@ -84,7 +79,7 @@ export class Inventory {
   images(): CachedImage[] {
     this.deps.usage.flush();
     return this.#stmt.tags.all().map((row) => {
-      const content = this.#content(row.digest);
+      const content = this.#summary(row.digest);
       return {
         upstream: row.upstream,
         repository: row.repo,
@@ -131,15 +126,15 @@ export class Inventory {
   }
 
   /** Platforms and cached size of a tag's manifest (and, for an index, of its entries). */
-  #content(digest: string): Pick<CachedImage, 'platforms' | 'uncachedPlatforms' | 'size'> {
+  #summary(digest: string): Pick<CachedImage, 'platforms' | 'uncachedPlatforms' | 'size'> {
     const blobs = new Map<string, number>();
     const platforms: string[] = [];
     const uncachedPlatforms: string[] = [];
-    const root = this.#doc(digest);
-    if (root?.manifests) {
+    const root = this.#content(digest);
+    if (root?.kind === 'index') {
       for (const entry of root.manifests) {
-        const child = typeof entry.digest === 'string' ? this.#doc(entry.digest) : null;
-        const cached = child !== null && this.#addBlobs(child, blobs);
+        const child = this.#content(entry.digest);
+        const cached = child?.kind === 'image' && this.#addBlobs(child, blobs);
         if (!entry.platform || entry.platform.os === 'unknown' || isAttestation(entry)) continue;
         (cached ? platforms : uncachedPlatforms).push(formatPlatform(entry.platform));
       }
@@ -150,25 +145,19 @@ export class Inventory {
   }
 
   /** Adds the cached blobs of an image manifest; true when all of them are cached. */
-  #addBlobs(doc: ManifestDoc, into: Map<string, number>): boolean {
+  #addBlobs(image: ManifestContent & { kind: 'image' }, into: Map<string, number>): boolean {
     let complete = true;
-    for (const d of [doc.config, ...(doc.layers ?? [])]) {
-      const size = typeof d?.digest === 'string' ? this.#stmt.blobSize.get(d.digest)?.size : undefined;
+    for (const d of [image.config, ...image.layers]) {
+      const size = this.#stmt.blobSize.get(d.digest)?.size;
       if (size === undefined) complete = false;
-      else into.set(d!.digest as string, size);
+      else into.set(d.digest, size);
     }
     return complete;
   }
 
-  #doc(digest: string): ManifestDoc | null {
+  #content(digest: string): ManifestContent | null {
     const m = this.deps.manifests.get(digest);
-    if (!m) return null;
-    try {
-      const doc = JSON.parse(m.body.toString('utf8')) as unknown;
-      return typeof doc === 'object' && doc !== null ? (doc as ManifestDoc) : null;
-    } catch {
-      return null;
-    }
+    return m && manifestContent(m.body, m.digest);
   }
 }
 

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Fill } from '../cache/fill.js';
 import type { ImageStatus, JobState, StoredJob } from './jobs.js';
-import type { WarmPlan } from './warm-plan.js';
+import type { ImagePlan } from '../proxy/image-plan.js';
 
 interface BlobProgress {
   size: number;
@@ -55,7 +55,7 @@ export class WarmJob extends EventEmitter {
     this.#set(image, { state: 'running' });
   }
 
-  planned(image: number, plan: WarmPlan): void {
+  planned(image: number, plan: ImagePlan): void {
     for (const b of plan.blobs) if (!this.#blobs.has(b.digest)) this.#blobs.set(b.digest, { size: b.size, done: false, fill: null });
     this.#imageBlobs.set(image, plan.blobs.map((b) => b.digest));
     this.#set(image, {

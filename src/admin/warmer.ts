@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { parseImageRef } from '../oci/image-ref.js';
+import { parsePlatform, type PlatformChoice } from '../oci/platform.js';
 import type { BlobService } from '../proxy/blob-service.js';
 import type { ManifestService } from '../proxy/manifest-service.js';
+import { planImage } from '../proxy/image-plan.js';
 import type { UpstreamTarget } from '../proxy/target.js';
-import { parseImageRef } from './image-ref.js';
 import { type JobStore, type JobView, type StoredJob, viewOf, type WarmRequest } from './jobs.js';
 import { Limiter } from './limiter.js';
-import { parsePlatform, type PlatformChoice } from './platforms.js';
 import { WarmJob } from './warm-job.js';
-import { planWarm } from './warm-plan.js';
 
 export interface WarmerDeps {
   /** The route function of the /v2 API: client repository name -> upstream target; throws NAME_UNKNOWN. */
@@ -158,7 +158,7 @@ export class Warmer {
     try {
       const image = parseImageRef(ref);
       const target = this.deps.route(image.name);
-      const plan = await planWarm(target, image, choice, {
+      const plan = await planImage(target, image, choice, {
         manifests: this.deps.manifests,
         limit: (fetch) => this.#limiter.run(fetch, signal),
       });

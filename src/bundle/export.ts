@@ -1,17 +1,18 @@
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pack as tarPack } from 'tar-stream';
-import { parseImageRef } from '../admin/image-ref.js';
-import type { PlatformChoice } from '../admin/platforms.js';
-import { planWarm } from '../admin/warm-plan.js';
 import type { BlobStore } from '../cache/blob-store.js';
 import type { ManifestStore } from '../cache/manifest-store.js';
 import { RegistryError } from '../http/errors.js';
+import { parseImageRef } from '../oci/image-ref.js';
+import { OCI_INDEX } from '../oci/media-types.js';
+import type { PlatformChoice } from '../oci/platform.js';
+import { referenceString } from '../oci/reference.js';
 import type { BlobService } from '../proxy/blob-service.js';
+import { planImage } from '../proxy/image-plan.js';
 import type { ManifestService } from '../proxy/manifest-service.js';
 import type { UpstreamTarget } from '../proxy/target.js';
-import { referenceString } from '../registry/reference.js';
-import { IMAGE_NAME, INDEX_FILE, type IndexEntry, LAYOUT_FILE, OCI_INDEX, REF_NAME, blobEntry } from './layout.js';
+import { IMAGE_NAME, INDEX_FILE, type IndexEntry, LAYOUT_FILE, REF_NAME, blobEntry } from './layout.js';
 
 export interface BundleSourceDeps {
   route(name: string): UpstreamTarget;
@@ -41,7 +42,7 @@ export async function planBundle(deps: BundleSourceDeps, refs: string[], choice:
   for (const value of refs) {
     const ref = parseImageRef(value);
     const target = deps.route(ref.name);
-    const plan = await planWarm(target, ref, choice, { manifests: deps.manifests, limit: (f) => f() });
+    const plan = await planImage(target, ref, choice, { manifests: deps.manifests, limit: (f) => f() });
     if (plan.missing.length) throw new RegistryError('MANIFEST_UNKNOWN', `${value} has no ${plan.missing.join(', ')} image (it offers ${plan.offered.join(', ')})`);
     for (const b of plan.blobs) await deps.blobs.ensure(target, b.digest);
     for (const b of plan.blobs) blobs.set(b.digest, b.size);

@@ -1,12 +1,15 @@
 import type { Readable } from 'node:stream';
 import { extract as tarExtract } from 'tar-stream';
-import { parseImageRef } from '../admin/image-ref.js';
 import type { BlobStore, BlobWriter } from '../cache/blob-store.js';
 import { DigestHasher, type VerifiedDigest } from '../cache/digest.js';
 import type { ManifestStore, StoredManifest } from '../cache/manifest-store.js';
 import { RegistryError } from '../http/errors.js';
+import { parseImageRef } from '../oci/image-ref.js';
+import { type Descriptor, type ManifestContent, manifestContent, parseManifest } from '../oci/manifest.js';
+import { isManifestMediaType, OCI_MANIFEST } from '../oci/media-types.js';
 import type { UpstreamTarget } from '../proxy/target.js';
-import { IMAGE_NAME, INDEX_FILE, type IndexEntry, LAYOUT_FILE, REF_NAME } from './layout.js';
+import { truncate } from '../util/truncate.js';
+import { entryDigest, IMAGE_NAME, INDEX_FILE, LAYOUT_FILE, REF_NAME } from './layout.js';
 
 export interface BundleImportDeps {
   route(name: string): UpstreamTarget;
@@ -23,12 +26,6 @@ export interface ImportReport {
 
 const MAX_DOCUMENT = 4 * 1024 * 1024;
 
-interface Descriptor {
-  mediaType?: string;
-  digest: string;
-  size: number;
-}
-
 /**
  * Reads an OCI image layout tar (as `acr-mirror export` or `skopeo copy ... oci-archive:` write it), verifies
  * every blob against its name while staging it, checks every image is complete, and only then adds the images
@@ -38,22 +35,22 @@ interface Descriptor {
 export async function importBundle(deps: BundleImportDeps, input: Readable): Promise<ImportReport> {
   const staged = new Map<string, StagedBlob>();
   try {
-    let index: IndexEntry[] | null = null;
+    let index: Descriptor[] | null = null;
     const extract = tarExtract();
     input.on('error', (err) => extract.destroy(err));
     input.pipe(extract);
     try {
       for await (const entry of extract) {
         const name = entry.header.name.replace(/^\.\//, '');
+        const blob = entryDigest(name);
         if (name === LAYOUT_FILE.name) {
           const layout = JSON.parse((await readAll(entry)).toString('utf8')) as { imageLayoutVersion?: unknown };
           if (layout.imageLayoutVersion !== '1.0.0') throw bundleError(`unsupported OCI layout version ${String(layout.imageLayoutVersion)}`);
         } else if (name === INDEX_FILE) {
           index = parseIndex(await readAll(entry));
-        } else if (/^blobs\/sha256\/[a-f0-9]{64}$/.test(name)) {
-          const digest = `sha256:${name.slice('blobs/sha256/'.length)}`;
-          await staged.get(digest)?.writer.close(); // the same blob twice in one tar
-          staged.set(digest, await stage(deps.blobStore, digest, entry));
+        } else if (blob) {
+          await staged.get(blob)?.writer.close(); // the same blob twice in one tar
+          staged.set(blob, await stage(deps.blobStore, blob, entry));
         } else {
           entry.resume();
         }
@@ -66,25 +63,28 @@ export async function importBundle(deps: BundleImportDeps, input: Readable): Pro
 
     const manifests = new Map<string, StoredManifest>();
     const layers = new Set<string>();
-    const collect = async (d: Descriptor, depth: number): Promise<void> => {
+    const collect = async (d: { digest: string; mediaType?: string }, depth: number): Promise<void> => {
       if (manifests.has(d.digest)) return;
       const file = staged.get(d.digest);
       if (!file) throw bundleError(`manifest ${d.digest} is listed but not in the bundle`);
+      if (file.verified.size > MAX_DOCUMENT) throw bundleError(`manifest ${d.digest} is larger than the ${MAX_DOCUMENT} byte limit`);
       const body = await readStaged(file);
-      const doc = JSON.parse(body.toString('utf8')) as { mediaType?: string; manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[] };
-      manifests.set(d.digest, { digest: d.digest, mediaType: d.mediaType ?? doc.mediaType ?? 'application/vnd.oci.image.manifest.v1+json', size: body.length, body });
-      if (doc.manifests) {
+      const content = parseBundled(body, d.digest);
+      const mediaType = d.mediaType ?? content.mediaType ?? OCI_MANIFEST;
+      if (!isManifestMediaType(mediaType)) throw bundleError(`manifest ${d.digest} has media type ${truncate(mediaType)}, which is not a manifest type`);
+      manifests.set(d.digest, { digest: d.digest, mediaType, size: body.length, body });
+      if (content.kind === 'index') {
         if (depth > 2) throw bundleError(`index ${d.digest} nests too deep`);
         // an index may list platforms that were not exported: only the ones present are added
-        for (const child of doc.manifests) if (staged.has(child.digest)) await collect(child, depth + 1);
+        for (const child of content.manifests) if (staged.has(child.digest)) await collect(child, depth + 1);
         return;
       }
-      for (const blob of [doc.config, ...(doc.layers ?? [])]) {
-        if (!blob || !staged.has(blob.digest)) throw bundleError(`image ${d.digest} needs blob ${blob?.digest ?? '(no config)'}, which is not in the bundle`);
+      for (const blob of [content.config, ...content.layers]) {
+        if (!staged.has(blob.digest)) throw bundleError(`image ${d.digest} needs blob ${blob.digest}, which is not in the bundle`);
         layers.add(blob.digest);
       }
     };
-    const images: { name: string; tag: string | null; entry: IndexEntry; target: UpstreamTarget }[] = [];
+    const images: { name: string; tag: string | null; entry: Descriptor; target: UpstreamTarget }[] = [];
     for (const entry of index) {
       const name = entry.annotations?.[IMAGE_NAME] ?? entry.annotations?.[REF_NAME];
       if (!name) throw bundleError(`index entry ${entry.digest} has no image name annotation (${IMAGE_NAME})`);
@@ -158,16 +158,18 @@ async function readAll(entry: AsyncIterable<unknown>): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-function parseIndex(body: Buffer): IndexEntry[] {
+function parseIndex(body: Buffer): Descriptor[] {
+  const content = manifestContent(body, INDEX_FILE);
+  if (content?.kind !== 'index') throw bundleError(`${INDEX_FILE} is not an OCI index`);
+  return content.manifests;
+}
+
+function parseBundled(body: Buffer, digest: string): ManifestContent {
   try {
-    const doc = JSON.parse(body.toString('utf8')) as { manifests?: unknown };
-    if (Array.isArray(doc.manifests) && doc.manifests.every((m) => typeof m?.digest === 'string' && /^sha256:[a-f0-9]{64}$/.test(m.digest))) {
-      return doc.manifests as IndexEntry[];
-    }
-  } catch {
-    // reported below
+    return parseManifest(body, digest);
+  } catch (err) {
+    throw bundleError((err as Error).message);
   }
-  throw bundleError(`${INDEX_FILE} is not an OCI index`);
 }
 
 function bundleError(message: string): RegistryError {

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { manifestContent, referencedDigests } from '../oci/manifest.js';
 import type { Db } from './db.js';
 
 const HOT_TTL_MS = 30_000;
@@ -75,7 +76,7 @@ export class ManifestStore {
 
   /** Stores a manifest verified against its digest, with the digests it references (for eviction). */
   put(m: StoredManifest): void {
-    const children = referencedDigests(m.body);
+    const children = childDigests(m);
     this.db.transaction(() => {
       const now = this.now();
       this.#stmt.put.run(m.digest, m.mediaType, m.size, m.body, now, now);
@@ -132,22 +133,8 @@ function tagKey(upstream: string, repo: string, tag: string): string {
   return `${upstream}\n${repo}\n${tag}`;
 }
 
-/** Digests a manifest or index points at: config, layers, child manifests, subject. */
-export function referencedDigests(body: Buffer): string[] {
-  let doc: { config?: { digest?: unknown }; layers?: unknown; manifests?: unknown; subject?: { digest?: unknown } };
-  try {
-    doc = JSON.parse(body.toString('utf8'));
-  } catch {
-    return [];
-  }
-  const out = new Set<string>();
-  const add = (d: unknown) => {
-    if (typeof d === 'string' && d.startsWith('sha256:')) out.add(d);
-  };
-  add(doc.config?.digest);
-  add(doc.subject?.digest);
-  for (const list of [doc.layers, doc.manifests]) {
-    if (Array.isArray(list)) for (const item of list) add((item as { digest?: unknown })?.digest);
-  }
-  return [...out];
+/** Digests a manifest or index points at, for reference-aware eviction; none for a body without descriptors. */
+function childDigests(m: StoredManifest): string[] {
+  const content = manifestContent(m.body, m.digest);
+  return content ? referencedDigests(content) : [];
 }

@@ -2,10 +2,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import type { ZodIssue } from 'zod';
+import { LOOPBACK_NETWORKS } from '../access/address-list.js';
 import { type HtpasswdUser, parseHtpasswd } from '../access/client-access.js';
 import { configSchema, type ConfigFile, type UpstreamSettings } from './schema.js';
 import { Secret } from './secret.js';
 import { type StorageConfig, storageSettings } from './storage.js';
+import { weakTokenReason } from './token-strength.js';
 
 export interface Credentials {
   username: string;
@@ -43,10 +45,14 @@ export interface AdminSettings {
   /** Where the token came from, for the start-up log line (never the token). */
   tokenSource: string;
   warm_concurrency: number;
+  /** Client addresses (CIDRs) that may use the admin API. */
+  allow: string[];
+  /** server.tls_listen is set: the login form refuses plain HTTP from other hosts. */
+  httpsListener: boolean;
 }
 
 export interface Config extends Omit<ConfigFile, 'upstreams' | 'storage' | 'server' | 'access' | 'admin'> {
-  server: { listen: string; shutdown_timeout: number; tls?: TlsSettings };
+  server: { listen: string; shutdown_timeout: number; max_connections: number; headers_timeout: number; request_timeout: number; tls?: TlsSettings };
   access: { allow: string[]; users: HtpasswdUser[] | null };
   admin: AdminSettings;
   storage: StorageConfig;
@@ -170,7 +176,7 @@ export function parseConfig(raw: unknown, ctx: { env: NodeJS.ProcessEnv; baseDir
       }
     }
   }
-  const admin = adminSettings(file.admin, ctx.env, readFile, problems);
+  const admin = adminSettings(file.admin, { accessAllow: file.access.allow, httpsListener: tls !== undefined }, ctx.env, readFile, problems);
   const storage = storageSettings(file.storage, ctx.env, ctx.baseDir, problems);
   if (problems.length) throw new ConfigError(`${ctx.source}: invalid configuration:\n${problems.join('\n')}`);
   return {
@@ -187,14 +193,19 @@ export function parseConfig(raw: unknown, ctx: { env: NodeJS.ProcessEnv; baseDir
 const DEFAULT_ADMIN_TOKEN_ENV = 'ACR_MIRROR_ADMIN_TOKEN';
 const MIN_ADMIN_TOKEN_LENGTH = 16;
 
-/** The admin token from token_file, the named token_env, or ACR_MIRROR_ADMIN_TOKEN; none: admin API disabled. */
+/**
+ * The admin token from token_file, the named token_env, or ACR_MIRROR_ADMIN_TOKEN (none: admin API disabled), and
+ * who may use it: admin.allow, else loopback and the access.allow networks.
+ */
 function adminSettings(
   admin: ConfigFile['admin'],
+  server: { accessAllow: string[]; httpsListener: boolean },
   env: NodeJS.ProcessEnv,
   readFile: (key: string, path: string) => string | null,
   problems: string[],
 ): AdminSettings {
   const { token_env, token_file, warm_concurrency } = admin;
+  const allow = admin.allow ?? [...new Set([...LOOPBACK_NETWORKS, ...server.accessAllow])];
   let value: string | undefined;
   let tokenSource: string;
   let key: string;
@@ -212,8 +223,11 @@ function adminSettings(
   }
   if (value && value.length < MIN_ADMIN_TOKEN_LENGTH) {
     problems.push(`  ${key}: the admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
+  } else if (value) {
+    const weak = weakTokenReason(value);
+    if (weak) problems.push(`  ${key}: the admin token is too easy to guess (${weak}): use e.g. openssl rand -hex 32`);
   }
-  return { token: value ? new Secret(value) : null, tokenSource, warm_concurrency };
+  return { token: value ? new Secret(value) : null, tokenSource, warm_concurrency, allow, httpsListener: server.httpsListener };
 }
 
 function formatIssue(issue: ZodIssue): string {

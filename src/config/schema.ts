@@ -1,62 +1,10 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { parseDuration, parseSize } from './units.js';
+import { byteSize, duration } from './schema-units.js';
+import { ossStorage } from './storage-schema.js';
 
-const duration = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .transform((value, ctx) => {
-      const ms = parseDuration(value);
-      if (ms === null) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid duration "${value}" (use e.g. 500ms, 30s, 5m, 1h)` });
-        return z.NEVER;
-      }
-      return ms;
-    });
-
-/** A size such as "8MiB" or "200GiB", in bytes, at least `min`. */
-const byteSize = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.string().transform((value, ctx) => {
-    const bytes = parseSize(value);
-    if (bytes === null || bytes < min || bytes > max) {
-      const bounds = min > 1 ? ` between ${min} and ${max} bytes` : '';
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid size "${value}"${bounds} (use e.g. 500MiB, 200GiB, 1TB)` });
-      return z.NEVER;
-    }
-    return bytes;
-  });
-
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
-
-/** [storage.oss]: the bucket blobs are kept in with backend = "oss". Credentials only by environment variable name. */
-const ossStorage = z
-  .object({
-    bucket: z.string().regex(/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/, 'must be an OSS bucket name (3-63 lowercase letters, digits and -)'),
-    endpoint: z
-      .string()
-      .url('must be a URL like https://oss-cn-hangzhou-internal.aliyuncs.com')
-      .refine((u) => /^https?:\/\//.test(u), 'must start with https:// (or http://)')
-      .optional(),
-    region: z.string().regex(/^(oss-)?[a-z]+-[a-z0-9-]+$/, 'must be a region id like cn-hangzhou').optional(),
-    /** With region: the VPC-internal endpoint (no traffic charges from ECS in the same region). */
-    internal: z.boolean().default(false),
-    prefix: z
-      .string()
-      .regex(/^([A-Za-z0-9._-]+\/)*[A-Za-z0-9._-]*$/, 'must be "" or a key prefix like "acr-mirror/" (no leading /)')
-      .refine((p) => !p.split('/').some((s) => s === '.' || s === '..'), 'must not contain . or .. segments')
-      .default(''),
-    access_key_id_env: envName.default('ALIBABA_CLOUD_ACCESS_KEY_ID'),
-    access_key_secret_env: envName.default('ALIBABA_CLOUD_ACCESS_KEY_SECRET'),
-    timeout: duration('60s'),
-    /** Multipart upload part size: OSS takes 100 KiB to 5 GiB per part and at most 10 000 parts per object. */
-    part_size: byteSize(100 * 1024, 5 * 1024 ** 3).default('8MiB'),
-  })
-  .strict()
-  .superRefine((o, ctx) => {
-    if (!o.endpoint === !o.region) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['endpoint'], message: 'set either endpoint or region' });
-    if (o.internal && !o.region) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['internal'], message: 'internal = true goes with region (an endpoint says it itself)' });
-  });
+/** ACR's token services for every region: public, VPC, Enterprise and Enterprise VPC. */
+export const DEFAULT_TOKEN_REALMS = ['dockerauth.*.aliyuncs.com', 'dockerauth-vpc.*.aliyuncs.com', 'dockerauth-ee.*.aliyuncs.com', 'dockerauth-ee-vpc.*.aliyuncs.com'];
 
 const NAME_PREFIX = /^([a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)(\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
 const namePrefix = z
@@ -72,6 +20,13 @@ const upstream = z
       .transform((u) => u.replace(/\/+$/, '')),
     /** Other registry host names that mean this upstream (public vs VPC endpoint), for ?ns= and in-path hosts. */
     aliases: z.array(z.string().regex(/^[a-z0-9.-]+(:\d+)?$/i, 'must be a host name, e.g. corp-registry.cn-shanghai.cr.aliyuncs.com')).default([]),
+    /**
+     * Token realm hosts (besides the registry's host, its aliases and an Enterprise instance's other name) that may
+     * receive this upstream's credentials; a `*` label matches any one label.
+     */
+    token_realms: z
+      .array(z.string().regex(/^(\*|[a-z0-9-]+)(\.(\*|[a-z0-9-]+))+$/i, 'must be a host name, "*" standing for one label, e.g. dockerauth.*.aliyuncs.com'))
+      .default([...DEFAULT_TOKEN_REALMS]),
     /** Allows plain http:// and TLS without certificate verification for this upstream. */
     insecure: z.boolean().default(false),
     /** Host name -> IP used to connect (registry, token realm, OSS; "*.domain" wildcards); TLS still verifies the name. */
@@ -172,11 +127,23 @@ export const configSchema = z
         tls_cert: z.string().min(1).optional(),
         tls_key: z.string().min(1).optional(),
         shutdown_timeout: duration('30s'),
+        /** Open client connections at most; more are refused until some close. */
+        max_connections: z.number().int().min(1).max(1_000_000).default(1024),
+        /** Time a client has to send its request headers (slow clients holding sockets). */
+        headers_timeout: duration('30s'),
+        /** Time a client has to send a whole request, body included (a bundle import upload); downloads are not bounded by it. 0s: none. */
+        request_timeout: duration('1h'),
       })
       .strict()
       .superRefine((s, ctx) => {
         if (s.tls_listen && !(s.tls_cert && s.tls_key)) {
           ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tls_listen'], message: 'needs tls_cert and tls_key' });
+        }
+        if (s.headers_timeout < 1000) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['headers_timeout'], message: 'must be at least 1s' });
+        }
+        if (s.request_timeout !== 0 && s.request_timeout < s.headers_timeout) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['request_timeout'], message: 'must be at least headers_timeout (or 0s: no limit)' });
         }
         if (!s.tls_listen && (s.tls_cert || s.tls_key)) {
           ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tls_cert'], message: 'set tls_listen to serve HTTPS with this certificate' });
@@ -231,6 +198,8 @@ export const configSchema = z
         token_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
         /** File holding the admin token, instead of token_env. */
         token_file: z.string().min(1).optional(),
+        /** Client addresses (CIDRs) that may use the admin API and page; loopback plus access.allow when unset. */
+        allow: z.array(cidr).min(1).optional(),
         /** Upstream downloads (manifests and blobs) that warm jobs run at once, all jobs together. */
         warm_concurrency: z.number().int().min(1).max(64).default(4),
       })

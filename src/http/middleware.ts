@@ -106,7 +106,9 @@ export function authorize(access: ClientAccess): MiddlewareHandler<Env> {
       throw new RegistryError('DENIED', `client address ${address ?? 'unknown'} is not allowed to use this mirror (access.allow)`);
     }
     if (access.requiresLogin) {
-      const user = await access.authenticate(requestHeader(c, 'authorization'));
+      const wait = access.loginRetryAfter(address);
+      if (wait) throw new RegistryError('TOO_MANY_REQUESTS', 'too many failed logins from this address: try again later', { headers: { 'retry-after': String(wait) } });
+      const user = await access.authenticate(requestHeader(c, 'authorization'), address);
       if (!user) throw new RegistryError('UNAUTHORIZED', 'authentication required', { headers: { 'www-authenticate': 'Basic realm="acr-mirror"' } });
       c.set('user', user);
     }

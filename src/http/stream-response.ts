@@ -1,7 +1,7 @@
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Readable, type Writable } from 'node:stream';
 import type { Context } from 'hono';
-import type { ByteRange } from '../registry/range.js';
+import type { ByteRange } from './range.js';
 import type { Env } from './middleware.js';
 
 /** A body that can be read as a stream or written straight into a socket-backed response. */

@@ -6,7 +6,7 @@ import type { Fill } from '../cache/fill.js';
 import type { BlobFills } from '../cache/inflight.js';
 import type { StreamedBody } from '../http/stream-response.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { ByteRange } from '../registry/range.js';
+import type { ByteRange } from '../http/range.js';
 import type { UpstreamTarget } from './target.js';
 
 export type CacheOutcome = 'hit' | 'miss' | 'joined' | 'stale';
@@ -82,7 +82,7 @@ export class BlobService {
     const observer = target.client.observer;
     const joining = this.fills.join(digest, {
       label: target.client.label,
-      open: (range, signal) => target.client.openBlob(target.repo, digest, range.start, signal),
+      open: (range, signal) => target.client.openBlob(target.repo, digest, range, signal),
       onBytes: (n) => observer.received('blob', n),
     }, (finished) => this.#finished(finished, target));
     if (joining.joined) this.metrics.fillJoins.inc();

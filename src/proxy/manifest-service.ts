@@ -3,8 +3,11 @@ import type { Logger } from 'pino';
 import type { AccessLog } from '../cache/access-log.js';
 import type { ManifestStore, StoredManifest } from '../cache/manifest-store.js';
 import { RegistryError } from '../http/errors.js';
-import type { Reference } from '../registry/reference.js';
+import { isDigest } from '../oci/digest.js';
+import { isManifestMediaType } from '../oci/media-types.js';
+import { type Reference, referenceString } from '../oci/reference.js';
 import { SingleFlight } from '../util/single-flight.js';
+import { truncate } from '../util/truncate.js';
 import type { CacheOutcome } from './blob-service.js';
 import { acceptable, upstreamAccept } from './media-types.js';
 import { upstreamUnavailable } from '../upstream/errors.js';
@@ -55,6 +58,12 @@ export class ManifestService {
   async get(target: UpstreamTarget, ref: Reference, clientAccept: readonly string[], head: boolean): Promise<ServedManifest> {
     const served =
       ref.kind === 'digest' ? await this.#byDigest(target, ref.digest, clientAccept, head) : await this.#byTag(target, ref.tag, clientAccept, head);
+    if (!isManifestMediaType(served.mediaType)) {
+      // Cached before ingest checked media types: its bytes may be a page a browser would render on our origin.
+      const fields = { upstream: target.client.name, repo: target.repo, ref: referenceString(ref), digest: served.digest, mediaType: served.mediaType };
+      this.opts.log.warn(fields, 'cached manifest has a media type that is not a manifest type; refused');
+      throw new RegistryError('MANIFEST_INVALID', `manifest ${served.digest} is cached with media type ${truncate(served.mediaType)}, which is not a manifest type; not served`);
+    }
     this.opts.access.manifest(served.digest);
     return served;
   }
@@ -94,7 +103,7 @@ export class ManifestService {
           this.store.setTag(upstream, target.repo, tag, known.digest);
           return serve(known, 'hit', true);
         }
-        if (answer.digest?.startsWith('sha256:') && answer.mediaType && Number.isFinite(answer.size)) {
+        if (isDigest(answer.digest) && answer.mediaType && Number.isFinite(answer.size)) {
           this.#rememberResolvedTag(upstream, answer.digest, { repo: target.repo, tag, checkedAt: this.opts.now() });
           return { digest: answer.digest, mediaType: answer.mediaType, size: answer.size, body: null, outcome: 'miss' };
         }

@@ -1,16 +1,16 @@
 import { Hono, type Context } from 'hono';
-import type { Logger } from 'pino';
 import { RegistryError } from '../http/errors.js';
-import { API_VERSION, errorResponse } from '../http/respond.js';
+import { REGISTRY_HEADERS } from '../http/respond.js';
 import { bufferedResponse, streamResponse } from '../http/stream-response.js';
 import type { BlobService } from '../proxy/blob-service.js';
 import type { ManifestService } from '../proxy/manifest-service.js';
 import { acceptedTypes } from '../proxy/media-types.js';
 import type { UpstreamTarget } from '../proxy/target.js';
 import type { TagService } from '../proxy/tag-service.js';
-import { parseRange } from './range.js';
+import { parseRange } from '../http/range.js';
 import { type Env, requestHeader } from '../http/middleware.js';
-import { parseRegistryPath, referenceString } from './reference.js';
+import { referenceString } from '../oci/reference.js';
+import { parseRegistryPath } from './path.js';
 
 export interface RegistryApiDeps {
   /** Client repository name (+ containerd's ns) -> upstream target; throws NAME_UNKNOWN when no route matches. */
@@ -22,7 +22,6 @@ export interface RegistryApiDeps {
   onServed: (kind: 'manifest' | 'blob', bytes: number) => void;
   /** Told of each manifest served by tag (GET or HEAD), with the upstream and its repository name. */
   onTagRequest: (upstream: string, repo: string, tag: string) => void;
-  log: Logger;
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
@@ -31,9 +30,6 @@ const MAX_TAGS_PAGE = 10_000;
 /** The read-only /v2 API. It only translates between HTTP and the services; it never touches storage. */
 export function registryApi(deps: RegistryApiDeps): Hono<Env> {
   const app = new Hono<Env>();
-  app.onError((err, c) => errorResponse(c, err, deps.log));
-  app.notFound((c) => errorResponse(c, new RegistryError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`), deps.log));
-
   app.all('/v2/*', (c) => handle(c, deps));
   app.all('/v2', (c) => handle(c, deps));
   return app;
@@ -57,7 +53,7 @@ async function handle(c: Context<Env>, deps: RegistryApiDeps): Promise<Response>
   if (!path) throw new RegistryError('NOT_FOUND', `no such endpoint: ${method} ${c.req.path}`);
   switch (path.kind) {
     case 'ping':
-      return bufferedResponse(c, 200, { ...API_VERSION, 'content-type': 'application/json', 'content-length': '2' }, head ? null : '{}');
+      return bufferedResponse(c, 200, { ...REGISTRY_HEADERS, 'content-type': 'application/json', 'content-length': '2' }, head ? null : '{}');
     case 'catalog':
       throw new RegistryError('UNSUPPORTED', 'the catalog is not served by this mirror');
     case 'manifest': {
@@ -67,7 +63,7 @@ async function handle(c: Context<Env>, deps: RegistryApiDeps): Promise<Response>
       if (path.reference.kind === 'tag') deps.onTagRequest(to.client.name, to.repo, path.reference.tag);
       c.set('cache', m.outcome);
       const headers = {
-        ...API_VERSION,
+        ...REGISTRY_HEADERS,
         'content-type': m.mediaType,
         'content-length': String(m.size),
         'docker-content-digest': m.digest,
@@ -78,7 +74,7 @@ async function handle(c: Context<Env>, deps: RegistryApiDeps): Promise<Response>
     }
     case 'blob': {
       const to = target(c, deps, path.name, path.digest);
-      const common = { ...API_VERSION, 'docker-content-digest': path.digest, etag: `"${path.digest}"`, 'accept-ranges': 'bytes', 'cache-control': 'max-age=31536000' };
+      const common = { ...REGISTRY_HEADERS, 'docker-content-digest': path.digest, etag: `"${path.digest}"`, 'accept-ranges': 'bytes', 'cache-control': 'max-age=31536000' };
       if (head) {
         const { size, outcome } = await deps.blobs.head(to, path.digest);
         c.set('cache', outcome);
@@ -105,7 +101,7 @@ async function handle(c: Context<Env>, deps: RegistryApiDeps): Promise<Response>
       const to = target(c, deps, path.name);
       const page = tagPage(c);
       const result = await deps.tags.list(to, page);
-      const headers: Record<string, string> = { ...API_VERSION, 'content-type': 'application/json' };
+      const headers: Record<string, string> = { ...REGISTRY_HEADERS, 'content-type': 'application/json' };
       if (result.next !== null) {
         const q = new URLSearchParams({ ...(page.n !== undefined ? { n: String(page.n) } : {}), last: result.next });
         headers.link = `</v2/${path.name}/tags/list?${q}>; rel="next"`;

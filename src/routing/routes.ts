@@ -1,3 +1,5 @@
+import { RegistryError } from '../http/errors.js';
+
 /**
  * Maps the repository a client asks for to an upstream and the repository name there. Pure: no I/O.
  *
@@ -66,6 +68,14 @@ export class RouteTable {
       return { upstream: rule.upstream, remoteName, via: 'prefix' };
     }
     return null;
+  }
+
+  /** The route for a client's repository; throws NAME_UNKNOWN saying what to configure when none matches. */
+  require(name: string, ns?: string): ResolvedRoute {
+    const resolved = this.resolve({ name, ...(ns ? { ns } : {}) });
+    if (resolved) return resolved;
+    const detail = ns ? ` for registry ${ns} (add it to an upstream's aliases, or route it)` : ': add a [[routes]] entry for it';
+    throw new RegistryError('NAME_UNKNOWN', `no route matches repository ${name}${detail}`);
   }
 }
 

@@ -4,16 +4,14 @@ import type { UpstreamConfig } from '../config/load.js';
 import type { CircuitBreaker } from './breaker.js';
 import type { CredentialSource } from './credentials.js';
 import { RegistryError } from '../http/errors.js';
-import { type Challenge, parseChallenge } from './challenge.js';
-import { isNetworkError, networkError } from './errors.js';
-import { RetryableError, parseRetryAfter, sleep, withRetries, type RetryPolicy } from './retry.js';
-import { type IssuedToken, type TokenCache, type TokenKey, tokenExpiry } from './tokens.js';
+import { type Arrival, checked, discard, headMediaType, linkRefused, manifestMediaType, readCapped } from './answers.js';
+import { RealmPolicy } from './realms.js';
+import { BlobLocations, follow, type RedirectPolicy } from './redirects.js';
+import { sleep, withRetries, type RetryPolicy } from './retry.js';
+import { RegistryAuth, type TokenCache } from './tokens.js';
 import type { Fetch, FetchInit, UpstreamBody, UpstreamResponse } from './transport.js';
 import { NO_OBSERVER, type UpstreamObserver } from '../observability/metrics.js';
 
-/** Manifests larger than this are refused (Distribution's own limit is 4 MiB). */
-export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /** Failures that are answers: the upstream is up and said no. They do not count against the breaker. */
 const ANSWERED = new Set(['MANIFEST_UNKNOWN', 'BLOB_UNKNOWN', 'NAME_UNKNOWN', 'DENIED']);
 
@@ -26,11 +24,17 @@ export interface ManifestAnswer {
 }
 
 export interface BlobAnswer {
-  /** Byte offset in the blob at which body starts (the requested offset, or 0 if Range was ignored). */
+  /** Byte offset in the blob at which body starts (the requested start, or 0 if Range was ignored). */
   start: number;
   /** Size of the whole blob, when the upstream said. */
   size: number | null;
   body: UpstreamBody;
+}
+
+/** Bytes start..end of a blob, both inclusive; no end: to the end of the blob. */
+export interface BlobRange {
+  start: number;
+  end?: number;
 }
 
 export interface TagPage {
@@ -52,12 +56,11 @@ export interface RegistryClientDeps {
   random?: () => number;
 }
 
-type Auth = { header: string; key?: TokenKey; token?: string } | null;
-
 /**
- * Talks to one upstream registry as an authenticated, read-only client: answers the Bearer/Basic challenge,
- * follows blob redirects to object storage without the registry's credentials, retries what is idempotent.
- * Every failure is a RegistryError whose message names the upstream and what failed, never a secret.
+ * Talks to one upstream registry as an authenticated, read-only client (RegistryAuth), follows blob redirects to
+ * object storage without the registry's credentials (redirects.ts), reuses a blob's signed storage link while it
+ * is valid, retries what is idempotent. Every failure is a RegistryError whose message names the upstream and
+ * what failed, never a secret.
  */
 export class RegistryClient {
   readonly name: string;
@@ -65,9 +68,9 @@ export class RegistryClient {
   readonly #host: string;
   readonly #deps: RegistryClientDeps;
   readonly #policy: RetryPolicy;
-  readonly #maxRedirects: number;
-  /** undefined until the registry has answered a first 401 (or a 2xx without one: then null). */
-  #challenge: Challenge | null | undefined;
+  readonly #redirects: RedirectPolicy;
+  readonly #auth: RegistryAuth;
+  readonly #locations: BlobLocations;
 
   constructor(upstream: UpstreamConfig, deps: RegistryClientDeps) {
     this.name = upstream.name;
@@ -75,7 +78,17 @@ export class RegistryClient {
     this.#host = new URL(upstream.url).host;
     this.#deps = deps;
     this.#policy = { retries: upstream.retries, baseDelayMs: 200, maxDelayMs: upstream.retry_max_delay };
-    this.#maxRedirects = upstream.max_redirects;
+    this.#redirects = { maxRedirects: upstream.max_redirects, insecure: upstream.insecure, label: this.label };
+    this.#auth = new RegistryAuth({
+      fetch: deps.fetch,
+      credentials: deps.credentials,
+      tokens: deps.tokens,
+      realms: new RealmPolicy(upstream),
+      now: deps.now,
+      observer: this.observer,
+      label: this.label,
+    });
+    this.#locations = new BlobLocations(deps.now);
   }
 
   /** "upstream acr (registry.example.com)": how messages name this upstream. */
@@ -91,11 +104,11 @@ export class RegistryClient {
         await discard(res);
         throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} not found in ${repo} on ${this.label}`);
       }
-      const body = await this.#readCapped(res, what);
+      const body = await readCapped(res, this.label, what);
       this.observer.received('manifest', body.length);
       return {
         digest: `sha256:${createHash('sha256').update(body).digest('hex')}`,
-        mediaType: mediaTypeOf(res, body),
+        mediaType: manifestMediaType(res, body, this.label, what),
         size: body.length,
         body,
       };
@@ -110,7 +123,7 @@ export class RegistryClient {
       if (res.status === 404) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} not found in ${repo} on ${this.label}`);
       return {
         digest: res.headers.get('docker-content-digest'),
-        mediaType: res.headers.get('content-type') ?? '',
+        mediaType: headMediaType(res),
         size: Number(res.headers.get('content-length') ?? NaN),
         body: null,
       };
@@ -118,30 +131,70 @@ export class RegistryClient {
   }
 
   /**
-   * Opens the blob at offset. Every call asks the registry again, so an expired signed URL is never reused:
-   * resuming after a broken transfer is just another call with the offset reached.
+   * Opens bytes `range` of a blob. The blob's signed storage link is reused while valid (a resume or another range
+   * does not ask the registry again); when storage refuses it, the registry is asked for a fresh one, once.
    */
-  async openBlob(repo: string, digest: string, offset: number, signal?: AbortSignal): Promise<BlobAnswer> {
+  async openBlob(repo: string, digest: string, range: BlobRange, signal?: AbortSignal): Promise<BlobAnswer> {
     const what = `GET blob ${repo}@${digest}`;
-    const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
+    const bytes = range.end !== undefined ? `bytes=${range.start}-${range.end}` : range.start > 0 ? `bytes=${range.start}-` : undefined;
+    const init: FetchInit = { method: 'GET', headers: bytes ? { range: bytes } : {}, ...(signal ? { signal } : {}) };
     return this.#withRetries(signal, async () => {
-      const res = await this.#request(repo, `/v2/${repo}/blobs/${digest}`, what, { method: 'GET', headers, signal });
+      const res = await this.#blobResponse(repo, digest, what, init);
       if (res.status === 404) {
         await discard(res);
         throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} not found in ${repo} on ${this.label}`);
       }
       if (!res.body) throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${this.label}: ${what} returned no body`);
       if (res.status === 206) {
-        const range = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
-        if (!range || Number(range[1]) !== offset) {
+        const answered = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
+        if (!answered || Number(answered[1]) !== range.start) {
           await discard(res);
           throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${this.label}: ${what} answered a range other than the one asked for`);
         }
-        return { start: offset, size: range[2] === '*' ? null : Number(range[2]), body: res.body };
+        return { start: range.start, size: answered[2] === '*' ? null : Number(answered[2]), body: res.body };
       }
       const length = res.headers.get('content-length');
       return { start: 0, size: length === null ? null : Number(length), body: res.body };
     });
+  }
+
+  /**
+   * The signed storage link the registry redirects this blob to (kept in memory and reused while valid), or null
+   * when the registry serves the blob itself. The link carries a signature: it is never logged or persisted.
+   */
+  async locateBlob(repo: string, digest: string, signal?: AbortSignal): Promise<string | null> {
+    const cached = this.#locations.get(digest);
+    if (cached) return cached.href;
+    const what = `locate blob ${repo}@${digest}`;
+    return this.#withRetries(signal, async () => {
+      const init: FetchInit = { method: 'GET', headers: {}, ...(signal ? { signal } : {}) };
+      const arrival = await this.#registry(repo, `/v2/${repo}/blobs/${digest}`, what, init, true);
+      if (arrival.location) {
+        this.#locations.set(digest, arrival.location);
+        return arrival.location.href;
+      }
+      const res = await checked(this.label, this.#deps.now(), arrival, what);
+      await discard(res);
+      if (res.status === 404) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} not found in ${repo} on ${this.label}`);
+      return null;
+    });
+  }
+
+  /** A blob's answer from its stored link if that still works, else through the registry (remembering the new link). */
+  async #blobResponse(repo: string, digest: string, what: string, init: FetchInit): Promise<UpstreamResponse> {
+    const cached = this.#locations.get(digest);
+    if (cached) {
+      const stored = await follow(this.#deps.fetch, cached, what, init, this.#redirects, 'storage');
+      if (!linkRefused(stored)) return checked(this.label, this.#deps.now(), stored, what);
+      await discard(stored.response!);
+      this.#locations.delete(digest);
+    }
+    const arrival = await this.#registry(repo, `/v2/${repo}/blobs/${digest}`, what, init, true);
+    if (!arrival.location) return checked(this.label, this.#deps.now(), arrival, what);
+    this.#locations.set(digest, arrival.location);
+    const fresh = await follow(this.#deps.fetch, arrival.location, what, init, this.#redirects, 'storage');
+    if (linkRefused(fresh)) this.#locations.delete(digest);
+    return checked(this.label, this.#deps.now(), fresh, what);
   }
 
   async headBlob(repo: string, digest: string, signal?: AbortSignal): Promise<{ size: number | null }> {
@@ -167,7 +220,7 @@ export class RegistryClient {
         await discard(res);
         throw new RegistryError('NAME_UNKNOWN', `repository ${repo} not found on ${this.label}`);
       }
-      const body = await this.#readCapped(res, what);
+      const body = await readCapped(res, this.label, what);
       let tags: unknown;
       try {
         tags = (JSON.parse(body.toString('utf8')) as { tags?: unknown }).tags ?? [];
@@ -226,225 +279,15 @@ export class RegistryClient {
     );
   }
 
-  /**
-   * One authenticated exchange, redirects followed. Returns 2xx and 404 responses; throws RetryableError for
-   * what may pass on a new attempt (network errors, 429, 5xx, object storage refusing an expired link) and
-   * RegistryError for the rest.
-   */
+  /** One authenticated exchange with the registry, redirects followed; see checked() for what it returns. */
   async #request(repo: string, path: string, what: string, init: FetchInit): Promise<UpstreamResponse> {
-    let auth = await this.#auth(repo, init.signal);
-    let res = await this.#follow(this.baseUrl + path, what, withAuth(init, auth));
-    if (res.response.status === 401 && !res.redirected) {
-      const challenge = parseChallenge(res.response.headers.get('www-authenticate'));
-      await discard(res.response);
-      if (!challenge) throw new RegistryError('UPSTREAM_AUTH_FAILED', `${this.label}: ${what} answered 401 without a usable WWW-Authenticate challenge`);
-      if (auth?.key && auth.token) this.#deps.tokens.invalidate(auth.key, auth.token);
-      const hadAuth = auth !== null;
-      this.#challenge = challenge;
-      auth = await this.#auth(repo, init.signal);
-      if (!auth) {
-        throw new RegistryError('UPSTREAM_AUTH_FAILED', `${this.label}: ${what} requires credentials and none are configured for this upstream`);
-      }
-      res = await this.#follow(this.baseUrl + path, what, withAuth(init, auth));
-      if (res.response.status === 401) {
-        await discard(res.response);
-        throw new RegistryError(
-          'DENIED',
-          `${this.label} refused ${what} ${hadAuth ? 'with a freshly issued token' : 'after authenticating'}: the repository does not exist or the configured account may not pull it`,
-        );
-      }
-    } else if (this.#challenge === undefined && res.response.status < 400) {
-      this.#challenge = null;
-    }
-    const { response, redirected, host } = res;
-    const status = response.status;
-    if ((status >= 200 && status < 300) || status === 404) return response;
-    const source = redirected ? `${this.label}, blob storage ${host}` : this.label;
-    const retryAfter = parseRetryAfter(response.headers.get('retry-after'), this.#deps.now());
-    await discard(response);
-    if (status === 429) {
-      const err = new RegistryError('UPSTREAM_RATE_LIMITED', `${source}: ${what} was rate limited (429)`, retryAfterHeader(retryAfter));
-      throw new RetryableError(err, retryAfter);
-    }
-    if (status >= 500) {
-      const err = new RegistryError('UPSTREAM_BAD_RESPONSE', `${source}: ${what} failed with ${status}`, retryAfterHeader(retryAfter));
-      throw new RetryableError(err, status === 503 ? retryAfter : undefined);
-    }
-    if (redirected && (status === 403 || status === 400)) {
-      // Object storage refuses expired or mangled signed links with 403; asking the registry again signs anew.
-      throw new RetryableError(new RegistryError('UPSTREAM_BAD_RESPONSE', `${source}: ${what}: blob storage refused the signed link (${status})`));
-    }
-    if (status === 403) throw new RegistryError('DENIED', `${source} denied ${what} (403)`);
-    throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${source}: ${what} answered unexpected status ${status}`);
+    return checked(this.label, this.#deps.now(), await this.#registry(repo, path, what, init), what);
   }
 
-  /** Sends the request and follows redirects itself; credentials never go to another origin. */
-  async #follow(url: string, what: string, init: FetchInit): Promise<{ response: UpstreamResponse; redirected: boolean; host: string }> {
-    let current = new URL(url);
-    let headers = init.headers;
-    for (let hop = 0; ; hop++) {
-      let response: UpstreamResponse;
-      try {
-        response = await this.#deps.fetch(current.href, { ...init, headers });
-      } catch (err) {
-        const where = hop === 0 ? this.label : `${this.label}, blob storage ${current.host}`;
-        if (init.signal?.aborted) throw networkError(where, what, init.signal.reason ?? err);
-        if (!isNetworkError(err)) throw networkError(where, what, err);
-        throw new RetryableError(networkError(where, what, err));
-      }
-      if (!REDIRECTS.has(response.status)) return { response, redirected: hop > 0, host: current.host };
-      const location = response.headers.get('location');
-      await discard(response);
-      if (!location) throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${this.label}: ${what} redirected without a Location`);
-      if (hop >= this.#maxRedirects) throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${this.label}: ${what} redirected more than ${this.#maxRedirects} times`);
-      const next = new URL(location, current);
-      if (next.protocol !== 'http:' && next.protocol !== 'https:') {
-        throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${this.label}: ${what} redirected to an unsupported scheme ${next.protocol}`);
-      }
-      if (next.origin !== current.origin) headers = withoutAuthorization(headers);
-      current = next;
-    }
-  }
-
-  async #auth(repo: string, signal?: AbortSignal): Promise<Auth> {
-    const challenge = this.#challenge;
-    if (!challenge) return null;
-    if (challenge.scheme === 'basic') {
-      const credentials = await this.#deps.credentials.current();
-      if (!credentials) return null;
-      const { username, password } = credentials;
-      return { header: `Basic ${Buffer.from(`${username}:${password.reveal()}`).toString('base64')}` };
-    }
-    const key: TokenKey = { realm: challenge.realm, service: challenge.service ?? '', scope: `repository:${repo}:pull` };
-    const token = await this.#deps.tokens.get(key, () =>
-      this.#issueToken(key, signal).then(
-        (t) => {
-          this.observer.token('ok');
-          return t;
-        },
-        (err: unknown) => {
-          this.observer.token('error');
-          throw err;
-        },
-      ),
+  #registry(repo: string, path: string, what: string, init: FetchInit, untilStorage = false): Promise<Arrival> {
+    const url = new URL(this.baseUrl + path);
+    return this.#auth.exchange(repo, what, init.signal, (authorization) =>
+      follow(this.#deps.fetch, url, what, authorization ? { ...init, headers: { ...init.headers, authorization } } : init, this.#redirects, untilStorage ? 'registry-until-storage' : 'registry'),
     );
-    return { header: `Bearer ${token}`, key, token };
-  }
-
-  async #issueToken(key: TokenKey, signal?: AbortSignal): Promise<IssuedToken> {
-    let realm: URL;
-    try {
-      realm = new URL(key.realm);
-    } catch {
-      throw new RegistryError('UPSTREAM_AUTH_FAILED', `${this.label}: token realm in the challenge is not a URL`);
-    }
-    const where = `${this.label}, token service ${realm.host}`;
-    const credentials = await this.#deps.credentials.current();
-    if (credentials && realm.protocol === 'http:' && this.baseUrl.startsWith('https:')) {
-      throw new RegistryError('UPSTREAM_AUTH_FAILED', `${where}: refusing to send credentials to a plain-HTTP token realm`);
-    }
-    if (key.service) realm.searchParams.set('service', key.service);
-    realm.searchParams.set('scope', key.scope);
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (credentials) {
-      const { username, password } = credentials;
-      headers.authorization = `Basic ${Buffer.from(`${username}:${password.reveal()}`).toString('base64')}`;
-    }
-    let res: UpstreamResponse;
-    try {
-      res = await this.#deps.fetch(realm.href, { method: 'GET', headers, ...(signal ? { signal } : {}) });
-    } catch (err) {
-      throw new RetryableError(networkError(where, 'token request', err));
-    }
-    if (res.status === 401 || res.status === 403) {
-      await discard(res);
-      this.#deps.credentials.refused();
-      const who = credentials ? `the credentials of user ${credentials.username}` : 'anonymous access';
-      throw new RegistryError('UPSTREAM_AUTH_FAILED', `${where} rejected ${who} (${res.status})`);
-    }
-    if (res.status !== 200) {
-      await discard(res);
-      const err = new RegistryError('UPSTREAM_BAD_RESPONSE', `${where}: token request failed with ${res.status}`);
-      if (res.status === 429 || res.status >= 500) throw new RetryableError(err);
-      throw err;
-    }
-    let answer: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
-    try {
-      answer = JSON.parse((await this.#readCapped(res, 'token request')).toString('utf8'));
-    } catch {
-      throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${where}: token answer is not JSON`);
-    }
-    const token = typeof answer.token === 'string' && answer.token ? answer.token : answer.access_token;
-    if (typeof token !== 'string' || !token) throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${where}: token answer has no token`);
-    return {
-      token,
-      expiresAt: tokenExpiry(
-        {
-          token,
-          ...(typeof answer.expires_in === 'number' ? { expires_in: answer.expires_in } : {}),
-          ...(typeof answer.issued_at === 'string' ? { issued_at: answer.issued_at } : {}),
-        },
-        this.#deps.now(),
-      ),
-    };
-  }
-
-  async #readCapped(res: UpstreamResponse, what: string): Promise<Buffer> {
-    const declared = Number(res.headers.get('content-length') ?? 0);
-    if (declared > MAX_MANIFEST_BYTES) {
-      await discard(res);
-      throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${this.label}: ${what}: response of ${declared} bytes exceeds the ${MAX_MANIFEST_BYTES} byte limit`);
-    }
-    const chunks: Buffer[] = [];
-    let total = 0;
-    try {
-      for await (const chunk of res.body ?? []) {
-        total += chunk.byteLength;
-        if (total > MAX_MANIFEST_BYTES) {
-          await discard(res);
-          throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${this.label}: ${what}: response exceeds the ${MAX_MANIFEST_BYTES} byte limit`);
-        }
-        chunks.push(Buffer.from(chunk));
-      }
-    } catch (err) {
-      if (err instanceof RegistryError) throw err;
-      if (isNetworkError(err)) throw new RetryableError(networkError(this.label, what, err));
-      throw err;
-    }
-    return Buffer.concat(chunks);
-  }
-}
-
-function withAuth(init: FetchInit, auth: Auth): FetchInit {
-  return auth ? { ...init, headers: { ...init.headers, authorization: auth.header } } : init;
-}
-
-function withoutAuthorization(headers: Record<string, string>): Record<string, string> {
-  const { authorization: _dropped, ...rest } = headers;
-  return rest;
-}
-
-function retryAfterHeader(ms: number | undefined): { headers?: Record<string, string> } {
-  return ms === undefined ? {} : { headers: { 'retry-after': String(Math.ceil(ms / 1000)) } };
-}
-
-/** The media type of a manifest: Content-Type, else the mediaType field in the body. */
-function mediaTypeOf(res: UpstreamResponse, body: Buffer): string {
-  const header = res.headers.get('content-type')?.split(';')[0]?.trim();
-  if (header && header !== 'application/octet-stream' && header !== 'text/plain') return header;
-  try {
-    const mt = (JSON.parse(body.toString('utf8')) as { mediaType?: unknown }).mediaType;
-    if (typeof mt === 'string') return mt;
-  } catch {
-    // fall through
-  }
-  return header ?? 'application/octet-stream';
-}
-
-export async function discard(res: UpstreamResponse): Promise<void> {
-  try {
-    await res.body?.cancel();
-  } catch {
-    // the connection is gone already
   }
 }

@@ -192,8 +192,9 @@ describe('upstream faults', () => {
       ['/v2/team/%2e%2e/manifests/v1', 404, 'NOT_FOUND'],
       ['/v2/team//app/manifests/v1', 400, 'NAME_INVALID'],
       [`/v2/${'a/'.repeat(5000)}b/manifests/v1`, 400, 'NAME_INVALID'],
-      ['/v2/team/app/manifests/-bad', 400, 'MANIFEST_INVALID'],
-      ['/v2/team/app/manifests/sha256:1234', 400, 'MANIFEST_INVALID'],
+      // a reference that can name no manifest is an unknown manifest (distribution-spec conformance)
+      ['/v2/team/app/manifests/-bad', 404, 'MANIFEST_UNKNOWN'],
+      ['/v2/team/app/manifests/sha256:1234', 404, 'MANIFEST_UNKNOWN'],
       ['/v2/team/app/blobs/sha512:' + 'a'.repeat(128), 400, 'DIGEST_INVALID'],
       ['/v2/team/app/blobs/sha256:' + 'A'.repeat(64), 400, 'DIGEST_INVALID'],
       ['/v2/team/app/nonsense', 404, 'NOT_FOUND'],

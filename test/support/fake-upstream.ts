@@ -67,6 +67,8 @@ export class FakeUpstream {
   user = 'mirror';
   password = 'mirror-secret';
   tokenLifetimeSec = 300;
+  /** `Expires` (epoch seconds) of the signed OSS links in blob redirects. */
+  linkExpires = 9999999999;
   /** Replaces the user/password check of the token service (e.g. temporary passwords that expire). */
   acceptLogin: ((user: string, password: string) => boolean) | null = null;
   /** Per-request override: return a Response to short-circuit, or undefined to continue. */
@@ -152,7 +154,7 @@ export class FakeUpstream {
       const { name, digest } = c.req.param();
       const img = this.images.find((i) => i.repo === name && i.blobs.has(digest));
       if (!img) return c.json({ errors: [{ code: 'BLOB_UNKNOWN' }] }, 404);
-      return new Response(null, { status: 307, headers: { location: `http://oss.test/blobs/${digest}?Expires=9999999999&Signature=sig` } });
+      return new Response(null, { status: 307, headers: { location: `https://oss.test/blobs/${digest}?Expires=${this.linkExpires}&Signature=sig` } });
     });
     app.get('/v2/:name{.+}/tags/list', (c) => {
       const name = c.req.param('name');
@@ -174,18 +176,17 @@ export class FakeUpstream {
     const blob = this.images.map((i) => i.blobs.get(digest)).find(Boolean);
     if (!blob) return new Response('<Error><Code>NoSuchKey</Code></Error>', { status: 404 });
     if (u.searchParams.get('Signature') !== 'sig') return new Response('<Error><Code>AccessDenied</Code></Error>', { status: 403 });
-    const range = /^bytes=(\d+)-$/.exec(call.range ?? '');
+    const range = /^bytes=(\d+)-(\d*)$/.exec(call.range ?? '');
     const start = range ? Number(range[1]) : 0;
+    const end = range?.[2] ? Math.min(Number(range[2]), blob.length - 1) : blob.length - 1;
     const transformed = this.ossBody ? this.ossBody(digest, blob, call) : blob;
     const headers: Record<string, string> = {};
+    headers['content-length'] = String(end + 1 - start);
+    if (range) headers['content-range'] = `bytes ${start}-${end}/${blob.length}`;
     if (Buffer.isBuffer(transformed)) {
-      const body = transformed.subarray(start);
-      headers['content-length'] = String(blob.length - start);
-      if (range) headers['content-range'] = `bytes ${start}-${blob.length - 1}/${blob.length}`;
+      const body = transformed.subarray(start, end + 1);
       return new Response(call.method === 'HEAD' ? null : new Uint8Array(body), { status: range ? 206 : 200, headers });
     }
-    headers['content-length'] = String(blob.length - start);
-    if (range) headers['content-range'] = `bytes ${start}-${blob.length - 1}/${blob.length}`;
     return new Response(transformed, { status: range ? 206 : 200, headers });
   }
 }

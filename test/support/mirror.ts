@@ -36,6 +36,8 @@ export async function startTestMirror(
       upstreams: {
         acr: {
           url: 'https://registry.test',
+          // The fake's token service is on another host than its registry.
+          token_realms: ['auth.test'],
           ...(opts.upstream?.temporary_credentials ? {} : { username: fake.user, password_env: 'TEST_ACR_PASSWORD' }),
           ...opts.upstream,
         },

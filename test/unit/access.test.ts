@@ -2,7 +2,7 @@ import bcrypt from 'bcryptjs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ClientAccess, parseHtpasswd } from '../../src/access/client-access.js';
 import { FakeUpstream, makeImage } from '../support/fake-upstream.js';
 import { startTestMirror, type TestMirror } from '../support/mirror.js';
@@ -36,6 +36,36 @@ describe('ClientAccess', () => {
     expect(await a.authenticate(basic('other:pw:with:colons'))).toBeNull();
     expect(await a.authenticate('Bearer x')).toBeNull();
     expect(await a.authenticate(undefined)).toBeNull();
+  });
+
+  it('runs bcrypt for an unknown user too, against a dummy hash of the same cost, so timing does not tell who exists', async () => {
+    const userHash = bcrypt.hashSync('pw', 5);
+    const a = new ClientAccess(['0.0.0.0/0'], [{ name: 'node', hash: userHash }]);
+    const compare = vi.spyOn(bcrypt, 'compare');
+    try {
+      expect(await a.authenticate(`Basic ${Buffer.from('nobody:pw').toString('base64')}`, '10.0.0.1')).toBeNull();
+      expect(compare).toHaveBeenCalledTimes(1);
+      const dummy = compare.mock.calls[0]![1] as string;
+      expect(dummy).not.toBe(userHash);
+      expect(dummy.slice(0, 7)).toBe(userHash.slice(0, 7));
+    } finally {
+      compare.mockRestore();
+    }
+  });
+
+  it('refuses an address for a minute after 5 failed logins, other addresses still log in', async () => {
+    let clock = 0;
+    const a = new ClientAccess(['0.0.0.0/0'], [{ name: 'node', hash: hash('pw') }], () => clock);
+    const basic = (s: string) => `Basic ${Buffer.from(s).toString('base64')}`;
+    for (let i = 0; i < 5; i++) {
+      expect(a.loginRetryAfter('10.0.0.1')).toBe(0);
+      expect(await a.authenticate(basic(i % 2 ? 'node:wrong' : 'nobody:pw'), '10.0.0.1')).toBeNull();
+    }
+    expect(a.loginRetryAfter('10.0.0.1')).toBe(60);
+    expect(a.loginRetryAfter('10.0.0.2')).toBe(0);
+    expect(await a.authenticate(basic('node:pw'), '10.0.0.2')).toBe('node');
+    clock += 60_000;
+    expect(a.loginRetryAfter('10.0.0.1')).toBe(0);
   });
 
   it('parses htpasswd bcrypt entries and names a bad line', () => {
@@ -87,6 +117,20 @@ describe('access control on the registry API', () => {
     const ok = await m.request('/v2/team/app/manifests/v1', { headers: { authorization: `Basic ${Buffer.from('node:node-pass').toString('base64')}` } });
     expect(ok.status).toBe(200);
     expect(Buffer.from(await ok.arrayBuffer()).equals(img.manifest)).toBe(true);
+  });
+
+  it('answers 429 TOOMANYREQUESTS with Retry-After after 5 wrong passwords from an address, even to the right one', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'acr-htpasswd-'));
+    await writeFile(join(dir, 'htpasswd'), `node:${hash('node-pass')}\n`);
+    const fake = new FakeUpstream();
+    fake.add(makeImage('team/app', 'v1', [10]));
+    m = await startTestMirror(fake, { config: { access: { allow: ['127.0.0.0/8'], htpasswd: join(dir, 'htpasswd') } } });
+    const as = (credentials: string) => ({ headers: { authorization: `Basic ${Buffer.from(credentials).toString('base64')}` } });
+    for (let i = 0; i < 5; i++) expect((await m.request('/v2/team/app/manifests/v1', as('node:nope'))).status).toBe(401);
+    const refused = await m.request('/v2/team/app/manifests/v1', as('node:node-pass'));
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toMatch(/^[1-9]\d*$/);
+    expect(((await refused.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('TOOMANYREQUESTS');
   });
 
   it('a name that matches no route is NAME_UNKNOWN and contacts no upstream', async () => {

@@ -55,26 +55,35 @@ describe('admin authentication', () => {
   });
 
   it.each(Object.keys(credentials))('every admin route answers 401 to %s, and nothing happens', async (kind) => {
+    // Read back with a session cookie: the bearer token is refused to this address once the throttle kicks in.
+    const login = await m.request('/admin/ui/login', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${ADMIN_TOKEN}` });
+    const admin = { cookie: login.headers.get('set-cookie')!.split(';')[0]! };
     const before = {
-      jobs: await (await m.request('/admin/jobs', { headers: bearer() })).text(),
-      images: await (await m.request('/admin/images', { headers: bearer() })).text(),
+      jobs: await (await m.request('/admin/jobs', { headers: admin })).text(),
+      images: await (await m.request('/admin/images', { headers: admin })).text(),
       calls: fake.calls.length,
     };
+    // Failed token checks (a wrong Authorization header, the login form's wrong token) are throttled after 5 a minute.
+    let failures = 0;
     for (const r of routes()) {
       const res = await m.request(r.path, {
         method: r.method,
         headers: { ...credentials[kind], ...(r.type ? { 'content-type': r.type } : {}) },
         ...(r.body ? { body: r.body } : {}),
       });
-      expect(res.status, `${r.route} with ${kind}`).toBe(401);
+      const checksToken = r.route === 'POST /admin/ui/login' || 'authorization' in credentials[kind]!;
+      const throttled = checksToken && failures >= 5;
+      if (checksToken) failures++;
+      expect(res.status, `${r.route} with ${kind}`).toBe(throttled ? 429 : 401);
       expect(res.headers.get('set-cookie'), r.route).toBeNull();
       const text = await res.text();
       expect(text).not.toContain('team/app');
-      if (r.route === 'GET /admin/ui' || r.route === 'POST /admin/ui/login') expect(text).toContain('name="token"');
+      if (throttled) expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
+      else if (r.route === 'GET /admin/ui' || r.route === 'POST /admin/ui/login') expect(text).toContain('name="token"');
       else expect(res.headers.get('www-authenticate')).toBe('Bearer realm="acr-mirror admin"');
     }
-    expect(await (await m.request('/admin/jobs', { headers: bearer() })).text()).toBe(before.jobs);
-    expect(await (await m.request('/admin/images', { headers: bearer() })).text()).toBe(before.images);
+    expect(await (await m.request('/admin/jobs', { headers: admin })).text()).toBe(before.jobs);
+    expect(await (await m.request('/admin/images', { headers: admin })).text()).toBe(before.images);
     expect(fake.calls.length).toBe(before.calls);
     expect(m.mirror.fills.size).toBe(0);
   });
@@ -88,7 +97,7 @@ describe('admin authentication', () => {
     expect(login.status).toBe(303);
     expect(login.headers.get('location')).toBe('/admin/ui');
     const setCookie = login.headers.get('set-cookie')!;
-    expect(setCookie).toMatch(/^acr_mirror_admin=[\w-]+; Path=\/admin; HttpOnly; SameSite=Strict$/);
+    expect(setCookie).toMatch(/^acr_mirror_admin=[\w.-]+; Max-Age=43200; Path=\/admin; HttpOnly; SameSite=Strict$/);
     expect(setCookie).not.toContain(ADMIN_TOKEN);
     const cookie = setCookie.split(';')[0]!;
     const page = await m.request('/admin/ui', { headers: { cookie } });
@@ -97,7 +106,7 @@ describe('admin authentication', () => {
     expect((await m.request('/admin/stats', { headers: { cookie } })).status).toBe(200);
     // a bearer header decides alone, even next to a valid cookie
     expect((await m.request('/admin/stats', { headers: { cookie, ...bearer('wrong-token-0123456789abcdef') } })).status).toBe(401);
-    const logout = await m.request('/admin/ui/logout', { method: 'POST', headers: { cookie } });
+    const logout = await m.request('/admin/ui/logout', { method: 'POST', headers: { cookie, origin: 'http://mirror.test' } });
     expect(logout.status).toBe(303);
     expect(logout.headers.get('set-cookie')).toMatch(/^acr_mirror_admin=; Max-Age=0; Path=\/admin/);
   });

@@ -3,9 +3,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseImageRef } from '../../src/admin/image-ref.js';
+import { parseImageRef } from '../../src/oci/image-ref.js';
 import { Limiter } from '../../src/admin/limiter.js';
-import { parsePlatform, platformMatches } from '../../src/admin/platforms.js';
+import { parsePlatform, platformMatches } from '../../src/oci/platform.js';
 import { parseConfig } from '../../src/config/load.js';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
@@ -114,7 +114,30 @@ describe('[admin] configuration', () => {
     [{ token_env: 'A', token_file: 'b' }, {}, 'admin.token_file: set either token_env or token_file, not both'],
     [{ warm_concurrency: 0 }, {}, 'admin.warm_concurrency: Number must be greater than or equal to 1'],
     [{ token: 'x' }, {}, 'admin.token: unknown key'],
+    [{ allow: ['10.0.0.0/33'] }, {}, 'admin.allow[0]: must be an address or CIDR'],
   ])('refuses %j', (admin, env, message) => {
     expect(() => parse(admin, env as Record<string, string>)).toThrow(message);
+  });
+
+  it.each([
+    ['aaaaaaaaaaaaaaaaaaaaaaaa', 'one character repeated'],
+    ['abcabcabcabcabcabcabc', 'a short pattern repeated'],
+    ['passwordpassword', 'a short pattern repeated'],
+    ['admin-password-2024', 'common words and digits'],
+    ['ChangeMe!Secret#Token1', 'common words and digits'],
+    ['1111122222333334444', 'too few different characters'],
+  ])('refuses the guessable admin token %s at start-up', (token, why) => {
+    expect(() => parse({}, { ACR_MIRROR_ADMIN_TOKEN: token })).toThrow(`admin.token_env: the admin token is too easy to guess (${why}): use e.g. openssl rand -hex 32`);
+  });
+
+  it.each(['a-long-enough-admin-token', 'unit-test-admin-token-0123456789', 'an-admin-token-for-the-test', 'f3a9c07be1d24856a0c9e7d3b15f6a20'])('accepts the admin token %s', (token) => {
+    expect(parse({}, { ACR_MIRROR_ADMIN_TOKEN: token }).token!.reveal()).toBe(token);
+  });
+
+  it('admin.allow defaults to loopback plus the access.allow networks', () => {
+    const config = (doc: Record<string, unknown>) => parseConfig(doc, { env: {}, baseDir: '/tmp', source: 'test' }).admin.allow;
+    expect(config({})).toEqual(['127.0.0.0/8', '::1/128']);
+    expect(config({ access: { allow: ['10.0.0.0/8'] } })).toEqual(['127.0.0.0/8', '::1/128', '10.0.0.0/8']);
+    expect(config({ access: { allow: ['10.0.0.0/8'] }, admin: { allow: ['192.168.1.7'] } })).toEqual(['192.168.1.7']);
   });
 });

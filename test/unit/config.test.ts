@@ -41,7 +41,7 @@ afterEach(() => {
 describe('parseConfig defaults', () => {
   it('fills every default for an empty document', () => {
     const c = parse({});
-    expect(c.server).toEqual({ listen: '127.0.0.1:5000', shutdown_timeout: 30_000 });
+    expect(c.server).toEqual({ listen: '127.0.0.1:5000', shutdown_timeout: 30_000, max_connections: 1024, headers_timeout: 30_000, request_timeout: 3_600_000 });
     expect(c.storage).toEqual({ backend: 'fs', dir: join(BASE, 'data'), gc_interval: 3_600_000, gc_grace: 86_400_000 });
     expect(c.cache).toEqual({ tag_ttl: 300_000, offline: false });
     expect(c.log).toEqual({ level: 'info' });
@@ -52,6 +52,7 @@ describe('parseConfig defaults', () => {
       name: 'acr',
       url: URL_,
       aliases: [],
+      token_realms: ['dockerauth.*.aliyuncs.com', 'dockerauth-vpc.*.aliyuncs.com', 'dockerauth-ee.*.aliyuncs.com', 'dockerauth-ee-vpc.*.aliyuncs.com'],
       insecure: false,
       hosts: {},
       offline: false,
@@ -82,6 +83,13 @@ describe('parseConfig defaults', () => {
 
   it('refuses plain http:// unless the upstream is marked insecure', () => {
     expect(parseError({ upstreams: { acr: { url: 'http://127.0.0.1:5001' } } })).toContain('upstreams.acr.url: plain http:// needs insecure = true');
+  });
+
+  it('token_realms takes host names with "*" standing for one label, and replaces the defaults', () => {
+    const realms = ['auth.example.com', 'dockerauth.*.aliyuncs.com'];
+    expect(parse({ upstreams: { acr: { url: URL_, token_realms: realms } } }).upstreams.acr!.token_realms).toEqual(realms);
+    expect(parseError({ upstreams: { acr: { url: URL_, token_realms: ['https://auth.example.com/token'] } } })).toContain('upstreams.acr.token_realms[0]: must be a host name');
+    expect(parseError({ upstreams: { acr: { url: URL_, token_realms: ['*'] } } })).toContain('upstreams.acr.token_realms[0]: must be a host name');
   });
 
   it('accepts routes with rewrites to configured upstreams', () => {

@@ -259,6 +259,8 @@ describe('blobs', () => {
     const oss = fake.calls.filter((c) => c.host === 'oss.test');
     expect(oss).toHaveLength(2);
     expect(oss[1]!.range).toBe('bytes=123456-');
+    // The resume reuses the signed link: the registry is not asked again.
+    expect(fake.count({ host: 'registry.test', method: 'GET', pathIncludes: '/blobs/', authorized: true })).toBe(1);
     await eventually(() => expect(existsSync(blobFile(digest)), 'blob committed').toBe(true));
   });
 
@@ -372,7 +374,7 @@ describe('upstream authentication and failures', () => {
   it('caps redirect hops', async () => {
     const img = fake.add(makeImage('team/app', 'v1', [10]));
     fake.intercept = (call) =>
-      call.host === 'oss.test' ? new Response(null, { status: 302, headers: { location: 'http://oss.test/loop?Signature=sig' } }) : undefined;
+      call.host === 'oss.test' ? new Response(null, { status: 302, headers: { location: 'https://oss.test/loop?Signature=sig' } }) : undefined;
     const res = await m.request(`/v2/team/app/blobs/${[...img.blobs.keys()][1]}`);
     expect(res.status).toBe(502);
     expect(await res.text()).toContain('redirected more than 5 times');
@@ -393,7 +395,8 @@ describe('read-only API surface', () => {
       expect(res.status, path).toBe(400);
     }
     expect((await m.request('/v2/team/app/blobs/sha256:1234')).status).toBe(400);
-    expect((await m.request('/v2/team/app/manifests/bad!tag')).status).toBe(400);
+    // a reference that can name no manifest is an unknown manifest (distribution-spec conformance)
+    expect((await m.request('/v2/team/app/manifests/bad!tag')).status).toBe(404);
     expect(fake.calls).toHaveLength(0);
   });
 

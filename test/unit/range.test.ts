@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRange, type RangeRequest } from '../../src/registry/range.js';
+import { parseRange, type RangeRequest } from '../../src/http/range.js';
 
 const cases: [header: string | undefined, size: number, expected: RangeRequest][] = [
   // no header / ignorable

@@ -1,6 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RegistryError, type ErrorKind } from '../../src/http/errors.js';
-import { MAX_NAME_LENGTH, parseDigest, parseName, parseReference, parseRegistryPath } from '../../src/registry/reference.js';
+import { parseDigest } from '../../src/oci/digest.js';
+import { MAX_NAME_LENGTH, parseName, parseReference } from '../../src/oci/reference.js';
+import { parseRegistryPath } from '../../src/registry/path.js';
+import { FakeUpstream, makeImage } from '../support/fake-upstream.js';
+import { startTestMirror, type TestMirror } from '../support/mirror.js';
 
 const HEX64 = '0123456789abcdef'.repeat(4);
 const DIGEST = `sha256:${HEX64}`;
@@ -234,12 +238,18 @@ describe('parseRegistryPath', () => {
     expect(parseRegistryPath(`/v2/a/blobs/sha256%3a${HEX64}`)).toEqual({ kind: 'blob', name: 'a', digest: DIGEST });
   });
 
-  it('rejects a reference that decodes to something with a slash', () => {
-    expectRegistryError(() => parseRegistryPath('/v2/a/manifests/v1%2Flatest'), 'MANIFEST_INVALID', 400, 'MANIFEST_INVALID');
-  });
-
-  it('rejects malformed percent-encoding in a manifest reference with MANIFEST_INVALID', () => {
-    expectRegistryError(() => parseRegistryPath('/v2/a/manifests/v1%zz'), 'MANIFEST_INVALID', 400, 'MANIFEST_INVALID');
+  // The distribution-spec (and its conformance tests, with `.INVALID_MANIFEST_NAME`) answers a manifest
+  // reference that can name no manifest with 404 MANIFEST_UNKNOWN.
+  it.each([
+    ['a reference that decodes to something with a slash', '/v2/a/manifests/v1%2Flatest', /invalid tag: v1\/latest/],
+    ['malformed percent-encoding in a manifest reference', '/v2/a/manifests/v1%zz', /malformed percent-encoding/],
+    ['a tag starting with a dot', '/v2/a/manifests/.INVALID_MANIFEST_NAME', /invalid tag: \.INVALID_MANIFEST_NAME/],
+    ['a short digest', '/v2/a/manifests/sha256:abc', /invalid manifest digest: sha256:abc/],
+    ['a sha512 digest', `/v2/a/manifests/sha512:${HEX64}${HEX64}`, /invalid manifest digest/],
+  ])('answers %s with MANIFEST_UNKNOWN saying why', (_label, path, why) => {
+    const e = expectRegistryError(() => parseRegistryPath(path), 'MANIFEST_UNKNOWN', 404, 'MANIFEST_UNKNOWN');
+    expect(e.message).toMatch(/neither a valid tag nor a sha256 digest/);
+    expect(e.message).toMatch(why);
   });
 
   it('rejects malformed percent-encoding in a blob digest with DIGEST_INVALID', () => {
@@ -249,10 +259,6 @@ describe('parseRegistryPath', () => {
   it('rejects an invalid name with NAME_INVALID', () => {
     expectRegistryError(() => parseRegistryPath('/v2/Library/manifests/latest'), 'NAME_INVALID', 400, 'NAME_INVALID');
     expectRegistryError(() => parseRegistryPath('/v2//manifests/latest'), 'NAME_INVALID', 400, 'NAME_INVALID');
-  });
-
-  it('rejects an invalid tag with MANIFEST_INVALID', () => {
-    expectRegistryError(() => parseRegistryPath('/v2/a/manifests/.bad'), 'MANIFEST_INVALID', 400, 'MANIFEST_INVALID');
   });
 
   it('rejects an invalid blob digest with DIGEST_INVALID', () => {
@@ -265,4 +271,38 @@ describe('parseRegistryPath', () => {
       expect(parseRegistryPath(path)).toBeNull();
     },
   );
+});
+
+describe('a manifest reference that is neither a tag nor a digest, through the app', () => {
+  let fake: FakeUpstream;
+  let m: TestMirror;
+  beforeEach(async () => {
+    fake = new FakeUpstream();
+    fake.add(makeImage('team/app', 'v1', [100]));
+    m = await startTestMirror(fake);
+  });
+  afterEach(async () => {
+    await m.close();
+  });
+
+  it.each(['.INVALID_MANIFEST_NAME', 'sha256:abc', 'v1%2Flatest', 'a'.repeat(129)])('GET %s answers 404 MANIFEST_UNKNOWN without asking the upstream', async (ref) => {
+    const res = await m.request(`/v2/team/app/manifests/${ref}`);
+    expect(res.status).toBe(404);
+    expect(res.headers.get('content-type')).toMatch(/^application\/json\b/);
+    const body = (await res.json()) as { errors: { code: string; message: string }[] };
+    expect(body.errors).toEqual([{ code: 'MANIFEST_UNKNOWN', message: expect.stringMatching(/neither a valid tag nor a sha256 digest/) }]);
+    expect(fake.calls).toEqual([]);
+  });
+
+  it('HEAD answers 404 with no body, without asking the upstream', async () => {
+    const res = await m.request('/v2/team/app/manifests/.INVALID_MANIFEST_NAME', { method: 'HEAD' });
+    expect(res.status).toBe(404);
+    expect(await res.text()).toBe('');
+    expect(fake.calls).toEqual([]);
+  });
+
+  it('a valid tag still reaches the upstream', async () => {
+    expect((await m.request('/v2/team/app/manifests/v1')).status).toBe(200);
+    expect(fake.count({ host: 'registry.test', pathIncludes: '/manifests/v1' })).toBeGreaterThan(0);
+  });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { RegistryError } from '../../src/http/errors.js';
 import { RouteTable, type RouteRule } from '../../src/routing/routes.js';
 
 const RULES: RouteRule[] = [
@@ -133,5 +134,30 @@ describe('RouteTable: selecting the upstream by registry host', () => {
 
   it.each(cases)('%j -> %j', (req, expected) => {
     expect(t.resolve(req)).toEqual(expected);
+  });
+});
+
+describe('RouteTable.require: the NAME_UNKNOWN policy', () => {
+  const t = new RouteTable([{ prefix: 'team', upstream: 'acr' }], [{ upstream: 'acr', hosts: ['registry.test'] }]);
+
+  it('returns the route when one matches', () => {
+    expect(t.require('team/app')).toEqual({ upstream: 'acr', remoteName: 'team/app', via: 'prefix' });
+    expect(t.require('app', 'registry.test')).toEqual({ upstream: 'acr', remoteName: 'app', via: 'ns' });
+  });
+
+  const refused: [name: string, ns: string | undefined, message: string][] = [
+    ['other/app', undefined, 'no route matches repository other/app: add a [[routes]] entry for it'],
+    ['team/app', 'quay.io', "no route matches repository team/app for registry quay.io (add it to an upstream's aliases, or route it)"],
+    ['other/app', 'docker.io', "no route matches repository other/app for registry docker.io (add it to an upstream's aliases, or route it)"],
+  ];
+  it.each(refused)('refuses %s (ns %s) with 404 NAME_UNKNOWN saying what to configure', (name, ns, message) => {
+    let caught: unknown;
+    try {
+      t.require(name, ns);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(RegistryError);
+    expect(caught).toMatchObject({ kind: 'NAME_UNKNOWN', status: 404, code: 'NAME_UNKNOWN', message });
   });
 });

@@ -131,4 +131,21 @@ describe('ACR temporary credentials', () => {
     expect(text).not.toContain('a-wrong-secret');
     expect(text).not.toContain('Signature=');
   });
+
+  it('a token service refusing one repository keeps the temporary password (no new GetAuthorizationToken)', async () => {
+    api = await startFakeOpenApi(60 * 60_000);
+    const fake = new FakeUpstream();
+    fake.acceptLogin = api.accepts;
+    fake.add(makeImage('team/app', 'v1', [10]));
+    fake.intercept = (call) =>
+      call.host === 'auth.test' && call.path.includes('secret%2Fx') ? Response.json({ errors: [{ code: 'DENIED' }] }, { status: 403 }) : undefined;
+    m = await startTestMirror(fake, {
+      upstream: { temporary_credentials: { edition: 'enterprise', instance_id: 'cri-test123', region: 'cn-hangzhou', endpoint: api.endpoint } },
+      env: { ALIBABA_CLOUD_ACCESS_KEY_ID: AK.id, ALIBABA_CLOUD_ACCESS_KEY_SECRET: AK.secret },
+    });
+    expect((await m.request('/v2/team/app/manifests/v1')).status).toBe(200);
+    for (let i = 0; i < 3; i++) expect((await m.request('/v2/secret/x/manifests/v1')).status).toBe(403);
+    expect((await m.request('/v2/team/app/manifests/v1')).status).toBe(200);
+    expect(api.issued).toHaveLength(1);
+  });
 });

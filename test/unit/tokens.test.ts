@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { DEFAULT_TOKEN_LIFETIME_MS, TokenCache, tokenExpiry, type IssuedToken, type TokenKey } from '../../src/upstream/tokens.js';
+import { DEFAULT_MAX_TOKENS, DEFAULT_TOKEN_LIFETIME_MS, TokenCache, tokenExpiry, type IssuedToken, type TokenKey } from '../../src/upstream/tokens.js';
 
 const KEY: TokenKey = { realm: 'https://auth.example/token', service: 'registry.example', scope: 'repository:a/b:pull' };
 
@@ -215,6 +215,41 @@ function jwt(claims: Record<string, unknown>): string {
   const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
   return `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64(claims)}.c2lnbmF0dXJl`;
 }
+
+describe('TokenCache bounds', () => {
+  const key = (i: number): TokenKey => ({ ...KEY, scope: `repository:random/name${i}:pull` });
+
+  it('keeps at most maxEntries tokens, dropping the least recently used', async () => {
+    const c = clock();
+    const cache = new TokenCache({ now: c.now, marginMs: 30_000, maxEntries: 3 });
+    const issue = issuer(c, 300_000);
+    for (let i = 1; i <= 3; i++) await cache.get(key(i), issue);
+    await cache.get(key(1), issue); // used again: name2 is now the least recently used
+    for (let i = 4; i <= 10; i++) await cache.get(key(i), issue);
+    expect(cache.size).toBe(3);
+    expect(await cache.get(key(10), issue)).toBe('tok-10');
+    expect(issue).toHaveBeenCalledTimes(10);
+    expect(await cache.get(key(2), issue)).toBe('tok-11');
+  });
+
+  it('has a default bound', async () => {
+    const c = clock();
+    const cache = new TokenCache({ now: c.now, marginMs: 30_000 });
+    const issue = issuer(c, 300_000);
+    for (let i = 0; i < DEFAULT_MAX_TOKENS + 50; i++) await cache.get(key(i), issue);
+    expect(cache.size).toBe(DEFAULT_MAX_TOKENS);
+  });
+
+  it('forgets tokens once they are no longer usable', async () => {
+    const c = clock();
+    const cache = new TokenCache({ now: c.now, marginMs: 30_000 });
+    const issue = issuer(c, 300_000);
+    for (let i = 0; i < 5; i++) await cache.get(key(i), issue);
+    expect(cache.size).toBe(5);
+    c.advance(270_001);
+    expect(cache.size).toBe(0);
+  });
+});
 
 describe('tokenExpiry', () => {
   const now = Date.parse('2024-05-01T12:00:00Z');

@@ -1,4 +1,5 @@
-import { parseDigest, parseName, parseReference, type Reference } from '../registry/reference.js';
+import { parseDigest } from './digest.js';
+import { parseName, parseReference, type Reference } from './reference.js';
 
 export interface ImageRef {
   /** The repository name as a client would ask the mirror for it (routed like a client's). */

@@ -1,0 +1,121 @@
+import { RegistryError } from '../http/errors.js';
+import { isManifestMediaType } from '../oci/media-types.js';
+import { truncate } from '../util/truncate.js';
+import { isNetworkError, networkError } from './errors.js';
+import { RetryableError, parseRetryAfter } from './retry.js';
+import type { UpstreamResponse } from './transport.js';
+
+/** Where a request ended (see follow()): the answer, or (stopping at another origin) the redirect's target, not yet fetched. */
+export type Arrival =
+  | { response: UpstreamResponse; url: URL; redirected: boolean; location?: undefined }
+  | { location: URL; response?: undefined; url?: undefined; redirected?: undefined };
+
+/** Manifests larger than this are refused (Distribution's own limit is 4 MiB); tag lists and tokens too. */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/** Drops an answer's body (keeping the connection when it is small). */
+export async function discard(res: UpstreamResponse): Promise<void> {
+  try {
+    await res.body?.cancel();
+  } catch {
+    // the connection is gone already
+  }
+}
+
+/** Reads a small answer (manifest, tag list, token) whole; `where` names the upstream in errors. */
+export async function readCapped(res: UpstreamResponse, where: string, what: string): Promise<Buffer> {
+  const declared = Number(res.headers.get('content-length') ?? 0);
+  if (declared > MAX_MANIFEST_BYTES) {
+    await discard(res);
+    throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${where}: ${what}: response of ${declared} bytes exceeds the ${MAX_MANIFEST_BYTES} byte limit`);
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of res.body ?? []) {
+      total += chunk.byteLength;
+      if (total > MAX_MANIFEST_BYTES) {
+        await discard(res);
+        throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${where}: ${what}: response exceeds the ${MAX_MANIFEST_BYTES} byte limit`);
+      }
+      chunks.push(Buffer.from(chunk));
+    }
+  } catch (err) {
+    if (err instanceof RegistryError) throw err;
+    if (isNetworkError(err)) throw new RetryableError(networkError(where, what, err));
+    throw err;
+  }
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Returns 2xx and 404 responses; throws RetryableError for what may pass on a new attempt (network errors, 429,
+ * 5xx, object storage refusing an expired link) and RegistryError for the rest.
+ */
+export async function checked(label: string, now: number, arrival: Arrival, what: string): Promise<UpstreamResponse> {
+  if (!arrival.response) throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${label}: ${what} was redirected where no redirect was expected`);
+  const { response, redirected, url } = arrival;
+  const status = response.status;
+  if ((status >= 200 && status < 300) || status === 404) return response;
+  const source = redirected ? `${label}, blob storage ${url.host}` : label;
+  const retryAfter = parseRetryAfter(response.headers.get('retry-after'), now);
+  await discard(response);
+  if (status === 429) {
+    const err = new RegistryError('UPSTREAM_RATE_LIMITED', `${source}: ${what} was rate limited (429)`, retryAfterHeader(retryAfter));
+    throw new RetryableError(err, retryAfter);
+  }
+  if (status >= 500) {
+    const err = new RegistryError('UPSTREAM_BAD_RESPONSE', `${source}: ${what} failed with ${status}`, retryAfterHeader(retryAfter));
+    throw new RetryableError(err, status === 503 ? retryAfter : undefined);
+  }
+  if (linkRefused(arrival)) {
+    // Object storage refuses expired or mangled signed links with 403; asking the registry again signs anew.
+    throw new RetryableError(new RegistryError('UPSTREAM_BAD_RESPONSE', `${source}: ${what}: blob storage refused the signed link (${status})`));
+  }
+  if (status === 403) throw new RegistryError('DENIED', `${source} denied ${what} (403)`);
+  throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${source}: ${what} answered unexpected status ${status}`);
+}
+
+/** Object storage refuses an expired or mangled signed link with 403 (or 400). */
+export function linkRefused(arrival: Arrival): boolean {
+  const status = arrival.response?.status;
+  return arrival.redirected === true && (status === 403 || status === 400);
+}
+
+function retryAfterHeader(ms: number | undefined): { headers?: Record<string, string> } {
+  return ms === undefined ? {} : { headers: { 'retry-after': String(Math.ceil(ms / 1000)) } };
+}
+
+/** Content types some registries send for any manifest: the body's mediaType field says more. */
+const GENERIC_TYPES = new Set(['application/octet-stream', 'text/plain']);
+
+/**
+ * The media type of a manifest answer: Content-Type, else the mediaType field in the body. Refuses (not to be
+ * cached) a type that is not a manifest type (isManifestMediaType) and a body that is not a JSON object.
+ */
+export function manifestMediaType(res: UpstreamResponse, body: Buffer, where: string, what: string): string {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(body.toString('utf8'));
+  } catch {
+    doc = undefined;
+  }
+  const header = headerMediaType(res);
+  const field = typeof doc === 'object' && doc !== null ? (doc as { mediaType?: unknown }).mediaType : undefined;
+  const type = header && !GENERIC_TYPES.has(header) ? header : typeof field === 'string' ? field : (header ?? 'application/octet-stream');
+  if (!isManifestMediaType(type)) {
+    throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${where}: ${what} answered media type ${truncate(type)}, which is not a manifest type; not cached`);
+  }
+  if (typeof doc !== 'object' || doc === null) throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${where}: ${what} answered a ${type} body that is not JSON; not cached`);
+  return type;
+}
+
+/** A HEAD answer's manifest media type, or '' when it names none or another type (then the manifest is fetched). */
+export function headMediaType(res: UpstreamResponse): string {
+  const type = headerMediaType(res);
+  return type && isManifestMediaType(type) ? type : '';
+}
+
+function headerMediaType(res: UpstreamResponse): string | undefined {
+  return res.headers.get('content-type')?.split(';')[0]?.trim();
+}
