@@ -70,12 +70,18 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
   const evictor = startEvictor(config, db, store, manifestStore, accessLog, deps);
   const diskFaults = diskFaultReport(log, dir, metrics);
   store.on('commit', diskFaults.committed);
-  const fills = new BlobFills(store, {
-    timeoutMs: Math.max(...Object.values(config.upstreams).map((u) => u.fill_timeout)),
-    maxResumes: 5,
-    log,
-    onDiskError: diskFaults.failed,
-  });
+  const fills = new BlobFills(
+    store,
+    {
+      timeoutMs: Math.max(...Object.values(config.upstreams).map((u) => u.fill_timeout)),
+      maxResumes: 5,
+      log,
+      onDiskError: diskFaults.failed,
+      orphanGraceMs: config.cache.orphan_fill_grace,
+      ...(evictor ? { space: evictor } : {}),
+    },
+    { maxFills: config.cache.max_fills, maxPerClient: config.cache.max_fills_per_client },
+  );
   const runGc = async () => {
     try {
       const report = await collectGarbage(db, store, { graceMs: config.storage.gc_grace, dryRun: false, now });

@@ -183,6 +183,12 @@ export const configSchema = z
         tag_ttl: duration('5m'),
         /** Never contact any upstream: serve only what is cached (the air-gapped side of a bundle transfer). */
         offline: z.boolean().default(false),
+        /** Blob downloads from the upstream running at once, warm jobs included; a client starting one more gets 429. */
+        max_fills: z.number().int().min(1).max(10_000).default(64),
+        /** Blob downloads one client address may have started and running at once (joining a running one is free). */
+        max_fills_per_client: z.number().int().min(1).max(10_000).default(16),
+        /** A download nobody reads any more (its clients gone, no warm job waiting) is stopped after this long. */
+        orphan_fill_grace: duration('30s'),
       })
       .strict()
       .default({}),

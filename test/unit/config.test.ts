@@ -43,7 +43,7 @@ describe('parseConfig defaults', () => {
     const c = parse({});
     expect(c.server).toEqual({ listen: '127.0.0.1:5000', shutdown_timeout: 30_000, max_connections: 1024, headers_timeout: 30_000, request_timeout: 3_600_000 });
     expect(c.storage).toEqual({ backend: 'fs', dir: join(BASE, 'data'), gc_interval: 3_600_000, gc_grace: 86_400_000 });
-    expect(c.cache).toEqual({ tag_ttl: 300_000, offline: false });
+    expect(c.cache).toEqual({ tag_ttl: 300_000, offline: false, max_fills: 64, max_fills_per_client: 16, orphan_fill_grace: 30_000 });
     expect(c.log).toEqual({ level: 'info' });
     expect(c.routes).toEqual([{ prefix: '', upstream: 'acr' }]);
     expect(c.source).toBe('test.toml');
@@ -296,10 +296,19 @@ describe('bad values name their key', () => {
     ['server.shutdown_timeout', { server: { shutdown_timeout: '30 sec' } }],
     ['cache.tag_ttl', { cache: { tag_ttl: '5' } }],
     ['cache.tag_ttl', { cache: { tag_ttl: 300 } }],
+    ['cache.orphan_fill_grace', { cache: { orphan_fill_grace: '30' } }],
     ['upstreams.acr.connect_timeout', { upstreams: { acr: { url: URL_, connect_timeout: '-1s' } } }],
     ['upstreams.acr.fill_timeout', { upstreams: { acr: { url: URL_, fill_timeout: '1w' } } }],
     ['upstreams.acr.token_margin', { upstreams: { acr: { url: URL_, token_margin: '' } } }],
   ])('duration %s', (key, raw) => {
+    expect(parseError(raw)).toContain(`${key}:`);
+  });
+
+  it.each([
+    ['cache.max_fills', { cache: { max_fills: 0 } }],
+    ['cache.max_fills', { cache: { max_fills: 1.5 } }],
+    ['cache.max_fills_per_client', { cache: { max_fills_per_client: '16' } }],
+  ])('fill limit %s', (key, raw) => {
     expect(parseError(raw)).toContain(`${key}:`);
   });
 
