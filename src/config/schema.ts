@@ -1,19 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { parseDuration, parseSize } from './units.js';
-
-const duration = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .transform((value, ctx) => {
-      const ms = parseDuration(value);
-      if (ms === null) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid duration "${value}" (use e.g. 500ms, 30s, 5m, 1h)` });
-        return z.NEVER;
-      }
-      return ms;
-    });
+import { byteSize, duration } from './schema-units.js';
+import { ossStorage } from './storage-schema.js';
 
 /** ACR's token services for every region: public, VPC, Enterprise and Enterprise VPC. */
 export const DEFAULT_TOKEN_REALMS = ['dockerauth.*.aliyuncs.com', 'dockerauth-vpc.*.aliyuncs.com', 'dockerauth-ee.*.aliyuncs.com', 'dockerauth-ee-vpc.*.aliyuncs.com'];
@@ -173,25 +161,22 @@ export const configSchema = z
       .default({}),
     storage: z
       .object({
+        /** Where blobs are kept: "fs" (storage.dir) or "oss" (the bucket of [storage.oss]). */
+        backend: z.enum(['fs', 'oss']).default('fs'),
         dir: z.string().min(1).default('data'),
         /** Upper bound on cached blob bytes, e.g. "200GiB"; least recently used blobs are evicted beyond it. */
-        max_size: z
-          .string()
-          .transform((value, ctx) => {
-            const bytes = parseSize(value);
-            if (bytes === null || bytes <= 0) {
-              ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid size "${value}" (use e.g. 500MiB, 200GiB, 1TB)` });
-              return z.NEVER;
-            }
-            return bytes;
-          })
-          .optional(),
+        max_size: byteSize(1).optional(),
         /** How often unreferenced entries and stale temp files are removed; 0s disables it. */
         gc_interval: duration('1h'),
         /** Entries used within this long are never collected. */
         gc_grace: duration('24h'),
+        oss: ossStorage.optional(),
       })
       .strict()
+      .superRefine((s, ctx) => {
+        if (s.backend === 'oss' && !s.oss) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['oss'], message: 'backend = "oss" needs a [storage.oss] table with the bucket' });
+        if (s.backend !== 'oss' && s.oss) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['backend'], message: '[storage.oss] is configured: set backend = "oss" to use it' });
+      })
       .default({}),
     cache: z
       .object({
