@@ -90,6 +90,7 @@ export function createAdmin(deps: AdminDeps): Admin {
         referrers: deps.referrers,
         manifestStore: deps.manifestStore,
         blobStore: deps.blobStore,
+        maxBytes: deps.limitBytes,
       },
       allow: deps.settings.allow,
       httpsListener: deps.settings.httpsListener,

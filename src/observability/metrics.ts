@@ -48,7 +48,7 @@ export class Metrics {
     collect: (): void => this.fillsInFlight.set(this.sources.fillsInFlight()),
   });
   readonly fillJoins = new Counter({ name: 'acr_mirror_fill_joins_total', help: 'Client requests that joined a running blob download instead of starting one', registers: [this.registry] });
-  readonly fills = new Counter({ name: 'acr_mirror_fills_total', help: 'Finished blob downloads by result (committed, relayed, failed)', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly fills = new Counter({ name: 'acr_mirror_fills_total', help: 'Finished blob downloads by result (committed, relayed, failed, abandoned)', labelNames: ['result'] as const, registers: [this.registry] });
   readonly tokenRequests = new Counter({ name: 'acr_mirror_token_requests_total', help: 'Bearer token requests to each upstream token service, by result', labelNames: ['upstream', 'result'] as const, registers: [this.registry] });
   readonly upstreamErrors = new Counter({ name: 'acr_mirror_upstream_errors_total', help: 'Failed upstream exchanges by upstream and kind', labelNames: ['upstream', 'kind'] as const, registers: [this.registry] });
   readonly cacheWriteErrors = new Counter({ name: 'acr_mirror_cache_write_errors_total', help: 'Blob fills that could not write the cache (disk full, read-only...) and relayed instead', labelNames: ['code'] as const, registers: [this.registry] });

@@ -10,6 +10,12 @@ export type Arrival =
   | { response: UpstreamResponse; url: URL; redirected: boolean; location?: undefined }
   | { location: URL; response?: undefined; url?: undefined; redirected?: undefined };
 
+/** A small answer read whole (tag list, referrers page), with its headers. */
+export interface SmallAnswer {
+  body: Buffer;
+  headers: UpstreamResponse['headers'];
+}
+
 /** Manifests larger than this are refused (Distribution's own limit is 4 MiB); tag lists and tokens too. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 

@@ -4,7 +4,7 @@ import type { UpstreamConfig } from '../config/load.js';
 import type { CircuitBreaker } from './breaker.js';
 import type { CredentialSource } from './credentials.js';
 import { RegistryError } from '../http/errors.js';
-import { type Arrival, checked, discard, headMediaType, linkRefused, manifestMediaType, parseTagList, readCapped } from './answers.js';
+import { type Arrival, checked, discard, headMediaType, linkRefused, manifestMediaType, parseTagList, readCapped, type SmallAnswer } from './answers.js';
 import { OCI_INDEX } from '../oci/media-types.js';
 import { RealmPolicy } from './realms.js';
 import { BlobLocations, follow, type RedirectPolicy } from './redirects.js';
@@ -36,11 +36,6 @@ export interface BlobAnswer {
 export interface BlobRange {
   start: number;
   end?: number;
-}
-
-export interface SmallAnswer {
-  body: Buffer;
-  headers: UpstreamResponse['headers'];
 }
 
 export interface TagPage {
