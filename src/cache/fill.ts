@@ -2,11 +2,14 @@ import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { RegistryError } from '../http/errors.js';
-import { type BlobSource, downloadBlob } from './blob-download.js';
+import { type BlobSource, type DownloadSink, downloadBlob } from './blob-download.js';
 import type { BlobStore, BlobWriter } from './blob-store.js';
 import { DigestHasher, type VerifiedDigest } from './digest.js';
 import { type FillView, fillReader } from './fill-reader.js';
 import { FillWindow } from './fill-window.js';
+import { isDiskError } from './disk-errors.js';
+import { PlacedBytes } from './placed-bytes.js';
+import { downloadSegmented } from './segmented-download.js';
 
 export type { BlobSource } from './blob-download.js';
 
@@ -28,11 +31,6 @@ const WRITE_BATCH = 1024 * 1024;
 const MEMORY_WINDOW = 1024 * 1024;
 /** In relay mode, the download pauses while this many bytes wait for the slowest reader. */
 const RELAY_LIMIT = 8 * 1024 * 1024;
-const DISK_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EIO', 'EACCES', 'EPERM', 'EMFILE', 'ENFILE', 'ENOENT', 'ENOTDIR']);
-
-export function isDiskError(err: unknown): err is NodeJS.ErrnoException {
-  return DISK_ERRORS.has((err as NodeJS.ErrnoException)?.code ?? '');
-}
 
 /**
  * One upstream download of one blob into a store writer, hashed as it arrives. Any number of readers follow it:
@@ -47,8 +45,10 @@ export function isDiskError(err: unknown): err is NodeJS.ErrnoException {
  */
 export class Fill extends EventEmitter {
   size: number | null = null;
-  /** Bytes received from the upstream and hashed so far. */
+  /** Bytes received from the upstream and hashed so far (a contiguous prefix of the blob). */
   received = 0;
+  /** The byte ranges the blob was fetched in (1: one sequential stream). */
+  segments = 1;
   state: 'starting' | 'running' | 'done' | 'failed' = 'starting';
   error: Error | null = null;
   /** Settles once the upstream has answered with the blob (size known) or failed before any byte. */
@@ -95,17 +95,7 @@ export class Fill extends EventEmitter {
         if (!isDiskError(err)) throw err;
         this.#diskFailed(err);
       }
-      await downloadBlob(this.digest, this.source, {
-        started: (size) => {
-          this.size = size;
-          this.state = 'running';
-          this.#settleReady();
-        },
-        received: (offset, bytes) => {
-          this.#hasher.add(offset, bytes);
-          return this.#keep(bytes);
-        },
-      }, { signal: AbortSignal.timeout(this.opts.timeoutMs), maxResumes: this.opts.maxResumes, log: this.opts.log });
+      await this.#download();
       this.#verify();
       await this.#writeReceived();
       await this.#commit();
@@ -117,6 +107,40 @@ export class Fill extends EventEmitter {
       this.#releaseIfIdle();
       this.#settleFinished();
     }
+  }
+
+  /**
+   * In segments when the source allows (`received` follows their hashed prefix; readers read it back from the
+   * writer), else one stream. A disk error in a segmented download turns it into a relay: one stream from the prefix.
+   */
+  async #download(): Promise<void> {
+    const opts = { signal: AbortSignal.timeout(this.opts.timeoutMs), maxResumes: this.opts.maxResumes, log: this.opts.log };
+    const sequential: DownloadSink = {
+      started: (size) => {
+        this.size = size;
+        this.state = 'running';
+        this.#settleReady();
+      },
+      received: (offset, bytes) => {
+        this.#hasher.add(offset, bytes);
+        return this.#keep(bytes);
+      },
+    };
+    const placed = this.#writer && !this.#diskError ? new PlacedBytes(this.#writer, this.#hasher, (prefix) => this.#prefixGrew(prefix)) : null;
+    try {
+      this.segments = await downloadSegmented(this.digest, this.source, sequential, placed, opts);
+    } catch (err) {
+      if (!isDiskError(err) || this.#diskError) throw err;
+      this.#diskFailed(err);
+      await downloadBlob(this.digest, this.source, sequential, { ...opts, from: this.received });
+    }
+  }
+
+  #prefixGrew(prefix: number): void {
+    this.received = prefix;
+    this.#diskEnd = prefix;
+    this.#memory.clear(prefix);
+    this.emit('change');
   }
 
   /**
@@ -240,21 +264,11 @@ export class Fill extends EventEmitter {
     const fill = this;
     const view: FillView = {
       digest: this.digest,
-      get state() {
-        return fill.state;
-      },
-      get error() {
-        return fill.error;
-      },
-      get size() {
-        return fill.size;
-      },
-      get received() {
-        return fill.received;
-      },
-      get isVerified() {
-        return fill.#verified !== null;
-      },
+      get state() { return fill.state; },
+      get error() { return fill.error; },
+      get size() { return fill.size; },
+      get received() { return fill.received; },
+      get isVerified() { return fill.#verified !== null; },
       memory: this.#memory,
       readBack: (buffer, position) => writer!.read(buffer, position),
       moved(at) {

@@ -15,6 +15,15 @@ const duration = (fallback: string) =>
       return ms;
     });
 
+const byteSize = z.string().transform((value, ctx) => {
+  const bytes = parseSize(value);
+  if (bytes === null || bytes <= 0) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid size "${value}" (use e.g. 500MiB, 200GiB, 1TB)` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
 /** ACR's token services for every region: public, VPC, Enterprise and Enterprise VPC. */
 export const DEFAULT_TOKEN_REALMS = ['dockerauth.*.aliyuncs.com', 'dockerauth-vpc.*.aliyuncs.com', 'dockerauth-ee.*.aliyuncs.com', 'dockerauth-ee-vpc.*.aliyuncs.com'];
 
@@ -86,6 +95,16 @@ const upstream = z
     retries: z.number().int().min(0).max(10).default(3),
     retry_max_delay: duration('30s'),
     max_redirects: z.number().int().min(1).max(10).default(5),
+    /** Connections one fill may open to blob storage at once, each fetching its own byte range of the blob. */
+    fill_connections: z.number().int().min(1).max(32).default(4),
+    /** The byte range each of those connections asks for at a time, e.g. "8MiB" (at least 64KiB). */
+    fill_segment_size: z
+      .string()
+      .default('8MiB')
+      .pipe(byteSize)
+      .refine((bytes) => bytes >= 64 * 1024, 'must be at least 64KiB'),
+    /** Extra storage connections all fills of this upstream may hold together (a fill's first is never refused). */
+    storage_connections: z.number().int().min(1).max(1024).default(32),
     token_margin: duration('30s'),
   })
   .strict()
@@ -175,17 +194,7 @@ export const configSchema = z
       .object({
         dir: z.string().min(1).default('data'),
         /** Upper bound on cached blob bytes, e.g. "200GiB"; least recently used blobs are evicted beyond it. */
-        max_size: z
-          .string()
-          .transform((value, ctx) => {
-            const bytes = parseSize(value);
-            if (bytes === null || bytes <= 0) {
-              ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid size "${value}" (use e.g. 500MiB, 200GiB, 1TB)` });
-              return z.NEVER;
-            }
-            return bytes;
-          })
-          .optional(),
+        max_size: byteSize.optional(),
         /** How often unreferenced entries and stale temp files are removed; 0s disables it. */
         gc_interval: duration('1h'),
         /** Entries used within this long are never collected. */

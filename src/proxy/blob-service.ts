@@ -84,6 +84,7 @@ export class BlobService {
       label: target.client.label,
       open: (range, signal) => target.client.openBlob(target.repo, digest, range, signal),
       onBytes: (n) => observer.received('blob', n),
+      segments: target.client.fillPlan,
     }, (finished) => this.#finished(finished, target));
     if (joining.joined) this.metrics.fillJoins.inc();
     return joining;
@@ -93,7 +94,8 @@ export class BlobService {
     const fields = { upstream: target.client.name, repo: target.repo, digest: fill.digest };
     if (fill.committed) {
       this.metrics.fills.inc({ result: 'committed' });
-      this.log.info({ ...fields, size: fill.size }, 'blob cached');
+      this.metrics.fillSegments.observe(fill.segments);
+      this.log.info({ ...fields, size: fill.size, segments: fill.segments }, 'blob cached');
     } else if (fill.state === 'done') {
       this.metrics.fills.inc({ result: 'relayed' });
       this.log.info({ ...fields, size: fill.size }, 'blob relayed to its clients; not cached (cache not writable)');

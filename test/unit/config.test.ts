@@ -66,6 +66,9 @@ describe('parseConfig defaults', () => {
       retries: 3,
       retry_max_delay: 30_000,
       max_redirects: 5,
+      fill_connections: 4,
+      fill_segment_size: 8 * 1024 * 1024,
+      storage_connections: 32,
       token_margin: 30_000,
     });
     expect(c.upstreams.acr!.credentials).toBeUndefined();
@@ -340,6 +343,11 @@ describe('bad values name their key', () => {
     ['retries', '3'],
     ['max_redirects', 0],
     ['max_redirects', 11],
+    ['fill_connections', 0],
+    ['fill_connections', 33],
+    ['fill_segment_size', '1KiB'],
+    ['fill_segment_size', 'lots'],
+    ['storage_connections', 0],
   ])('%s = %j', (key, value) => {
     expect(parseError({ upstreams: { acr: { url: URL_, [key]: value } } })).toContain(`upstreams.acr.${key}:`);
   });
