@@ -13,6 +13,7 @@ import type { BlobFills } from './cache/inflight.js';
 import type { Config } from './config/load.js';
 import { BlobService } from './proxy/blob-service.js';
 import { ManifestService } from './proxy/manifest-service.js';
+import { Prefetcher } from './proxy/prefetch.js';
 import type { UpstreamTarget } from './proxy/target.js';
 import { TagService } from './proxy/tag-service.js';
 import { registryApi } from './registry/api.js';
@@ -68,6 +69,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     access: accessLog,
   });
   const blobs = new BlobService(blobStore, fills, log, metrics, accessLog);
+  const prefetcher = config.cache.prefetch ? new Prefetcher(blobs, config.cache.prefetch_concurrency, metrics, log) : null;
   const admin = createAdmin({
     settings: config.admin,
     db,
@@ -90,6 +92,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     tags: new TagService(manifestStore, log),
     onServed: (kind, bytes) => metrics.servedBytes.inc({ kind }, bytes),
     onTagRequest: admin.tagRequested,
+    ...(prefetcher ? { onManifestServed: (target, manifest) => prefetcher.manifestServed(target, manifest) } : {}),
   });
 
   const access = new ClientAccess(config.access.allow, config.access.users, now);
@@ -111,8 +114,12 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     metrics,
     fills,
     db,
-    beginShutdown: () => admin.stop(),
+    beginShutdown: () => {
+      admin.stop();
+      prefetcher?.stop();
+    },
     async close() {
+      prefetcher?.stop();
       await upstreams.close();
       admin.close();
       await cache.close();

@@ -205,6 +205,10 @@ export const configSchema = z
     cache: z
       .object({
         tag_ttl: duration('5m'),
+        /** Fill the config and layers of an image manifest a client is answered, in the background. */
+        prefetch: z.boolean().default(true),
+        /** How many of those background fills run at once. */
+        prefetch_concurrency: z.number().int().min(1).max(64).default(3),
         /** Never contact any upstream: serve only what is cached (the air-gapped side of a bundle transfer). */
         offline: z.boolean().default(false),
       })

@@ -54,6 +54,12 @@ export class Metrics {
     buckets: [1, 2, 4, 8, 16, 32, 64, 128],
     registers: [this.registry],
   });
+  readonly prefetches = new Counter({
+    name: 'acr_mirror_prefetches_total',
+    help: 'Blobs of served image manifests fetched ahead: started, joined (already filling) or dropped (cache not writable, queue full)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly fills = new Counter({ name: 'acr_mirror_fills_total', help: 'Finished blob downloads by result (committed, relayed, failed)', labelNames: ['result'] as const, registers: [this.registry] });
   readonly tokenRequests = new Counter({ name: 'acr_mirror_token_requests_total', help: 'Bearer token requests to each upstream token service, by result', labelNames: ['upstream', 'result'] as const, registers: [this.registry] });
   readonly upstreamErrors = new Counter({ name: 'acr_mirror_upstream_errors_total', help: 'Failed upstream exchanges by upstream and kind', labelNames: ['upstream', 'kind'] as const, registers: [this.registry] });

@@ -69,6 +69,25 @@ export class BlobService {
     return { size: fill.size!, outcome: joined ? 'joined' : 'miss' };
   }
 
+  /** Whether a blob is cached or being filled now (not counted as an access). */
+  async present(digest: string): Promise<'cached' | 'filling' | null> {
+    if (await this.store.stat(digest)) return 'cached';
+    return this.fills.running(digest) ? 'filling' : null;
+  }
+
+  /** Runs a task that starts fills in the background; shutdown and tests waiting for fills wait for it too. */
+  background(task: Promise<void>): void {
+    this.fills.track(task);
+  }
+
+  /** Whether the cache can be written now (a prefetch is not started when it cannot). */
+  writable(): Promise<boolean> {
+    return this.store.probe().then(
+      () => true,
+      () => false,
+    );
+  }
+
   /** The size of a committed blob (counted as an access), or null when it is not cached. */
   async #cachedSize(digest: string): Promise<number | null> {
     const local = await this.store.stat(digest);

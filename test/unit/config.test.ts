@@ -43,7 +43,7 @@ describe('parseConfig defaults', () => {
     const c = parse({});
     expect(c.server).toEqual({ listen: '127.0.0.1:5000', shutdown_timeout: 30_000, max_connections: 1024, headers_timeout: 30_000, request_timeout: 3_600_000 });
     expect(c.storage).toEqual({ dir: join(BASE, 'data'), gc_interval: 3_600_000, gc_grace: 86_400_000 });
-    expect(c.cache).toEqual({ tag_ttl: 300_000, offline: false });
+    expect(c.cache).toEqual({ tag_ttl: 300_000, offline: false, prefetch: true, prefetch_concurrency: 3 });
     expect(c.log).toEqual({ level: 'info' });
     expect(c.routes).toEqual([{ prefix: '', upstream: 'acr' }]);
     expect(c.source).toBe('test.toml');
@@ -303,6 +303,13 @@ describe('bad values name their key', () => {
     ['upstreams.acr.fill_timeout', { upstreams: { acr: { url: URL_, fill_timeout: '1w' } } }],
     ['upstreams.acr.token_margin', { upstreams: { acr: { url: URL_, token_margin: '' } } }],
   ])('duration %s', (key, raw) => {
+    expect(parseError(raw)).toContain(`${key}:`);
+  });
+
+  it.each([
+    ['cache.prefetch', { cache: { prefetch: 'yes' } }],
+    ['cache.prefetch_concurrency', { cache: { prefetch_concurrency: 0 } }],
+  ])('prefetch setting %s', (key, raw) => {
     expect(parseError(raw)).toContain(`${key}:`);
   });
 
