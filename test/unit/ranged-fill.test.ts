@@ -142,6 +142,32 @@ describe('ranged fills', () => {
     expect(ossCalls()).toHaveLength(9);
   });
 
+  it.each([
+    [32, 8],
+    [2, 4],
+  ])('with storage_connections = %i, two fills of 4 connections hold at most %i storage connections at once', async (cap, most) => {
+    await m.close();
+    m = await startTestMirror(fake, { upstream: { fill_connections: 4, fill_segment_size: '64KiB', storage_connections: cap } });
+    const blobs = [layer(12 * SEGMENT), layer(12 * SEGMENT + 1)];
+    let open = 0;
+    let peak = 0;
+    fake.ossBody = (_d, body, call) => {
+      const { start, end } = asked(call, body.length);
+      open++;
+      peak = Math.max(peak, open);
+      return new ReadableStream({
+        async pull(c) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          c.enqueue(new Uint8Array(body.subarray(start, end + 1)));
+          c.close();
+          open--;
+        },
+      });
+    };
+    await Promise.all(blobs.map(([digest, bytes]) => pulledAndCommitted(digest, bytes)));
+    expect(peak).toBe(most);
+  });
+
   it('takes one stream when storage answers a Range with 200 and the whole blob', async () => {
     const [digest, bytes] = layer(5 * SEGMENT + 7);
     fake.ignoresRange = true;
