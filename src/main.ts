@@ -76,10 +76,15 @@ program
   .command('import')
   .description('add the images of a bundle to a running mirror (every digest is verified first)')
   .argument('<file>', 'a bundle written by acr-mirror export (or skopeo copy to oci-archive:)')
+  .option('--name <repository>', 'a repository the bundle may add images to (required: others are refused); repeat or comma-separate', (n: string, all: string[] = []) => [...all, n])
+  .option('--names-from <file>', 'read such repositories from a file, one a line (# comments)')
+  .option('--replace', 'allow moving a tag the mirror already has to another digest')
+  .option('--expect-digest <digest>', 'refuse the bundle unless its index.json has this digest (as export printed it)')
   .addOption(new Option('--url <url>', 'the mirror').env('ACR_MIRROR_URL').default('http://127.0.0.1:5000'))
   .addOption(new Option('--token <token>', 'admin token (prefer the environment variable)').env('ACR_MIRROR_ADMIN_TOKEN'))
-  .action(async (file: string, opts: { url: string; token?: string }) => {
-    process.exitCode = await importCli({ ...opts, file, stderr: process.stderr, stdout: process.stdout });
+  .action(async (file: string, opts: { name?: string[]; namesFrom?: string; replace?: boolean; expectDigest?: string; url: string; token?: string }) => {
+    const { name, replace, ...rest } = opts;
+    process.exitCode = await importCli({ ...rest, file, names: name ?? [], replace: replace === true, stderr: process.stderr, stdout: process.stdout });
   });
 
 program

@@ -77,7 +77,7 @@ export function createAdmin(deps: AdminDeps): Admin {
       warmer,
       inventory,
       upstreams: deps.upstreams,
-      bundles: { route: deps.route, manifests: deps.manifests, blobs: deps.blobs, manifestStore: deps.manifestStore, blobStore: deps.blobStore },
+      bundles: { route: deps.route, manifests: deps.manifests, blobs: deps.blobs, manifestStore: deps.manifestStore, blobStore: deps.blobStore, maxBytes: deps.limitBytes },
       allow: deps.settings.allow,
       httpsListener: deps.settings.httpsListener,
       now: deps.now,

@@ -16,9 +16,9 @@ import type { Inventory } from './inventory.js';
 import { adminPage, adminPageParts, loginPage } from './ui.js';
 import type { WarmJob } from './warm-job.js';
 import type { Warmer } from './warmer.js';
-import { PassThrough, Readable } from 'node:stream';
-import { type BundleSourceDeps, planBundle, writeBundle } from '../bundle/export.js';
-import { type BundleImportDeps, importBundle } from '../bundle/import.js';
+import type { BundleSourceDeps } from '../bundle/export.js';
+import type { BundleImportDeps } from '../bundle/import.js';
+import { bundleRoutes } from './bundle-routes.js';
 
 export interface AdminApiDeps {
   /** null: no admin token is configured and every /admin route answers 404 saying so. */
@@ -63,7 +63,7 @@ const warmBody = z
  * The admin API and web page under /admin/, behind the admin token:
  *   POST /admin/warm, GET /admin/jobs, GET /admin/jobs/:id, GET /admin/jobs/:id/events (SSE),
  *   GET /admin/images, DELETE /admin/images/<name>:<tag>[?upstream=], GET /admin/stats,
- *   POST /admin/export (an OCI layout tar of the images), POST /admin/import (such a tar as the body),
+ *   POST /admin/export, POST /admin/import (bundle-routes.ts),
  *   GET /admin/ui (+ /admin/ui/parts, what the page refreshes), POST /admin/ui/login, POST /admin/ui/logout.
  */
 export function adminApi(deps: AdminApiDeps): Hono<Env> {
@@ -78,7 +78,7 @@ export function adminApi(deps: AdminApiDeps): Hono<Env> {
   const failures = loginFailureThrottle(deps.now);
   app.use('/admin/*', adminGuard({ auth, allow: new AddressList(deps.allow), failures }));
   jobRoutes(app, deps);
-  bundleRoutes(app, deps);
+  bundleRoutes(app, { bundles: deps.bundles, log: deps.log, imagesBody });
   imageRoutes(app, deps);
   pageRoutes(app, deps, auth, failures);
   return app;
@@ -121,31 +121,6 @@ function jobRoutes(app: Hono<Env>, deps: AdminApiDeps): void {
     if (!found) throw new RegistryError('NOT_FOUND', `no warm job ${id}`);
     return found;
   }
-}
-
-function bundleRoutes(app: Hono<Env>, deps: AdminApiDeps): void {
-  // Export warms what is missing before answering, so an error is an OCI error rather than a broken tar.
-  app.post('/admin/export', async (c) => {
-    const request = await imagesBody(c);
-    const platforms = request.platforms === 'all' ? 'all' : request.platforms.map((p) => parsePlatform(p)!);
-    const plan = await planBundle(deps.bundles, request.images, platforms);
-    const body = new PassThrough();
-    writeBundle(deps.bundles, plan, body).catch((err: unknown) => {
-      deps.log.error({ err: (err as Error).message }, 'bundle export failed while streaming');
-      body.destroy(err as Error);
-    });
-    return new Response(Readable.toWeb(body) as ReadableStream<Uint8Array>, {
-      headers: { 'content-type': 'application/x-tar', 'content-length': String(plan.bytes), 'x-bundle-images': String(plan.index.length) },
-    });
-  });
-
-  app.post('/admin/import', async (c) => {
-    const body = c.req.raw.body;
-    if (!body) invalid('send the bundle tar as the request body');
-    const report = await importBundle(deps.bundles, Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>));
-    deps.log.info(report, 'bundle imported');
-    return c.json(report);
-  });
 }
 
 function imageRoutes(app: Hono<Env>, deps: AdminApiDeps): void {

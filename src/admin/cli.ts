@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
-import { formatBytes } from './format.js';
+import { formatBytes, listedLines } from './format.js';
 import type { ImageStatus, JobView } from './jobs.js';
 import { readEvents } from './sse-client.js';
 
@@ -68,7 +68,7 @@ async function refsFromFile(path: string): Promise<string[]> {
   } catch (err) {
     throw new CliError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`);
   }
-  return text.split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean);
+  return listedLines(text);
 }
 
 /** A request to the mirror's admin API that must succeed; its error message otherwise. */

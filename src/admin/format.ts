@@ -9,3 +9,8 @@ export function formatBytes(bytes: number): string {
   }
   return `${unit === 0 ? n : n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0)} ${units[unit]}`;
 }
+
+/** The items of a list file: one a line, blank lines and # comments skipped. */
+export function listedLines(text: string): string[] {
+  return text.split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean);
+}

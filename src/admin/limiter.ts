@@ -1,7 +1,9 @@
+import { Turns } from '../util/turns.js';
+
 /** Runs at most `limit` tasks at once; the others wait their turn in order, or until their signal aborts. */
 export class Limiter {
   #running = 0;
-  readonly #waiting: Array<() => void> = [];
+  readonly #turns = new Turns();
 
   constructor(private readonly limit: number) {}
 
@@ -11,7 +13,7 @@ export class Limiter {
       return await task();
     } finally {
       this.#running--;
-      this.#waiting.shift()?.();
+      this.#turns.next();
     }
   }
 
@@ -21,18 +23,6 @@ export class Limiter {
       this.#running++;
       return Promise.resolve();
     }
-    return new Promise((resolve, reject) => {
-      const turn = () => {
-        signal?.removeEventListener('abort', onAbort);
-        this.#running++;
-        resolve();
-      };
-      const onAbort = () => {
-        this.#waiting.splice(this.#waiting.indexOf(turn), 1);
-        reject(signal!.reason);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.#waiting.push(turn);
-    });
+    return this.#turns.wait(signal, () => this.#running++);
   }
 }

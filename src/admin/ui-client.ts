@@ -1,16 +1,16 @@
 import type { JobView } from './jobs.js';
 
 /**
- * The admin page's script, run in the browser: sorting and filtering of the images table, and the warm form
- * with live progress from the job's event stream. The page embeds this function's source, so it must not use
- * anything from its module scope; what it needs is passed in.
+ * The admin page's scripts, run in the browser. The page embeds each function's source, so they must not use
+ * anything from their module scope; what they need is passed in. They talk through one DOM event: the warm form
+ * announces a finished job (JOB_ENDED) and the images table refreshes the parts of the page a warm changes.
  */
-export function adminPageScript(formatBytes: (bytes: number) => string): void {
+
+/** Sorting and filtering of the images table, and a fresh rendering of the changed parts after a warm. */
+export function imagesTableScript(jobEnded: string): void {
   const byId = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
   const table = byId<HTMLTableElement>('images');
   const filter = byId<HTMLInputElement>('images-filter');
-  const form = byId<HTMLFormElement>('warm-form');
-  const formError = byId<HTMLElement>('warm-error');
   let sortColumn = -1;
   let ascending = true;
 
@@ -58,6 +58,14 @@ export function adminPageScript(formatBytes: (bytes: number) => string): void {
     applyFilter();
     applySort();
   };
+  document.addEventListener(jobEnded, () => void refresh());
+}
+
+/** The warm form, with live progress from the job's event stream. */
+export function warmFormScript(formatBytes: (bytes: number) => string, jobEnded: string): void {
+  const byId = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+  const form = byId<HTMLFormElement>('warm-form');
+  const formError = byId<HTMLElement>('warm-error');
 
   const cell = (row: HTMLTableRowElement, content: string | Node) => {
     const td = row.insertCell();
@@ -99,7 +107,7 @@ export function adminPageScript(formatBytes: (bytes: number) => string): void {
     events.addEventListener('end', (e) => {
       events.close();
       render(JSON.parse((e as MessageEvent<string>).data) as JobView);
-      void refresh();
+      document.dispatchEvent(new Event(jobEnded));
     });
   };
 

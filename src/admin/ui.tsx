@@ -3,7 +3,7 @@ import type { Child } from 'hono/jsx';
 import { formatBytes } from './format.js';
 import type { CacheStats, CachedImage } from './inventory.js';
 import type { JobView } from './jobs.js';
-import { adminPageScript } from './ui-client.js';
+import { imagesTableScript, warmFormScript } from './ui-client.js';
 
 const STYLE = `
   :root { font-family: system-ui, sans-serif; color: #1d2330; background: #f6f7f9; }
@@ -159,7 +159,8 @@ export function adminPageParts(data: AdminPageData) {
 }
 
 export function adminPage(props: AdminPageData & { nonce: string }) {
-  const script = `(${adminPageScript.toString()})(${formatBytes.toString()});`;
+  const jobEnded = JSON.stringify('admin:job-ended');
+  const script = `(${imagesTableScript.toString()})(${jobEnded});\n(${warmFormScript.toString()})(${formatBytes.toString()}, ${jobEnded});`;
   return (
     <Page nonce={props.nonce} title="acr-mirror admin">
       <header>

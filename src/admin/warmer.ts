@@ -166,7 +166,7 @@ export class Warmer {
       const results = await Promise.allSettled(
         plan.blobs.map((b) =>
           this.#limiter
-            .run(() => this.deps.blobs.ensure(target, b.digest, (fill) => job.filling(b.digest, fill)), signal)
+            .run(() => this.deps.blobs.ensure(target, b.digest, (fill) => job.filling(b.digest, fill), signal), signal)
             .then(() => job.blobDone(b.digest)),
         ),
       );

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pack as tarPack } from 'tar-stream';
@@ -29,6 +30,8 @@ export interface BundlePlan {
   blobs: { digest: string; size: number }[];
   /** Exact size of the tar that writeBundle produces. */
   bytes: number;
+  /** sha256 of the index.json in the tar, for `acr-mirror import --expect-digest`. */
+  indexDigest: string;
 }
 
 /**
@@ -64,7 +67,8 @@ export async function planBundle(deps: BundleSourceDeps, refs: string[], choice:
     [...manifests].reduce((n, d) => n + entryBytes(deps.manifestStore.get(d)!.size), 0) +
     [...blobs.values()].reduce((n, size) => n + entryBytes(size), 0) +
     1024;
-  return { index, manifests: [...manifests], blobs: [...blobs].map(([digest, size]) => ({ digest, size })), bytes };
+  const indexDigest = `sha256:${createHash('sha256').update(indexBody).digest('hex')}`;
+  return { index, manifests: [...manifests], blobs: [...blobs].map(([digest, size]) => ({ digest, size })), bytes, indexDigest };
 }
 
 /** Writes the planned images as an OCI image layout in a tar (readable by skopeo's oci-archive transport). */

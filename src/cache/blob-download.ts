@@ -25,8 +25,8 @@ export interface BlobSource {
 
 /** Where a download puts what it receives. */
 export interface DownloadSink {
-  /** The upstream answered the first request: the blob's size, if it said. */
-  started(size: number | null): void;
+  /** The upstream answered the first request: the blob's size, if it said. The download waits for this. */
+  started(size: number | null): void | Promise<void>;
   /** New bytes at offset; the download waits for this (the sink sets the pace). */
   received(offset: number, bytes: Buffer): Promise<void>;
 }
@@ -53,13 +53,18 @@ export async function downloadBlob(digest: string, source: BlobSource, sink: Dow
     const answer = await source.open({ start: received }, opts.signal);
     if (resumes === 0) {
       size = answer.size;
-      sink.started(size);
+      try {
+        await sink.started(size);
+      } catch (err) {
+        await answer.body.cancel().catch(() => {});
+        throw err;
+      }
     } else if (answer.size !== null && size !== null && answer.size !== size) {
       await answer.body.cancel().catch(() => {});
       throw fail('changed size while resuming');
     }
     try {
-      for await (const bytes of bodyFrom(answer, received)) {
+      for await (const bytes of bodyFrom(answer, received, opts.signal)) {
         if (size !== null && received + bytes.byteLength > size) throw fail('is longer than announced');
         source.onBytes?.(bytes.byteLength);
         const offset = received;
@@ -78,10 +83,13 @@ export async function downloadBlob(digest: string, source: BlobSource, sink: Dow
   }
 }
 
-/** An answer's body as Buffers from blob offset `from` on: bytes before it that the upstream sent again are skipped. */
-export async function* bodyFrom(answer: SourceAnswer, from: number): AsyncGenerator<Buffer> {
+/**
+ * An answer's body as Buffers from blob offset `from` on (bytes before it that the upstream sent again are
+ * skipped), until it ends or signal aborts.
+ */
+export async function* bodyFrom(answer: SourceAnswer, from: number, signal: AbortSignal): AsyncGenerator<Buffer> {
   let skip = from - answer.start;
-  for await (const chunk of answer.body) {
+  for await (const chunk of untilAborted(answer.body, signal)) {
     let bytes = chunk;
     if (skip > 0) {
       const n = Math.min(skip, bytes.byteLength);
@@ -109,6 +117,34 @@ export function answeredFirst(source: BlobSource, answer: SourceAnswer): BlobSou
 
 export function blobFailure(label: string, digest: string, message: string): RegistryError {
   return new RegistryError('UPSTREAM_BAD_RESPONSE', `${label}: blob ${digest} ${message}`);
+}
+
+/**
+ * The body's chunks until it ends or signal aborts (then it throws the signal's reason at once, even while a
+ * chunk is awaited, and the body is cancelled: the upstream stops sending).
+ */
+async function* untilAborted(body: UpstreamBody, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+  const chunks = body[Symbol.asyncIterator]();
+  let onAbort!: () => void;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => {});
+  let ended = false;
+  try {
+    for (;;) {
+      signal.throwIfAborted();
+      const next = await Promise.race([chunks.next(), aborted]);
+      if (next.done) return void (ended = true);
+      yield next.value;
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    // After an abort a read may still be pending: the body is cancelled once it settles, without waiting.
+    const closing = ended ? undefined : Promise.resolve(chunks.return?.()).catch(() => {});
+    if (!signal.aborted) await closing;
+  }
 }
 
 export function wrapNetwork(err: unknown, label: string, digest: string): Error {

@@ -41,6 +41,11 @@ export interface BlobWriter {
   write(offset: number, bytes: Buffer | Buffer[]): Promise<void>;
   /** Reads written bytes at position into buffer; resolves with how many were read. */
   read(buffer: Buffer, position: number): Promise<number>;
+  /**
+   * Makes what was written durable and releases what the writer holds open (a file descriptor), until read or
+   * commit needs it again: many writers can then wait for their commit without exhausting descriptors.
+   */
+  park(): Promise<void>;
   /** Makes the blob durable and visible. Throws unless verified is a hasher's proof for this digest and byte count. */
   commit(verified: VerifiedDigest): Promise<void>;
   /** Removes what was written from the store; idempotent, and a no-op after commit. */
@@ -56,7 +61,8 @@ export interface BlobStoreEvents {
 
 /**
  * Blobs by digest. A store holds a committed blob only if a hasher verified its content; it never decides what is
- * valid itself. The filesystem (fs-blob-store.ts) is the cache's store; memory-blob-store.ts serves unit tests.
+ * valid itself. The filesystem (fs-blob-store.ts) is the default store, an OSS bucket (oss-blob-store.ts) the other;
+ * memory-blob-store.ts serves unit tests.
  */
 export interface BlobStore {
   /** The size of a committed blob, or null. */

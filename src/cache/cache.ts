@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config/load.js';
+import type { OssStorageConfig } from '../config/storage.js';
 import type { Metrics } from '../observability/metrics.js';
 import { AccessLog } from './access-log.js';
 import { BlobIndex } from './blob-index.js';
@@ -12,6 +13,7 @@ import { collectGarbage } from './gc.js';
 import { BlobFills } from './inflight.js';
 import { cacheLayout } from './layout.js';
 import { ManifestStore } from './manifest-store.js';
+import { OssBlobStore, type OssStoreOptions } from './oss-blob-store.js';
 import { reconcile } from './reconcile.js';
 
 export interface CacheDeps {
@@ -39,17 +41,26 @@ export async function openCacheDatabase(dir: string): Promise<Db> {
   return openDatabase(cacheLayout(dir).database);
 }
 
-/** The blob store of a cache directory, with the database's `blobs` table following its commits and deletes. */
-export function openBlobStore(dir: string, db: Db, now: () => number): { store: FsBlobStore; index: BlobIndex } {
-  const store = new FsBlobStore(cacheLayout(dir));
+/**
+ * The blob store: the cache directory's blobs/, or with `oss` (storage.backend = "oss") the bucket, writers
+ * spooling to the cache directory's tmp/. The database's `blobs` table follows its commits and deletes.
+ */
+export function openBlobStore(dir: string, db: Db, now: () => number, oss?: OssStorageConfig): { store: BlobStore; index: BlobIndex } {
+  const layout = cacheLayout(dir);
+  const store = oss ? new OssBlobStore(ossStoreOptions(oss, layout.tmp)) : new FsBlobStore(layout);
   return { store, index: new BlobIndex(db, now).follow(store) };
+}
+
+function ossStoreOptions(oss: OssStorageConfig, tmpDir: string): OssStoreOptions {
+  const { accessKeyId, accessKeySecret, timeout, part_size, ...where } = oss;
+  return { ...where, accessKeyId: accessKeyId.reveal(), accessKeySecret: accessKeySecret.reveal(), timeoutMs: timeout, partSize: part_size, tmpDir };
 }
 
 export async function openCache(config: Config, deps: CacheDeps): Promise<Cache> {
   const { log, now, metrics } = deps;
   const dir = config.storage.dir;
   const db = await openCacheDatabase(dir);
-  const { store, index } = openBlobStore(dir, db, now);
+  const { store, index } = openBlobStore(dir, db, now, config.storage.oss);
   await store.prepare();
   const manifestStore = new ManifestStore(db, now);
   // In the background: start-up stays fast with a large cache. It snapshots the rows before listing the disk, so
@@ -59,12 +70,18 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
   const evictor = startEvictor(config, db, store, manifestStore, accessLog, deps);
   const diskFaults = diskFaultReport(log, dir, metrics);
   store.on('commit', diskFaults.committed);
-  const fills = new BlobFills(store, {
-    timeoutMs: Math.max(...Object.values(config.upstreams).map((u) => u.fill_timeout)),
-    maxResumes: 5,
-    log,
-    onDiskError: diskFaults.failed,
-  });
+  const fills = new BlobFills(
+    store,
+    {
+      timeoutMs: Math.max(...Object.values(config.upstreams).map((u) => u.fill_timeout)),
+      maxResumes: 5,
+      log,
+      onDiskError: diskFaults.failed,
+      orphanGraceMs: config.cache.orphan_fill_grace,
+      ...(evictor ? { space: evictor } : {}),
+    },
+    { maxFills: config.cache.max_fills, maxPerClient: config.cache.max_fills_per_client },
+  );
   const runGc = async () => {
     try {
       const report = await collectGarbage(db, store, { graceMs: config.storage.gc_grace, dryRun: false, now });
@@ -91,7 +108,7 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
           throw new Error((err as Error).message); // reported by its message, not SQLite's code
         }
       },
-      cacheDir: () => store.probe(),
+      [config.storage.oss ? 'bucket' : 'cacheDir']: () => store.probe(),
     },
     async close() {
       if (gcTimer) clearInterval(gcTimer);

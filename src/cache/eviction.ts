@@ -1,8 +1,10 @@
 import type { Logger } from 'pino';
 import type { AccessLog } from './access-log.js';
 import type { BlobStore } from './blob-store.js';
+import type { FillSpace } from './fill-options.js';
 import type { Db } from './db.js';
 import type { ManifestStore } from './manifest-store.js';
+import { once } from '../util/once.js';
 
 export interface EvictionOptions {
   /** Bytes of blobs the cache may hold. */
@@ -23,9 +25,13 @@ interface Candidate {
  * the later of its own last access and that of the most recently served manifest referencing it, so layers of
  * images in use go last. Blobs being read are skipped. Manifests (and their tags) that reference an evicted
  * blob are dropped with it, so no cached tag points at missing layers; they are fetched again on demand.
+ *
+ * Running fills reserve their announced size first: their bytes count with the committed ones, so the cache and
+ * its temp files together stay under the limit.
  */
-export class Evictor {
+export class Evictor implements FillSpace {
   #total: number;
+  #reserved = 0;
   #running: Promise<void> | null = null;
   readonly #candidates;
 
@@ -55,6 +61,26 @@ export class Evictor {
     return this.opts.maxBytes;
   }
 
+  /** Committed bytes plus those reserved by running fills. */
+  get #used(): number {
+    return this.#total + this.#reserved;
+  }
+
+  /**
+   * Reserves size bytes for a fill about to write them, evicting to make room if needed. Null (nothing reserved)
+   * when they cannot fit: larger than the limit, or the blobs that would have to go are being read.
+   */
+  async reserve(size: number): Promise<(() => void) | null> {
+    if (size > this.opts.maxBytes) return null;
+    this.#reserved += size;
+    const release = once(() => (this.#reserved -= size));
+    // A run already under way may have passed its last check before this reservation: then one more.
+    for (let runs = 0; runs < 2 && this.#used > this.opts.maxBytes; runs++) await this.evict();
+    if (this.#used <= this.opts.maxBytes) return release;
+    release();
+    return null;
+  }
+
   /** Records a committed blob; starts eviction when the cache went over its limit. */
   added(size: number): void {
     this.#total += size;
@@ -74,11 +100,11 @@ export class Evictor {
     let bytes = 0;
     let manifests = 0;
     let skipped = 0;
-    while (this.#total > target) {
+    while (this.#used > target) {
       const batch = this.#candidates.all(100, skipped);
       if (batch.length === 0) break;
       for (const c of batch) {
-        if (this.#total <= target) break;
+        if (this.#used <= target) break;
         if (this.blobs.inUse(c.digest)) {
           skipped++;
           continue;

@@ -3,8 +3,8 @@ import type { FillWindow } from './fill-window.js';
 
 const READ_CHUNK = 256 * 1024;
 
-/** What a reader sees of the fill it follows. */
-export interface FillView {
+/** Where the fill a reader follows is. */
+export interface FillProgress {
   readonly digest: string;
   readonly state: 'starting' | 'running' | 'done' | 'failed';
   readonly error: Error | null;
@@ -12,6 +12,10 @@ export interface FillView {
   readonly received: number;
   /** Every byte is in and matches the digest. */
   readonly isVerified: boolean;
+}
+
+/** What one reader is given of the fill it follows. */
+export interface FillFollower {
   readonly memory: FillWindow;
   /** Reads bytes already written, older than the memory window. */
   readBack(buffer: Buffer, position: number): Promise<number>;
@@ -28,7 +32,7 @@ export interface FillView {
  * they are recent, read back from the writer when older. Everything but the last byte may be read while the
  * fill runs: the last one waits for verification.
  */
-export function fillReader(fill: FillView, start: number, end: number | undefined): Readable {
+export function fillReader(fill: FillProgress, follower: FillFollower, start: number, end: number | undefined): Readable {
   let position = start;
   let reading = false;
   const last = () => (end !== undefined ? end : fill.isVerified ? fill.size! - 1 : Infinity);
@@ -53,7 +57,7 @@ export function fillReader(fill: FillView, start: number, end: number | undefine
     read: kick,
     destroy(err, cb) {
       unsubscribe();
-      fill.detached();
+      follower.detached();
       cb(err);
     },
   });
@@ -61,7 +65,7 @@ export function fillReader(fill: FillView, start: number, end: number | undefine
   const onChange = () => {
     if (waiting || reading) kick();
   };
-  const unsubscribe = fill.onChange(onChange);
+  const unsubscribe = follower.onChange(onChange);
 
   async function pump(): Promise<void> {
     waiting = false;
@@ -76,12 +80,12 @@ export function fillReader(fill: FillView, start: number, end: number | undefine
         return;
       }
       let chunk: Buffer;
-      if (position >= fill.memory.start) {
-        chunk = fill.memory.slice(position, stop - position);
+      if (position >= follower.memory.start) {
+        chunk = follower.memory.slice(position, stop - position);
       } else {
-        const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, stop - position, fill.memory.start - position));
+        const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, stop - position, follower.memory.start - position));
         try {
-          const bytesRead = await fill.readBack(buf, position);
+          const bytesRead = await follower.readBack(buf, position);
           if (bytesRead === 0) throw new Error(`blob ${fill.digest}: the written bytes end before byte ${position}`);
           chunk = bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
         } catch (err) {
@@ -90,7 +94,7 @@ export function fillReader(fill: FillView, start: number, end: number | undefine
       }
       if (stream.destroyed) return;
       position += chunk.length;
-      fill.moved(position);
+      follower.moved(position);
       if (!stream.push(chunk)) return;
     }
   }

@@ -1,26 +1,18 @@
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
-import type { Logger } from 'pino';
 import { RegistryError } from '../http/errors.js';
 import { type BlobSource, type DownloadSink, downloadBlob } from './blob-download.js';
 import type { BlobStore, BlobWriter } from './blob-store.js';
 import { DigestHasher, type VerifiedDigest } from './digest.js';
-import { type FillView, fillReader } from './fill-reader.js';
-import { FillWindow } from './fill-window.js';
 import { isDiskError } from './disk-errors.js';
+import { type FillFollower, fillReader } from './fill-reader.js';
+import { FillAttendance } from './fill-attendance.js';
+import type { FillOptions } from './fill-options.js';
+import { FillWindow } from './fill-window.js';
 import { PlacedBytes } from './placed-bytes.js';
 import { downloadSegmented } from './segmented-download.js';
 
 export type { BlobSource } from './blob-download.js';
-
-export interface FillOptions {
-  timeoutMs: number;
-  /** How many times a broken transfer is resumed with Range before the fill gives up. */
-  maxResumes: number;
-  log: Logger;
-  /** The cache could not be written (disk full, read-only...): the fill relays to its readers instead. */
-  onDiskError?: (err: NodeJS.ErrnoException, digest: string) => void;
-}
 
 /** Received bytes are written to the temp file once this many are waiting. */
 const WRITE_BATCH = 1024 * 1024;
@@ -39,9 +31,13 @@ const RELAY_LIMIT = 8 * 1024 * 1024;
  * fails verification reaches no client complete: their responses are cut short instead.
  * The fill runs on its own timeout, not on any client's connection.
  *
- * If the cache cannot be written (disk full, read-only), the fill turns into a relay: bytes already on disk
- * are read back from the (aborted) writer, the rest stay in memory until every reader has them, the download
- * pausing while RELAY_LIMIT bytes wait for the slowest. Nothing is committed and nobody new joins.
+ * If the cache cannot be written (disk full, read-only) or the blob finds no room under storage.max_size, the
+ * fill turns into a relay: bytes already on disk are read back from the (aborted) writer, the rest stay in
+ * memory until every reader has them, the download pausing while RELAY_LIMIT bytes wait for the slowest.
+ * Nothing is committed and nobody new joins.
+ *
+ * Readers and holders (a request about to read, a warm job) keep the fill going; once none is left for
+ * orphanGraceMs the download is abandoned, its writer aborted.
  */
 export class Fill extends EventEmitter {
   size: number | null = null;
@@ -51,6 +47,8 @@ export class Fill extends EventEmitter {
   segments = 1;
   state: 'starting' | 'running' | 'done' | 'failed' = 'starting';
   error: Error | null = null;
+  /** Why the fill relays instead of caching (the cache not writable, or no room), or null while it caches. */
+  relayReason: string | null = null;
   /** Settles once the upstream has answered with the blob (size known) or failed before any byte. */
   readonly ready: Promise<void>;
   /** Resolves once the fill has ended, committed or failed (see state). */
@@ -62,7 +60,8 @@ export class Fill extends EventEmitter {
   #settleReady!: (err?: Error) => void;
   /** Bytes [0, diskEnd) are in the writer. */
   #diskEnd = 0;
-  #diskError: NodeJS.ErrnoException | null = null;
+  readonly #attendance: FillAttendance;
+  #releaseSpace: (() => void) | null = null;
   /** Bytes [memory.start, received); only bytes on disk (or, relaying, read by all) leave it. */
   readonly #memory = new FillWindow();
   /** Positions of the current readers, for trimming memory while relaying. */
@@ -79,6 +78,7 @@ export class Fill extends EventEmitter {
     super();
     this.setMaxListeners(0);
     this.#hasher = new DigestHasher(digest);
+    this.#attendance = new FillAttendance(digest, opts.orphanGraceMs);
     this.ready = new Promise<void>((resolve, reject) => {
       this.#settleReady = (err) => (err ? reject(err) : resolve());
     });
@@ -102,11 +102,31 @@ export class Fill extends EventEmitter {
       this.state = 'done';
       this.emit('change');
     } catch (err) {
-      this.#fail(err instanceof Error ? err : new Error(String(err)));
+      const abandoned = this.#attendance.signal.aborted && this.#verified === null;
+      this.#fail(abandoned ? (this.#attendance.signal.reason as Error) : err instanceof Error ? err : new Error(String(err)));
     } finally {
+      this.#attendance.end();
+      this.#releaseSpace?.();
       this.#releaseIfIdle();
       this.#settleFinished();
     }
+  }
+
+  /** Reserves the announced size against storage.max_size; without room, the blob is relayed, not cached. */
+  async #reserve(size: number): Promise<void> {
+    if (!this.opts.space || this.relayReason) return;
+    this.#releaseSpace = await this.opts.space.reserve(size);
+    if (!this.#releaseSpace) this.#relay('no room under storage.max_size: the cached blobs are in use');
+  }
+
+  /** Someone waits for the fill without reading it (yet): a request about to read, a warm job. Returns the release. */
+  hold(): () => void {
+    return this.#attendance.hold();
+  }
+
+  /** Whether the fill was stopped because nobody read or waited for it any more. */
+  get abandoned(): boolean {
+    return this.state === 'failed' && this.error === this.#attendance.signal.reason;
   }
 
   /**
@@ -114,10 +134,12 @@ export class Fill extends EventEmitter {
    * writer), else one stream. A disk error in a segmented download turns it into a relay: one stream from the prefix.
    */
   async #download(): Promise<void> {
-    const opts = { signal: AbortSignal.timeout(this.opts.timeoutMs), maxResumes: this.opts.maxResumes, log: this.opts.log };
+    const signal = AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs), this.#attendance.signal]);
+    const opts = { signal, maxResumes: this.opts.maxResumes, log: this.opts.log };
     const sequential: DownloadSink = {
-      started: (size) => {
+      started: async (size) => {
         this.size = size;
+        if (size !== null) await this.#reserve(size);
         this.state = 'running';
         this.#settleReady();
       },
@@ -126,11 +148,12 @@ export class Fill extends EventEmitter {
         return this.#keep(bytes);
       },
     };
-    const placed = this.#writer && !this.#diskError ? new PlacedBytes(this.#writer, this.#hasher, (prefix) => this.#prefixGrew(prefix)) : null;
+    // Asked once the size is reserved: a fill that relays (no room, no disk) takes one stream.
+    const placed = () => (this.#writer && !this.relayReason ? new PlacedBytes(this.#writer, this.#hasher, (prefix) => this.#prefixGrew(prefix)) : null);
     try {
       this.segments = await downloadSegmented(this.digest, this.source, sequential, placed, opts);
     } catch (err) {
-      if (!isDiskError(err) || this.#diskError) throw err;
+      if (!isDiskError(err) || this.relayReason) throw err;
       this.#diskFailed(err);
       await downloadBlob(this.digest, this.source, sequential, { ...opts, from: this.received });
     }
@@ -150,12 +173,12 @@ export class Fill extends EventEmitter {
    * waits (back-pressure) while too much is kept for the slowest reader.
    */
   async #keep(bytes: Buffer): Promise<void> {
-    if (this.#diskError && this.#readers === 0) await this.#firstReader();
+    if (this.relayReason && this.#readers === 0) await this.#firstReader();
     this.#memory.push(bytes);
     this.received += bytes.byteLength;
     this.emit('change');
-    if (!this.#diskError && this.received - this.#diskEnd >= WRITE_BATCH) await this.#writeReceived();
-    while (this.#diskError && this.#memory.bytes > RELAY_LIMIT) {
+    if (!this.relayReason && this.received - this.#diskEnd >= WRITE_BATCH) await this.#writeReceived();
+    while (this.relayReason && this.#memory.bytes > RELAY_LIMIT) {
       if (this.#readers === 0) throw this.#noReaderLeft();
       await new Promise<void>((resolve) => this.once('drain', resolve));
     }
@@ -163,7 +186,7 @@ export class Fill extends EventEmitter {
 
   /** Writes what was received and is not on disk yet; a disk error turns the fill into a relay. */
   async #writeReceived(): Promise<void> {
-    if (this.#diskError || this.#diskEnd === this.received) return;
+    if (this.relayReason || this.#diskEnd === this.received) return;
     try {
       await this.#writer!.write(this.#diskEnd, this.#memory.from(this.#diskEnd));
       this.#diskEnd = this.received;
@@ -175,8 +198,13 @@ export class Fill extends EventEmitter {
   }
 
   #diskFailed(err: NodeJS.ErrnoException): void {
-    this.#diskError = err;
     this.opts.onDiskError?.(err, this.digest);
+    this.#relay(`cache not writable: ${err.code}`);
+  }
+
+  #relay(reason: string): void {
+    this.relayReason = reason;
+    this.#releaseSpace?.();
     // The readers keep reading what the writer has; nothing partial is left behind in the store.
     void this.#writer?.abort();
   }
@@ -188,7 +216,7 @@ export class Fill extends EventEmitter {
   }
 
   #noReaderLeft(): Error {
-    return new RegistryError('INTERNAL', `cache not writable (${this.#diskError?.code}) and no client left to relay blob ${this.digest} to`);
+    return new RegistryError('INTERNAL', `blob ${this.digest} not cached (${this.relayReason}) and no client left to relay it to`);
   }
 
   /**
@@ -197,18 +225,18 @@ export class Fill extends EventEmitter {
    */
   #trim(): void {
     let behind = Infinity;
-    if (this.#diskError) for (const p of this.#positions) behind = Math.min(behind, p.at);
+    if (this.relayReason) for (const p of this.#positions) behind = Math.min(behind, p.at);
     const trimmed = this.#memory.dropWhile((end) => {
       const onDisk = end <= this.#diskEnd;
-      const passed = this.#diskError !== null && end <= behind;
-      return passed || (onDisk && (this.#memory.bytes > MEMORY_WINDOW || this.#diskError !== null));
+      const passed = this.relayReason !== null && end <= behind;
+      return passed || (onDisk && (this.#memory.bytes > MEMORY_WINDOW || this.relayReason !== null));
     });
     if (trimmed || this.#readers === 0) this.emit('drain');
   }
 
-  /** Whether new clients may join: not once the cache could not be written (the relay has moved on). */
+  /** Whether new clients may join: not once the fill relays (it has moved on). */
   get joinable(): boolean {
-    return this.#diskError === null && this.state !== 'failed';
+    return this.relayReason === null && this.state !== 'failed';
   }
 
   #verify(): void {
@@ -225,7 +253,7 @@ export class Fill extends EventEmitter {
   }
 
   async #commit(): Promise<void> {
-    if (this.#diskError) return;
+    if (this.relayReason) return;
     try {
       await this.#writer!.commit(this.#verified!);
     } catch (err) {
@@ -246,12 +274,17 @@ export class Fill extends EventEmitter {
   /** Whether reader() can still be called: not after a failure, nor once finished with its writer closed. */
   get readable(): boolean {
     if (this.state === 'failed') return false;
-    return this.#writer !== null || (this.#diskError !== null && this.state !== 'done');
+    return this.#writer !== null || (this.relayReason !== null && this.state !== 'done');
+  }
+
+  /** Every byte is in and matches the digest. */
+  get isVerified(): boolean {
+    return this.#verified !== null;
   }
 
   /** Whether the blob was committed to the cache (false for a relay). */
   get committed(): boolean {
-    return this.state === 'done' && this.#diskError === null;
+    return this.state === 'done' && this.relayReason === null;
   }
 
   /** A stream of [start, end] (inclusive; end defaults to the last byte) that follows the fill. */
@@ -259,34 +292,29 @@ export class Fill extends EventEmitter {
     if (!this.readable) throw this.error ?? new Error('fill is no longer readable');
     const writer = this.#writer;
     this.#readers++;
+    const leave = this.#attendance.hold();
     const tracked = { at: start };
     this.#positions.add(tracked);
-    const fill = this;
-    const view: FillView = {
-      digest: this.digest,
-      get state() { return fill.state; },
-      get error() { return fill.error; },
-      get size() { return fill.size; },
-      get received() { return fill.received; },
-      get isVerified() { return fill.#verified !== null; },
+    const follower: FillFollower = {
       memory: this.#memory,
       readBack: (buffer, position) => writer!.read(buffer, position),
-      moved(at) {
+      moved: (at) => {
         tracked.at = at;
-        if (fill.#diskError) fill.#trim();
+        if (this.relayReason) this.#trim();
       },
-      detached() {
-        fill.#readers--;
-        fill.#positions.delete(tracked);
-        fill.#trim();
-        fill.#releaseIfIdle();
+      detached: () => {
+        this.#readers--;
+        leave();
+        this.#positions.delete(tracked);
+        this.#trim();
+        this.#releaseIfIdle();
       },
-      onChange(listener) {
-        fill.on('change', listener);
-        return () => fill.off('change', listener);
+      onChange: (listener) => {
+        this.on('change', listener);
+        return () => this.off('change', listener);
       },
     };
-    return fillReader(view, start, end);
+    return fillReader(this, follower, start, end);
   }
 
   #releaseIfIdle(): void {

@@ -39,26 +39,33 @@ export class FsBlobReader implements BlobReader {
   }
 }
 
-/** A blob written to a temp file under tmp/; commit = fsync + rename into blobs/ + fsync of the directory. */
+/**
+ * A blob written to a temp file under tmp/; commit = fsync + rename into blobs/ + fsync of the directory. A parked
+ * writer has synced and closed its file, and reopens it when read or written again.
+ */
 export class FsBlobWriter implements BlobWriter {
   #end = 0;
   #state: 'open' | 'committed' | 'aborted' = 'open';
   #closed = false;
+  #handle: Promise<FileHandle> | null;
 
   constructor(
     readonly digest: string,
     private readonly path: string,
-    private readonly handle: FileHandle,
+    handle: FileHandle,
     private readonly target: string,
     private readonly tell: { committed(blob: BlobInfo): void; closed(): void },
-  ) {}
+  ) {
+    this.#handle = Promise.resolve(handle);
+  }
 
   async write(offset: number, bytes: Buffer | Buffer[]): Promise<void> {
+    const handle = await this.#file();
     const parts = (Array.isArray(bytes) ? bytes : [bytes]).filter((part) => part.length > 0);
     let position = offset;
     // A nearly full disk may take part of a write without an error: write until all of it is in.
     for (let i = 0; i < parts.length; ) {
-      const { bytesWritten } = await this.handle.writev(parts.slice(i), position);
+      const { bytesWritten } = await handle.writev(parts.slice(i), position);
       if (bytesWritten === 0) throw Object.assign(new Error('short write: no space left on device'), { code: 'ENOSPC' });
       position += bytesWritten;
       this.#end = Math.max(this.#end, position);
@@ -76,13 +83,22 @@ export class FsBlobWriter implements BlobWriter {
   }
 
   async read(buffer: Buffer, position: number): Promise<number> {
-    return (await this.handle.read(buffer, 0, buffer.length, position)).bytesRead;
+    return (await (await this.#file()).read(buffer, 0, buffer.length, position)).bytesRead;
+  }
+
+  async park(): Promise<void> {
+    const handle = this.#handle;
+    if (!handle) return;
+    this.#handle = null;
+    const file = await handle;
+    await file.sync();
+    await file.close();
   }
 
   async commit(verified: VerifiedDigest): Promise<void> {
     if (this.#state !== 'open') throw new Error(`blob ${this.digest}: commit after ${this.#state}`);
     checkVerified(verified, this.digest, this.#end);
-    await this.handle.sync();
+    if (this.#handle) await (await this.#handle).sync(); // a parked file was synced when parked
     await mkdir(dirname(this.target), { recursive: true });
     await rename(this.path, this.target);
     await syncDirectory(dirname(this.target));
@@ -93,7 +109,7 @@ export class FsBlobWriter implements BlobWriter {
   async abort(): Promise<void> {
     if (this.#state !== 'open') return;
     this.#state = 'aborted';
-    // The handle stays open: bytes already written remain readable until close().
+    // An open handle stays open: bytes already written remain readable until close() (not those of a parked writer).
     await unlink(this.path).catch(() => {});
   }
 
@@ -101,8 +117,17 @@ export class FsBlobWriter implements BlobWriter {
     if (this.#closed) return;
     this.#closed = true;
     await this.abort();
-    await this.handle.close().catch(() => {});
+    const handle = this.#handle;
+    this.#handle = null;
+    if (handle) await (await handle).close().catch(() => {});
     this.tell.closed();
+  }
+
+  /** The open file, reopened where it is now if the writer was parked. */
+  #file(): Promise<FileHandle> {
+    if (this.#closed) return Promise.reject(new Error(`blob ${this.digest}: writer closed`));
+    this.#handle ??= open(this.#state === 'committed' ? this.target : this.path, 'r+');
+    return this.#handle;
   }
 }
 

@@ -1,15 +1,32 @@
-import { type BlobSource, Fill, type FillOptions } from './fill.js';
+import { RegistryError } from '../http/errors.js';
+import { type BlobSource, Fill } from './fill.js';
+import type { FillOptions } from './fill-options.js';
+import { type FillLimits, FillSlots, type FillStarter } from './fill-slots.js';
 import type { BlobStore } from './blob-store.js';
 
-/** The fills running now, one per digest: a client asking for a blob being filled joins that fill. */
+/** A fill joined or started: `release` lets go of it once its bytes are being read, or are not wanted after all. */
+export interface JoinedFill {
+  fill: Fill;
+  joined: boolean;
+  release: () => void;
+}
+
+/**
+ * The fills running now, one per digest: a client asking for a blob being filled joins that fill (always
+ * allowed: it costs the upstream nothing). Starting a new one takes a slot (see FillSlots).
+ */
 export class BlobFills {
   readonly #fills = new Map<string, Fill>();
   readonly #tasks = new Set<Promise<void>>();
+  readonly #slots: FillSlots;
 
   constructor(
     private readonly store: BlobStore,
     private readonly opts: FillOptions,
-  ) {}
+    limits: FillLimits,
+  ) {
+    this.#slots = new FillSlots(limits);
+  }
 
   /** The running fill for digest, if any. */
   running(digest: string): Fill | undefined {
@@ -17,12 +34,13 @@ export class BlobFills {
   }
 
   /**
-   * Joins the running fill for digest or starts one from source. `joined` tells which; `onFinish` is called
-   * once when a fill started here ends (committed or failed).
+   * Joins the running fill for digest or starts one from source (throws TOO_MANY_REQUESTS when the starter may not
+   * start one now). `onFinish` is called once when a fill started here ends (committed or failed).
    */
-  join(digest: string, source: BlobSource, onFinish?: (fill: Fill) => void): { fill: Fill; joined: boolean } {
+  join(digest: string, source: BlobSource, starter: FillStarter, onFinish?: (fill: Fill) => void): JoinedFill {
     const existing = this.#fills.get(digest);
-    if (existing?.joinable) return { fill: existing, joined: true };
+    if (existing?.joinable) return { fill: existing, joined: true, release: existing.hold() };
+    const freeSlot = this.#slots.take(starter);
     const fill = new Fill(digest, source, this.store, this.opts);
     this.#fills.set(digest, fill);
     // Removed in the same tick the fill finishes, so nobody joins a fill whose temp file is gone.
@@ -30,12 +48,26 @@ export class BlobFills {
       if (fill.state === 'done' || fill.state === 'failed') {
         fill.off('change', onChange);
         if (this.#fills.get(digest) === fill) this.#fills.delete(digest);
+        freeSlot();
         onFinish?.(fill);
       }
     };
     fill.on('change', onChange);
+    const release = fill.hold();
     void fill.run();
-    return { fill, joined: false };
+    return { fill, joined: false, release };
+  }
+
+  /** join for a warm job: waits for a free slot rather than failing (until signal aborts). */
+  async joinWhenFree(digest: string, source: BlobSource, onFinish?: (fill: Fill) => void, signal?: AbortSignal): Promise<JoinedFill> {
+    for (;;) {
+      try {
+        return this.join(digest, source, 'warm', onFinish);
+      } catch (err) {
+        if (!(err instanceof RegistryError && err.kind === 'TOO_MANY_REQUESTS')) throw err;
+      }
+      await this.#slots.free(signal);
+    }
   }
 
   get size(): number {

@@ -94,6 +94,8 @@ class MemoryBlobWriter implements BlobWriter {
     return this.#bytes.copy(buffer, 0, position, Math.max(position, this.#end));
   }
 
+  async park(): Promise<void> {}
+
   async commit(verified: VerifiedDigest): Promise<void> {
     if (this.#state !== 'open') throw new Error(`blob ${this.digest}: commit after ${this.#state}`);
     checkVerified(verified, this.digest, this.#end);

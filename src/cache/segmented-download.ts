@@ -29,18 +29,18 @@ export interface SegmentedResult {
 /**
  * Downloads a blob over several connections when its source has a segment plan and the blob is longer than one
  * segment: a bounded Range probes the upstream, and a 206 with the blob's size schedules the other segments into
- * `placed`. Otherwise (one connection, a 200, no size, a small blob, no writer to place into) it is one sequential
+ * what placer() gives. Otherwise (one connection, a 200, no size, a small blob, nothing to place into) it is one sequential
  * stream into `sequential`, as downloadBlob does. Resolves with the number of segments (1 for a single stream).
  */
 export async function downloadSegmented(
   digest: string,
   source: BlobSource,
   sequential: DownloadSink,
-  placed: PlacedSink | null,
+  placer: () => PlacedSink | null,
   opts: DownloadOptions,
 ): Promise<number> {
   const plan = source.segments;
-  if (!placed || !plan || plan.connections < 2) {
+  if (!placer() || !plan || plan.connections < 2) {
     await downloadBlob(digest, source, sequential, opts);
     return 1;
   }
@@ -49,7 +49,19 @@ export async function downloadSegmented(
     await downloadBlob(digest, answeredFirst(source, probe), sequential, opts);
     return 1;
   }
-  sequential.started(probe.size);
+  try {
+    await sequential.started(probe.size);
+  } catch (err) {
+    await probe.body.cancel().catch(() => {});
+    throw err;
+  }
+  const placed = placer();
+  if (!placed) {
+    // Not to be cached after all (no room): one stream from the start, which the relay's readers follow.
+    await probe.body.cancel().catch(() => {});
+    await downloadBlob(digest, source, sequential, opts);
+    return 1;
+  }
   const { segments, connections } = await downloadSegments(digest, source, { ...probe, size: probe.size }, plan, placed, opts);
   opts.log.debug({ digest, segments, connections }, 'blob fetched in segments');
   return segments;
@@ -101,7 +113,7 @@ export async function downloadSegments(
         await sink.place(offset, bytes);
       };
       try {
-        for await (const chunk of bodyFrom(answer, at)) {
+        for await (const chunk of bodyFrom(answer, at, signal)) {
           // An upstream that sends more than the range (a 200) is cut at the segment's end.
           const bytes = chunk.byteLength > end + 1 - at ? chunk.subarray(0, end + 1 - at) : chunk;
           source.onBytes?.(bytes.byteLength);

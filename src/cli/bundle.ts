@@ -1,9 +1,9 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
+import { readFile, rename, rm, stat } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Presets, SingleBar } from 'cli-progress';
-import { formatBytes } from '../admin/format.js';
+import { formatBytes, listedLines } from '../admin/format.js';
 
 export interface BundleCliOptions {
   /** The running mirror, e.g. http://127.0.0.1:5000. */
@@ -37,26 +37,56 @@ export async function exportCli(opts: BundleCliOptions & { refs: string[]; platf
   } finally {
     bar?.stop();
   }
+  const indexDigest = res.headers.get('x-bundle-index-digest');
   opts.stdout.write(`wrote ${opts.output} (${formatBytes(total)}, ${res.headers.get('x-bundle-images')} image(s))\n`);
+  opts.stdout.write(`index.json ${indexDigest}: give it to the importer for acr-mirror import --expect-digest ${indexDigest}\n`);
   return 0;
 }
 
-/** `acr-mirror import`: sends a bundle to a running mirror, which verifies it and adds its images. */
-export async function importCli(opts: BundleCliOptions & { file: string }): Promise<number> {
+export interface ImportCliOptions extends BundleCliOptions {
+  file: string;
+  /** Repositories the bundle may add (each value may hold several, comma-separated). */
+  names: string[];
+  /** A file of such names, one a line. */
+  namesFrom?: string | undefined;
+  replace: boolean;
+  expectDigest?: string | undefined;
+}
+
+interface ImportAnswer {
+  images: string[];
+  indexDigest: string;
+  tags: { image: string; change: 'added' | 'replaced' | 'unchanged'; old: string | null; new: string }[];
+  blobs: number;
+  bytes: number;
+}
+
+/** `acr-mirror import`: sends a bundle to a running mirror, which verifies it and adds its images if allowed. */
+export async function importCli(opts: ImportCliOptions): Promise<number> {
   if (!opts.token) return fail(opts, 'import', 'no admin token: set ACR_MIRROR_ADMIN_TOKEN or pass --token');
   let size: number;
+  const names = opts.names.flatMap((n) => n.split(',')).map((n) => n.trim()).filter(Boolean);
   try {
+    if (opts.namesFrom) names.push(...listedLines(await readFile(opts.namesFrom, 'utf8')));
     size = (await stat(opts.file)).size;
   } catch (err) {
-    return fail(opts, 'import', `cannot read ${opts.file}: ${(err as NodeJS.ErrnoException).code}`);
+    return fail(opts, 'import', `cannot read ${(err as NodeJS.ErrnoException).path ?? opts.file}: ${(err as NodeJS.ErrnoException).code}`);
   }
+  if (names.length === 0) return fail(opts, 'import', 'name the repositories the bundle may add: --name <repository> (repeatable) or --names-from <file>');
+  const query = new URLSearchParams(names.map((n) => ['names', n]));
+  if (opts.replace) query.set('replace', 'true');
+  if (opts.expectDigest) query.set('expect_digest', opts.expectDigest);
   const bar = progress(opts, size);
   const body = Readable.toWeb(createReadStream(opts.file).pipe(counting(bar))) as ReadableStream<Uint8Array>;
-  const res = await request(opts, '/admin/import', { method: 'POST', headers: { 'content-type': 'application/x-tar' }, body, duplex: 'half' } as RequestInit);
+  const res = await request(opts, `/admin/import?${query}`, { method: 'POST', headers: { 'content-type': 'application/x-tar' }, body, duplex: 'half' } as RequestInit);
   bar?.stop();
   if (!res.ok) return fail(opts, 'import', await errorText(res));
-  const report = (await res.json()) as { images: string[]; blobs: number; bytes: number };
-  opts.stdout.write(`imported ${report.images.join(', ')}: ${report.blobs} blob(s), ${formatBytes(report.bytes)}\n`);
+  const report = (await res.json()) as ImportAnswer;
+  opts.stdout.write(`imported ${report.images.join(', ')}: ${report.blobs} blob(s), ${formatBytes(report.bytes)} (index.json ${report.indexDigest})\n`);
+  for (const tag of report.tags) {
+    const change = tag.change === 'replaced' ? `${tag.old} -> ${tag.new}` : tag.change === 'added' ? `-> ${tag.new}` : tag.new;
+    opts.stdout.write(`  ${tag.change.padEnd(9)} ${tag.image} ${change}\n`);
+  }
   return 0;
 }
 

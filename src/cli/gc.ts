@@ -13,7 +13,7 @@ import type { Config } from '../config/load.js';
 export async function gcCommand(config: Config, opts: { dryRun: boolean; graceMs?: number; out: NodeJS.WritableStream }): Promise<GcReport> {
   const db = await openCacheDatabase(config.storage.dir);
   try {
-    const { store, index } = openBlobStore(config.storage.dir, db, Date.now);
+    const { store, index } = openBlobStore(config.storage.dir, db, Date.now, config.storage.oss);
     if (!opts.dryRun) await reconcile(index, store, new ManifestStore(db, Date.now), pino({ level: 'silent' }));
     const report = await collectGarbage(db, store, { graceMs: opts.graceMs ?? config.storage.gc_grace, dryRun: opts.dryRun, now: Date.now });
     const verb = opts.dryRun ? 'would free' : 'freed';

@@ -6,6 +6,7 @@ import { LOOPBACK_NETWORKS } from '../access/address-list.js';
 import { type HtpasswdUser, parseHtpasswd } from '../access/client-access.js';
 import { configSchema, type ConfigFile, type UpstreamSettings } from './schema.js';
 import { Secret } from './secret.js';
+import { type StorageConfig, storageSettings } from './storage.js';
 import { weakTokenReason } from './token-strength.js';
 
 export interface Credentials {
@@ -54,7 +55,7 @@ export interface Config extends Omit<ConfigFile, 'upstreams' | 'storage' | 'serv
   server: { listen: string; shutdown_timeout: number; max_connections: number; headers_timeout: number; request_timeout: number; tls?: TlsSettings };
   access: { allow: string[]; users: HtpasswdUser[] | null };
   admin: AdminSettings;
-  storage: { dir: string; max_size?: number; gc_interval: number; gc_grace: number };
+  storage: StorageConfig;
   upstreams: Record<string, UpstreamConfig>;
   /** Where the configuration came from, for the start-up log line. */
   source: string;
@@ -176,13 +177,14 @@ export function parseConfig(raw: unknown, ctx: { env: NodeJS.ProcessEnv; baseDir
     }
   }
   const admin = adminSettings(file.admin, { accessAllow: file.access.allow, httpsListener: tls !== undefined }, ctx.env, readFile, problems);
+  const storage = storageSettings(file.storage, ctx.env, ctx.baseDir, problems);
   if (problems.length) throw new ConfigError(`${ctx.source}: invalid configuration:\n${problems.join('\n')}`);
   return {
     ...file,
     server: { ...server, ...(tls ? { tls } : {}) },
     access: { allow: file.access.allow, users },
     admin,
-    storage: { ...file.storage, dir: resolve(ctx.baseDir, file.storage.dir) },
+    storage,
     upstreams,
     source: ctx.source,
   };

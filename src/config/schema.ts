@@ -1,28 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { parseDuration, parseSize } from './units.js';
-
-const duration = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .transform((value, ctx) => {
-      const ms = parseDuration(value);
-      if (ms === null) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid duration "${value}" (use e.g. 500ms, 30s, 5m, 1h)` });
-        return z.NEVER;
-      }
-      return ms;
-    });
-
-const byteSize = z.string().transform((value, ctx) => {
-  const bytes = parseSize(value);
-  if (bytes === null || bytes <= 0) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid size "${value}" (use e.g. 500MiB, 200GiB, 1TB)` });
-    return z.NEVER;
-  }
-  return bytes;
-});
+import { byteSize, duration } from './schema-units.js';
+import { ossStorage } from './storage-schema.js';
 
 /** ACR's token services for every region: public, VPC, Enterprise and Enterprise VPC. */
 export const DEFAULT_TOKEN_REALMS = ['dockerauth.*.aliyuncs.com', 'dockerauth-vpc.*.aliyuncs.com', 'dockerauth-ee.*.aliyuncs.com', 'dockerauth-ee-vpc.*.aliyuncs.com'];
@@ -98,11 +77,7 @@ const upstream = z
     /** Connections one fill may open to blob storage at once, each fetching its own byte range of the blob. */
     fill_connections: z.number().int().min(1).max(32).default(4),
     /** The byte range each of those connections asks for at a time, e.g. "8MiB" (at least 64KiB). */
-    fill_segment_size: z
-      .string()
-      .default('8MiB')
-      .pipe(byteSize)
-      .refine((bytes) => bytes >= 64 * 1024, 'must be at least 64KiB'),
+    fill_segment_size: byteSize(64 * 1024, 1024 ** 3).default('8MiB'),
     /** Extra storage connections all fills of this upstream may hold together (a fill's first is never refused). */
     storage_connections: z.number().int().min(1).max(1024).default(32),
     token_margin: duration('30s'),
@@ -192,15 +167,22 @@ export const configSchema = z
       .default({}),
     storage: z
       .object({
+        /** Where blobs are kept: "fs" (storage.dir) or "oss" (the bucket of [storage.oss]). */
+        backend: z.enum(['fs', 'oss']).default('fs'),
         dir: z.string().min(1).default('data'),
         /** Upper bound on cached blob bytes, e.g. "200GiB"; least recently used blobs are evicted beyond it. */
-        max_size: byteSize.optional(),
+        max_size: byteSize(1).optional(),
         /** How often unreferenced entries and stale temp files are removed; 0s disables it. */
         gc_interval: duration('1h'),
         /** Entries used within this long are never collected. */
         gc_grace: duration('24h'),
+        oss: ossStorage.optional(),
       })
       .strict()
+      .superRefine((s, ctx) => {
+        if (s.backend === 'oss' && !s.oss) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['oss'], message: 'backend = "oss" needs a [storage.oss] table with the bucket' });
+        if (s.backend !== 'oss' && s.oss) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['backend'], message: '[storage.oss] is configured: set backend = "oss" to use it' });
+      })
       .default({}),
     cache: z
       .object({
@@ -211,6 +193,12 @@ export const configSchema = z
         prefetch_concurrency: z.number().int().min(1).max(64).default(3),
         /** Never contact any upstream: serve only what is cached (the air-gapped side of a bundle transfer). */
         offline: z.boolean().default(false),
+        /** Blob downloads from the upstream running at once, warm jobs included; a client starting one more gets 429. */
+        max_fills: z.number().int().min(1).max(10_000).default(64),
+        /** Blob downloads one client address may have started and running at once (joining a running one is free). */
+        max_fills_per_client: z.number().int().min(1).max(10_000).default(16),
+        /** A download nobody reads any more (its clients gone, no warm job waiting) is stopped after this long. */
+        orphan_fill_grace: duration('30s'),
       })
       .strict()
       .default({}),

@@ -3,13 +3,17 @@ import type { Logger } from 'pino';
 import type { AccessLog } from '../cache/access-log.js';
 import type { BlobReader, BlobStore } from '../cache/blob-store.js';
 import type { Fill } from '../cache/fill.js';
-import type { BlobFills } from '../cache/inflight.js';
+import type { BlobFills, JoinedFill } from '../cache/inflight.js';
+import type { BlobSource } from '../cache/fill.js';
 import type { StreamedBody } from '../http/stream-response.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ByteRange } from '../http/range.js';
 import type { UpstreamTarget } from './target.js';
 
 export type CacheOutcome = 'hit' | 'miss' | 'joined' | 'stale';
+
+/** Who asks for a fill: a client by address, or a warm job (with the signal that stops it waiting for a slot). */
+type Asker = { client: string | undefined } | { warm: AbortSignal | undefined };
 
 /** A blob ready to be sent: call stream() or sendTo() once, or release() if no body is sent (HEAD, 416). */
 export interface BlobBody extends StreamedBody {
@@ -28,21 +32,29 @@ export class BlobService {
     private readonly access: AccessLog,
   ) {}
 
-  async get(target: UpstreamTarget, digest: string): Promise<BlobBody> {
+  /**
+   * A blob for a client (by address: the fills a client may start at once are limited, see FillSlots). A
+   * fill's body holds the fill until it is streamed or released.
+   */
+  async get(target: UpstreamTarget, digest: string, client: string | undefined): Promise<BlobBody> {
     const local = await this.store.open(digest);
     if (local) {
       this.access.blob(digest);
       return fromStore(local, 'hit');
     }
-    const { fill, joined } = this.#join(target, digest);
-    await fill.ready;
-    if (!fill.readable) {
-      // Finished between our join and now: the committed file is there, or the error is final.
-      const committed = fill.state === 'done' ? await this.store.open(digest) : null;
-      if (committed) return fromStore(committed, joined ? 'joined' : 'miss');
-      throw fill.error ?? new Error(`blob ${digest} fill ended without a file`);
+    const { fill, joined, release } = this.#join(target, digest, { client });
+    try {
+      await fill.ready;
+      if (fill.readable) return fromFill(fill, joined ? 'joined' : 'miss', release);
+    } catch (err) {
+      release();
+      throw err;
     }
-    return fromFill(fill, joined ? 'joined' : 'miss');
+    release();
+    // Finished between our join and now: the committed file is there, or the error is final.
+    const committed = fill.state === 'done' ? await this.store.open(digest) : null;
+    if (committed) return fromStore(committed, joined ? 'joined' : 'miss');
+    throw fill.error ?? new Error(`blob ${digest} fill ended without a file`);
   }
 
   /** Size of a blob without transferring it: local, a running fill's, or an upstream HEAD. */
@@ -58,13 +70,23 @@ export class BlobService {
   /**
    * Makes sure a blob is cached without reading it: starts or joins its fill and resolves with its size once
    * committed (at once when it is cached already). `onFill` is given the fill, for progress (fill.received).
+   * Warm jobs use it: a new fill waits for a free slot under cache.max_fills rather than failing, until signal aborts.
    */
-  async ensure(target: UpstreamTarget, digest: string, onFill?: (fill: Fill) => void): Promise<{ size: number; outcome: CacheOutcome }> {
+  async ensure(
+    target: UpstreamTarget,
+    digest: string,
+    onFill?: (fill: Fill) => void,
+    signal?: AbortSignal,
+  ): Promise<{ size: number; outcome: CacheOutcome }> {
     const cached = await this.#cachedSize(digest);
     if (cached !== null) return { size: cached, outcome: 'hit' };
-    const { fill, joined } = this.#join(target, digest);
+    const { fill, joined, release } = await this.#join(target, digest, { warm: signal });
     onFill?.(fill);
-    await fill.finished;
+    try {
+      await fill.finished;
+    } finally {
+      release();
+    }
     if (fill.state === 'failed') throw fill.error ?? new Error(`blob ${digest} fill failed`);
     return { size: fill.size!, outcome: joined ? 'joined' : 'miss' };
   }
@@ -96,17 +118,24 @@ export class BlobService {
     return local.size;
   }
 
-  /** Joins the running fill for digest, or starts one from the target's upstream. */
-  #join(target: UpstreamTarget, digest: string): { fill: Fill; joined: boolean } {
+  /** Joins the running fill for digest, or starts one from the target's upstream (a warm job waits for a slot). */
+  #join(target: UpstreamTarget, digest: string, starter: { client: string | undefined }): JoinedFill;
+  #join(target: UpstreamTarget, digest: string, starter: { warm: AbortSignal | undefined }): Promise<JoinedFill>;
+  #join(target: UpstreamTarget, digest: string, starter: Asker): JoinedFill | Promise<JoinedFill> {
     const observer = target.client.observer;
-    const joining = this.fills.join(digest, {
+    const source: BlobSource = {
       label: target.client.label,
       open: (range, signal) => target.client.openBlob(target.repo, digest, range, signal),
       onBytes: (n) => observer.received('blob', n),
       segments: target.client.fillPlan,
-    }, (finished) => this.#finished(finished, target));
-    if (joining.joined) this.metrics.fillJoins.inc();
-    return joining;
+    };
+    const onFinish = (finished: Fill) => this.#finished(finished, target);
+    const counted = (joining: JoinedFill) => {
+      if (joining.joined) this.metrics.fillJoins.inc();
+      return joining;
+    };
+    if ('warm' in starter) return this.fills.joinWhenFree(digest, source, onFinish, starter.warm).then(counted);
+    return counted(this.fills.join(digest, source, starter, onFinish));
   }
 
   #finished(fill: Fill, target: UpstreamTarget): void {
@@ -117,7 +146,10 @@ export class BlobService {
       this.log.info({ ...fields, size: fill.size, segments: fill.segments }, 'blob cached');
     } else if (fill.state === 'done') {
       this.metrics.fills.inc({ result: 'relayed' });
-      this.log.info({ ...fields, size: fill.size }, 'blob relayed to its clients; not cached (cache not writable)');
+      this.log.info({ ...fields, size: fill.size, reason: fill.relayReason }, 'blob relayed to its clients; not cached');
+    } else if (fill.abandoned) {
+      this.metrics.fills.inc({ result: 'abandoned' });
+      this.log.info({ ...fields, received: fill.received, size: fill.size }, 'blob download abandoned: no client left reading it');
     } else {
       this.metrics.fills.inc({ result: 'failed' });
       this.log.error({ ...fields, err: fill.error?.message }, 'blob fill failed; nothing cached');
@@ -135,8 +167,15 @@ function fromStore(blob: BlobReader, outcome: CacheOutcome): BlobBody {
   };
 }
 
-function fromFill(fill: Fill, outcome: CacheOutcome): BlobBody {
-  const stream = (range?: ByteRange) => fill.reader(range?.start ?? 0, range?.end);
+/** A body following a fill; `release` lets go of the hold on it once a reader follows it (or no body is sent). */
+function fromFill(fill: Fill, outcome: CacheOutcome, release: () => void): BlobBody {
+  const stream = (range?: ByteRange) => {
+    try {
+      return fill.reader(range?.start ?? 0, range?.end);
+    } finally {
+      release();
+    }
+  };
   return {
     size: fill.size,
     outcome,
@@ -147,6 +186,6 @@ function fromFill(fill: Fill, outcome: CacheOutcome): BlobBody {
       // An error on either side destroys both: a failed fill cuts the client short, a gone client detaches.
       pipeline(reader, out, () => {});
     },
-    release: () => {},
+    release,
   };
 }

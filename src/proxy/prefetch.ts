@@ -12,7 +12,8 @@ const MAX_WAITING = 1000;
  * Layers fetched ahead: when a client is answered an image manifest, its config and layers that are neither cached
  * nor filling are filled in the background, at most `concurrency` at once, so a client fetching them one after
  * another finds them arriving. A client's own blob request never waits for this: it starts or joins the fill at
- * once. A blob the cache cannot take now (not writable, or its fill fails) is dropped without failing anything.
+ * once. A blob the cache cannot take now (not writable, no free download slot, or its fill fails) is dropped
+ * without failing anything.
  */
 export class Prefetcher {
   readonly #waiting: Array<{ target: UpstreamTarget; digest: string }> = [];
@@ -67,8 +68,10 @@ export class Prefetcher {
     if (!(await this.blobs.writable())) return void this.metrics.prefetches.inc({ result: 'dropped' });
     this.metrics.prefetches.inc({ result: 'started' });
     try {
-      await this.blobs.ensure(target, digest);
+      // Never waits for a download slot (cache.max_fills): those are for clients first.
+      await this.blobs.ensure(target, digest, undefined, AbortSignal.abort());
     } catch (err) {
+      this.metrics.prefetches.inc({ result: 'dropped' });
       this.log.debug({ upstream: target.client.name, repo: target.repo, digest, err: (err as Error).message }, 'prefetch dropped');
     }
   }

@@ -84,7 +84,7 @@ async function handle(c: Context<Env>, deps: RegistryApiDeps): Promise<Response>
         const headers = { ...common, 'content-type': 'application/octet-stream', 'x-cache': outcome, ...(size !== null ? { 'content-length': String(size) } : {}) };
         return bufferedResponse(c, 200, headers, null);
       }
-      const blob = await deps.blobs.get(to, path.digest);
+      const blob = await deps.blobs.get(to, path.digest, c.get('client'));
       c.set('cache', blob.outcome);
       const range = blob.size === null ? null : parseRange(requestHeader(c, 'range'), blob.size);
       if (range === 'unsatisfiable') {

@@ -62,6 +62,8 @@ describe('export and import bundles', () => {
     const exported = await cli(online, ['export', 'team/app:v1', 'library/multi:2.0', '-o', bundle]);
     expect(exported.code, exported.err).toBe(0);
     expect(exported.out).toMatch(/wrote .*bundle\.tar \(.*, 2 image\(s\)\)/);
+    const indexDigest = /index\.json (sha256:[a-f0-9]{64})/.exec(exported.out)?.[1];
+    expect(indexDigest, exported.out).toBeDefined();
 
     // a standard OCI layout: skopeo reads it directly (skopeo 1.9 only considers OCI-typed entries)
     const direct = join(up.dir, 'from-archive');
@@ -70,9 +72,23 @@ describe('export and import bundles', () => {
     await expectSameImage(direct, multi);
 
     up.proxy.reset();
-    const imported = await cli(offline, ['import', bundle]);
+    // the importer names what the bundle may add, and the index.json digest the exporter announced
+    const unnamed = await cli(offline, ['import', bundle]);
+    expect(unnamed.code).toBe(1);
+    expect(unnamed.err).toContain('name the repositories the bundle may add');
+    const other = await cli(offline, ['import', bundle, '--name', 'team/app']);
+    expect(other.code).toBe(1);
+    expect(other.err).toContain('bundle rejected: it names library/multi, which this import may not add (allowed: team/app)');
+    const wrong = await cli(offline, ['import', bundle, '--name', 'team/app,library/multi', '--expect-digest', `sha256:${'0'.repeat(64)}`]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.err).toContain(`bundle rejected: its index.json is ${indexDigest}`);
+    const imported = await cli(offline, ['import', bundle, '--name', 'team/app', '--name', 'library/multi', '--expect-digest', indexDigest!]);
     expect(imported.code, imported.err).toBe(0);
     expect(imported.out).toContain('imported team/app:v1, library/multi:2.0');
+    expect(imported.out).toContain(`added     team/app:v1 -> ${app.digest}`);
+    const again = await cli(offline, ['import', bundle, '--name', 'team/app', '--name', 'library/multi']);
+    expect(again.code, again.err).toBe(0);
+    expect(again.out).toContain(`unchanged library/multi:2.0 ${multi.digest}`);
     for (const image of [app, multi]) {
       const out = join(up.dir, `offline-${image.kind}`);
       const pulled = await up.skopeo(['copy', '--all', '--src-tls-verify=false', `docker://${offline.host}/${image.repo}:${image.tag}`, `dir:${out}`]);
@@ -96,10 +112,10 @@ describe('export and import bundles', () => {
 
     const fresh = await startMirror({ config: mirrorConfig(up, 'offline = true'), env: { ACR_PASSWORD: 'unused', ACR_MIRROR_ADMIN_TOKEN: TOKEN } });
     try {
-      const bad = await cli(fresh, ['import', join(up.dir, 'corrupt.tar')]);
+      const bad = await cli(fresh, ['import', join(up.dir, 'corrupt.tar'), '--name', 'team/app']);
       expect(bad.code).toBe(1);
       expect(bad.err).toContain(`bundle rejected: blob sha256:${blob.name.slice('blobs/sha256/'.length)} in the bundle does not match its digest`);
-      const cut = await cli(fresh, ['import', join(up.dir, 'truncated.tar')]);
+      const cut = await cli(fresh, ['import', join(up.dir, 'truncated.tar'), '--name', 'team/app']);
       expect(cut.code).toBe(1);
       expect(cut.err).toMatch(/bundle rejected: (the bundle is truncated|the bundle has no index.json|manifest .* is listed but not in the bundle|image .* needs blob)/);
       // blobs/sha256/ appears with the first commit: absent or empty, nothing was added

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Context } from 'hono';
 import { type Logger, pino } from 'pino';
 import { createMirror, type Mirror } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load.js';
@@ -23,7 +24,8 @@ export async function startTestMirror(
     /** Keys merged into the upstream; with temporary_credentials the static login is left out. */
     upstream?: Record<string, unknown>;
     env?: Record<string, string>;
-    clientAddress?: string;
+    /** The client address of every request, or a function choosing it per request. */
+    clientAddress?: string | ((c: Context) => string | undefined);
     /** Reuse this directory (restart tests); it is then left in place by close(). */
     dir?: string;
     log?: Logger;
@@ -53,7 +55,7 @@ export async function startTestMirror(
     fetch: fake.fetch,
     ...(opts.now ? { now: opts.now } : {}),
     sleep: async (ms) => void sleeps.push(ms),
-    clientAddress: () => opts.clientAddress ?? '127.0.0.1',
+    clientAddress: typeof opts.clientAddress === 'function' ? opts.clientAddress : () => (opts.clientAddress as string | undefined) ?? '127.0.0.1',
   });
   return {
     mirror,

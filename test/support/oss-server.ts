@@ -107,6 +107,13 @@ export class OssTestServer {
     return [...this.#bucket(bucket).uploads.values()].map((u) => ({ key: u.key, uploadId: u.uploadId, parts: [...u.parts.keys()].sort((a, b) => a - b) }));
   }
 
+  /** Makes an open multipart upload look initiated at `initiated` (as one a crashed process left long ago). */
+  backdateUpload(uploadId: string, initiated: Date, bucket?: string): void {
+    const upload = this.#bucket(bucket).uploads.get(uploadId);
+    if (!upload) throw new Error(`no open upload ${uploadId}`);
+    upload.initiated = initiated;
+  }
+
   /** Bucket, signature, operation, armed faults (requests are counted once authenticated), then the operation. */
   async #handle(c: Ctx): Promise<Response> {
     const requestId = randomBytes(12).toString('hex').toUpperCase();

@@ -120,6 +120,7 @@ describe('GET /admin/ui', () => {
     expect(html).toContain('of 1.00 GiB');
     expect(html).toContain('id="warm-form"');
     expect(html).toContain(`<script nonce="${nonce}">`);
-    expect(html).toContain('adminPageScript');
+    expect(html).toContain('imagesTableScript');
+    expect(html).toContain('warmFormScript');
   });
 });

@@ -8,6 +8,7 @@ import { FsBlobStore } from '../../src/cache/fs-blob-store.js';
 import { cacheLayout } from '../../src/cache/layout.js';
 import { MemoryBlobStore } from '../../src/cache/memory-blob-store.js';
 import { randomBlob, sha256 } from '../support/fake-upstream.js';
+import { OSS_PREFIX, ossStoreFixture } from '../support/oss-store.js';
 import { blobStoreContract } from './blob-store-contract.js';
 
 /** Every file under dir, relative to it. */
@@ -55,6 +56,27 @@ blobStoreContract(
     };
   },
   { outlivesProcess: false },
+);
+
+blobStoreContract(
+  'OSS (test server)',
+  async () => {
+    const f = await ossStoreFixture();
+    return {
+      store: f.store,
+      residue: async () => f.bucketResidue(),
+      async leaveCrashLeftover(bytes, ageMs) {
+        const key = `${OSS_PREFIX}blobs/sha256/${'0'.repeat(64)}`;
+        const { uploadId } = await f.client.initMultipartUpload(key);
+        await f.client.uploadPart(key, uploadId, 1, Buffer.alloc(bytes), 0, bytes);
+        f.oss.backdateUpload(uploadId, new Date(Date.now() - ageMs));
+      },
+      reopen: () => f.newStore(),
+      prepareSparesRecentLeftovers: true,
+      cleanup: () => f.cleanup(),
+    };
+  },
+  { outlivesProcess: true },
 );
 
 describe('FsBlobStore', () => {

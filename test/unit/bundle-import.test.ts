@@ -1,9 +1,10 @@
 // Bundles whose layout documents are not what they claim are refused as MANIFEST_INVALID naming the problem.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ADMIN_ENV, bearer } from '../support/admin.js';
+import { blobEntry as blob, indexEntry as index, LAYOUT } from '../support/bundle-tar.js';
 import { FakeUpstream, sha256 } from '../support/fake-upstream.js';
 import { startTestMirror, type TestMirror } from '../support/mirror.js';
-import { tarOf } from '../support/tar.js';
+import { tarOf, type TarEntry } from '../support/tar.js';
 
 let m: TestMirror;
 beforeEach(async () => {
@@ -13,12 +14,8 @@ afterEach(async () => {
   await m.close();
 });
 
-const LAYOUT: [string, string] = ['oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' })];
-const blob = (body: string): [string, string] => [`blobs/sha256/${sha256(body).slice(7)}`, body];
-const index = (manifests: unknown[]): [string, string] => ['index.json', JSON.stringify({ schemaVersion: 2, manifests })];
-
-async function importTar(entries: [string, Buffer | string][]): Promise<{ status: number; code: string; message: string }> {
-  const res = await m.request('/admin/import', { method: 'POST', headers: bearer(), body: new Uint8Array(await tarOf(entries)) });
+async function importTar(entries: TarEntry[]): Promise<{ status: number; code: string; message: string }> {
+  const res = await m.request('/admin/import?names=team/app', { method: 'POST', headers: bearer(), body: new Uint8Array(await tarOf(entries)) });
   const body = (await res.json()) as { errors: { code: string; message: string }[] };
   return { status: res.status, ...body.errors[0]! };
 }

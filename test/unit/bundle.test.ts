@@ -19,7 +19,7 @@ async function exported(fake: FakeUpstream, image: string): Promise<Buffer> {
 }
 
 async function importInto(m: TestMirror, tar: Buffer): Promise<Response> {
-  return m.request('/admin/import', { method: 'POST', headers: { ...bearer(), 'content-type': 'application/x-tar' }, body: new Uint8Array(tar) });
+  return m.request('/admin/import?names=team/app', { method: 'POST', headers: { ...bearer(), 'content-type': 'application/x-tar' }, body: new Uint8Array(tar) });
 }
 
 describe('bundles through the blob store', () => {

@@ -42,8 +42,8 @@ describe('parseConfig defaults', () => {
   it('fills every default for an empty document', () => {
     const c = parse({});
     expect(c.server).toEqual({ listen: '127.0.0.1:5000', shutdown_timeout: 30_000, max_connections: 1024, headers_timeout: 30_000, request_timeout: 3_600_000 });
-    expect(c.storage).toEqual({ dir: join(BASE, 'data'), gc_interval: 3_600_000, gc_grace: 86_400_000 });
-    expect(c.cache).toEqual({ tag_ttl: 300_000, offline: false, prefetch: true, prefetch_concurrency: 3 });
+    expect(c.storage).toEqual({ backend: 'fs', dir: join(BASE, 'data'), gc_interval: 3_600_000, gc_grace: 86_400_000 });
+    expect(c.cache).toEqual({ tag_ttl: 300_000, offline: false, max_fills: 64, max_fills_per_client: 16, orphan_fill_grace: 30_000, prefetch: true, prefetch_concurrency: 3 });
     expect(c.log).toEqual({ level: 'info' });
     expect(c.routes).toEqual([{ prefix: '', upstream: 'acr' }]);
     expect(c.source).toBe('test.toml');
@@ -299,10 +299,19 @@ describe('bad values name their key', () => {
     ['server.shutdown_timeout', { server: { shutdown_timeout: '30 sec' } }],
     ['cache.tag_ttl', { cache: { tag_ttl: '5' } }],
     ['cache.tag_ttl', { cache: { tag_ttl: 300 } }],
+    ['cache.orphan_fill_grace', { cache: { orphan_fill_grace: '30' } }],
     ['upstreams.acr.connect_timeout', { upstreams: { acr: { url: URL_, connect_timeout: '-1s' } } }],
     ['upstreams.acr.fill_timeout', { upstreams: { acr: { url: URL_, fill_timeout: '1w' } } }],
     ['upstreams.acr.token_margin', { upstreams: { acr: { url: URL_, token_margin: '' } } }],
   ])('duration %s', (key, raw) => {
+    expect(parseError(raw)).toContain(`${key}:`);
+  });
+
+  it.each([
+    ['cache.max_fills', { cache: { max_fills: 0 } }],
+    ['cache.max_fills', { cache: { max_fills: 1.5 } }],
+    ['cache.max_fills_per_client', { cache: { max_fills_per_client: '16' } }],
+  ])('fill limit %s', (key, raw) => {
     expect(parseError(raw)).toContain(`${key}:`);
   });
 
@@ -564,5 +573,44 @@ describe('parseSize', () => {
 
   it.each([[''], ['GiB'], ['-1'], ['1 k'], ['1 XB'], ['1GiBs'], ['1e3'], ['1,024'], ['ten']])('rejects %j', (value) => {
     expect(parseSize(value)).toBeNull();
+  });
+});
+
+describe('[storage] backend', () => {
+  const OSS_ENV = { ALIBABA_CLOUD_ACCESS_KEY_ID: 'LTAI-id', ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'the-oss-secret' };
+  const oss = (table: Record<string, unknown>, backend = 'oss') => ({ storage: { backend, oss: table } });
+
+  it('resolves [storage.oss] with its defaults, the access key from the environment, and the region in ali-oss form', () => {
+    const c = parse(oss({ bucket: 'mirror-blobs', region: 'cn-hangzhou', internal: true, prefix: 'acr/' }), OSS_ENV);
+    expect(c.storage.backend).toBe('oss');
+    const { accessKeyId, accessKeySecret, ...rest } = c.storage.oss!;
+    expect(rest).toEqual({ bucket: 'mirror-blobs', region: 'oss-cn-hangzhou', internal: true, prefix: 'acr/', timeout: 60_000, part_size: 8 * 1024 * 1024 });
+    expect([accessKeyId.reveal(), accessKeySecret.reveal()]).toEqual(['LTAI-id', 'the-oss-secret']);
+    expect(JSON.stringify(c)).not.toContain('the-oss-secret');
+    const named = parse(oss({ bucket: 'mirror-blobs', endpoint: 'https://oss-cn-shanghai-internal.aliyuncs.com', access_key_id_env: 'OSS_ID', access_key_secret_env: 'OSS_SECRET', part_size: '16MiB', timeout: '2m' }), { OSS_ID: 'i', OSS_SECRET: 's' });
+    expect(named.storage.oss).toMatchObject({ endpoint: 'https://oss-cn-shanghai-internal.aliyuncs.com', part_size: 16 * 1024 * 1024, timeout: 120_000, prefix: '' });
+    expect(parse({ storage: { backend: 'fs' } }).storage.oss).toBeUndefined();
+  });
+
+  it('names the key of every mistake in [storage] and [storage.oss]', () => {
+    expect(parseError({ storage: { backend: 'oss' } }, OSS_ENV)).toContain('storage.oss: backend = "oss" needs a [storage.oss] table');
+    expect(parseError(oss({ bucket: 'mirror-blobs', region: 'cn-hangzhou' }, 'fs'), OSS_ENV)).toContain('storage.backend: [storage.oss] is configured');
+    expect(parseError({ storage: { backend: 's3' } })).toMatch(/storage\.backend: Invalid enum value/);
+    expect(parseError(oss({ bucket: 'Mirror_Blobs', region: 'cn-hangzhou' }), OSS_ENV)).toContain('storage.oss.bucket: must be an OSS bucket name');
+    expect(parseError(oss({ bucket: 'mirror-blobs' }), OSS_ENV)).toContain('storage.oss.endpoint: set either endpoint or region');
+    expect(parseError(oss({ bucket: 'mirror-blobs', region: 'cn-hangzhou', endpoint: 'https://oss-cn-hangzhou.aliyuncs.com' }), OSS_ENV)).toContain('storage.oss.endpoint: set either endpoint or region');
+    expect(parseError(oss({ bucket: 'mirror-blobs', endpoint: 'https://oss-cn-hangzhou.aliyuncs.com', internal: true }), OSS_ENV)).toContain('storage.oss.internal:');
+    expect(parseError(oss({ bucket: 'mirror-blobs', region: 'cn-hangzhou', part_size: '64KiB' }), OSS_ENV)).toMatch(/storage\.oss\.part_size: invalid size "64KiB" between 102400 and/);
+    expect(parseError(oss({ bucket: 'mirror-blobs', region: 'cn-hangzhou', prefix: '/abs' }), OSS_ENV)).toContain('storage.oss.prefix:');
+    expect(parseError(oss({ bucket: 'mirror-blobs', region: 'cn-hangzhou', prefix: 'a/../b/' }), OSS_ENV)).toContain('storage.oss.prefix: must not contain');
+    expect(parseError(oss({ bucket: 'mirror-blobs', region: 'cn-hangzhou', access_key_secret: 'in-the-file' }), OSS_ENV)).toContain('storage.oss.access_key_secret: unknown key');
+    expect(parseError(oss({ bucket: 'mirror-blobs', region: 'cn-hangzhou', timeout: 'soon' }), OSS_ENV)).toContain('storage.oss.timeout: invalid duration');
+  });
+
+  it('names the environment variables that are not set, never a value', () => {
+    const msg = parseError(oss({ bucket: 'mirror-blobs', region: 'cn-hangzhou', access_key_secret_env: 'OSS_SECRET' }), { ALIBABA_CLOUD_ACCESS_KEY_ID: 'LTAI-id' });
+    expect(msg).toContain('storage.oss.access_key_secret_env: environment variable OSS_SECRET is not set');
+    expect(msg).not.toContain('access_key_id_env');
+    expect(msg).not.toContain('LTAI-id');
   });
 });

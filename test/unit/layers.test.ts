@@ -13,6 +13,8 @@ const LAYERS: Record<string, number> = {
   util: 0,
   observability: 0,
   access: 0,
+  /** ambient type declarations of untyped dependencies (ali-oss) */
+  types: 0,
   cache: 1,
   upstream: 1,
   proxy: 2,

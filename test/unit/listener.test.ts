@@ -122,7 +122,7 @@ describe('listener', () => {
     expect(`sha256:${createHash('sha256').update(body).digest('hex')}`).toBe(digest);
 
     // A body still arriving after a second is cut.
-    const { data, closed } = await exchange(s, `POST /admin/import HTTP/1.1\r\nHost: mirror\r\nAuthorization: ${bearer().authorization}\r\nContent-Length: 100000\r\n\r\npartial`, 4000);
+    const { data, closed } = await exchange(s, `POST /admin/import?names=team/app HTTP/1.1\r\nHost: mirror\r\nAuthorization: ${bearer().authorization}\r\nContent-Length: 100000\r\n\r\npartial`, 4000);
     expect(closed).toBe(true);
     expect(data).toMatch(/^HTTP\/1\.1 408/);
   });

@@ -123,7 +123,7 @@ async function bundleOf(mediaType: string, extra: Record<string, unknown> = {}):
 }
 
 async function importTar(m: TestMirror, tar: Buffer): Promise<Response> {
-  return m.request('/admin/import', { method: 'POST', headers: { ...bearer(), 'content-type': 'application/x-tar' }, body: new Uint8Array(tar) });
+  return m.request('/admin/import?names=team/app', { method: 'POST', headers: { ...bearer(), 'content-type': 'application/x-tar' }, body: new Uint8Array(tar) });
 }
 
 /** The import answered 400 MANIFEST_INVALID with a message naming each of `named`. */

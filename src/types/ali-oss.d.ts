@@ -1,10 +1,12 @@
-/** The part of ali-oss 6.x (which ships no types) that the tests use. */
+/** The part of ali-oss 6.x (which ships no types) that the OSS blob store and the tests use. */
 declare module 'ali-oss' {
   export interface OSSOptions {
     accessKeyId: string;
     accessKeySecret: string;
     endpoint?: string;
     region?: string;
+    /** With region: the VPC-internal endpoint. */
+    internal?: boolean;
     bucket?: string;
     secure?: boolean;
     cname?: boolean;
@@ -64,11 +66,14 @@ declare module 'ali-oss' {
     ): Promise<{ objects: ListedObject[]; prefixes: string[] | null; nextMarker: string | null; isTruncated: boolean; res: ResponseInfo }>;
     getBucketInfo(name: string, options?: RequestOptions): Promise<{ bucket: { Name: string; Location: string }; res: ResponseInfo }>;
     initMultipartUpload(name: string, options?: RequestOptions): Promise<{ uploadId: string; res: ResponseInfo }>;
-    uploadPart(name: string, uploadId: string, partNo: number, file: Buffer, start: number, end: number, options?: RequestOptions): Promise<{ etag: string; res: ResponseInfo }>;
+    uploadPart(name: string, uploadId: string, partNo: number, file: Buffer | string, start: number, end: number, options?: RequestOptions): Promise<{ etag: string; res: ResponseInfo }>;
     completeMultipartUpload(name: string, uploadId: string, parts: { number: number; etag: string }[], options?: RequestOptions): Promise<{ etag: string; res: ResponseInfo }>;
     abortMultipartUpload(name: string, uploadId: string, options?: RequestOptions): Promise<{ res: ResponseInfo }>;
-    listParts(name: string, uploadId: string, query?: Record<string, string | number>, options?: RequestOptions): Promise<{ parts: ListedPart | ListedPart[]; res: ResponseInfo }>;
-    listUploads(query: { prefix?: string } | null, options?: RequestOptions): Promise<{ uploads: { name: string; uploadId: string }[]; res: ResponseInfo }>;
+    listParts(name: string, uploadId: string, query?: Record<string, string | number>, options?: RequestOptions): Promise<{ parts: ListedPart | ListedPart[]; isTruncated: string | boolean; nextPartNumberMarker?: string; res: ResponseInfo }>;
+    listUploads(
+      query: { prefix?: string; 'key-marker'?: string; 'upload-id-marker'?: string } | null,
+      options?: RequestOptions,
+    ): Promise<{ uploads: { name: string; uploadId: string; initiated: string }[]; nextKeyMarker?: string; nextUploadIdMarker?: string; isTruncated: boolean; res: ResponseInfo }>;
     signatureUrl(name: string, options?: { expires?: number; method?: string; response?: Record<string, string> }): string;
     /** The signed request every operation goes through (not part of ali-oss's documented API). */
     request(params: RawRequest): Promise<{ status: number; data: unknown; res: ResponseInfo }>;

@@ -1,0 +1,166 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { mkdir, open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type OSS from 'ali-oss';
+import type { BlobInfo, BlobReader, BlobStore, BlobStoreEvents, BlobWriter, Leftover } from './blob-store.js';
+import { FsBlobWriter } from './fs-blob-io.js';
+import { OssBlobReader } from './oss-blob-reader.js';
+import { OssBlobWriter } from './oss-blob-writer.js';
+import { isNotFound, ossCall, ossClient, type OssSettings } from './oss-client.js';
+import { ReaderCounts } from './reader-counts.js';
+
+export interface OssStoreOptions extends OssSettings {
+  /** Keys live under it ("" or e.g. "mirror/"). */
+  prefix: string;
+  partSize: number;
+  /** Local directory for the spool files of writers (a fill's readers read back from them). */
+  tmpDir: string;
+  /** A multipart upload untouched this long is taken as dead and aborted by prepare() (default 24h). */
+  staleUploadMs?: number;
+}
+
+const DIGEST_NAME = /^[a-f0-9]{64}$/;
+const UPLOAD_MARK = '?uploadId=';
+
+/**
+ * Blobs in an OSS bucket through ali-oss, content-addressed at `<prefix>blobs/sha256/<hex>`: an object exists
+ * under a blob key only once its bytes were verified (see OssBlobWriter). Writers spool to tmpDir locally.
+ */
+export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobStore {
+  readonly #client: OSS;
+  readonly #readers = new ReaderCounts();
+  /** Multipart uploads of this process's writers: never leftovers. */
+  readonly #ownUploads = new Set<string>();
+  readonly #blobsPrefix: string;
+
+  constructor(private readonly opts: OssStoreOptions) {
+    super();
+    this.#client = ossClient(opts);
+    this.#blobsPrefix = `${opts.prefix.replace(/^\/+/, '').replace(/([^/])$/, '$1/')}blobs/sha256/`;
+  }
+
+  #key(digest: string): string {
+    return this.#blobsPrefix + digest.replace(/^sha256:/, '');
+  }
+
+  #call<T>(operation: string, key: string, call: (client: OSS) => Promise<T>): Promise<T> {
+    return ossCall(operation, this.opts.bucket, key, () => call(this.#client));
+  }
+
+  inUse(digest: string): boolean {
+    return this.#readers.inUse(digest);
+  }
+
+  async stat(digest: string): Promise<{ size: number } | null> {
+    const key = this.#key(digest);
+    const head = await this.#call('HeadObject', key, (c) => c.head(key)).catch((err: unknown) => {
+      if (isNotFound(err)) return null;
+      throw err;
+    });
+    return head && { size: Number(head.res.headers['content-length']) };
+  }
+
+  async open(digest: string): Promise<BlobReader | null> {
+    const info = await this.stat(digest);
+    if (!info) return null;
+    return new OssBlobReader({ client: this.#client, bucket: this.opts.bucket, key: this.#key(digest), timeoutMs: this.opts.timeoutMs }, info.size, this.#readers.acquire(digest));
+  }
+
+  async createWriter(digest: string): Promise<BlobWriter> {
+    const spoolPath = join(this.opts.tmpDir, `${digest.replace(':', '-')}.${randomBytes(6).toString('hex')}.oss`);
+    const handle = await open(spoolPath, 'wx+');
+    const spool = new FsBlobWriter(digest, spoolPath, handle, '', { committed: () => {}, closed: () => {} });
+    const target = { client: this.#client, bucket: this.opts.bucket, key: this.#key(digest), partSize: this.opts.partSize, spool, spoolPath };
+    return new OssBlobWriter(digest, target, {
+      committed: (blob) => this.emit('commit', blob),
+      started: (uploadId) => this.#ownUploads.add(uploadId),
+      closed: (uploadId) => uploadId && this.#ownUploads.delete(uploadId),
+    });
+  }
+
+  async delete(digest: string): Promise<boolean> {
+    if (this.inUse(digest)) return false;
+    this.emit('delete', digest);
+    const key = this.#key(digest);
+    await this.#call('DeleteObject', key, (c) => c.delete(key));
+    return true;
+  }
+
+  async *list(): AsyncIterable<BlobInfo> {
+    for await (const o of this.#objects()) if (DIGEST_NAME.test(o.name)) yield { digest: `sha256:${o.name}`, size: o.size };
+  }
+
+  /** Every object under blobs/sha256/, by its name there, one ListObjects page at a time. */
+  async *#objects(): AsyncIterable<{ name: string; size: number; lastModified: number }> {
+    let marker: string | undefined;
+    do {
+      const query = { prefix: this.#blobsPrefix, 'max-keys': 1000, ...(marker === undefined ? {} : { marker }) };
+      const page = await this.#call('ListObjects', '', (c) => c.list(query));
+      for (const o of page.objects ?? []) yield { name: o.name.slice(this.#blobsPrefix.length), size: o.size, lastModified: Date.parse(o.lastModified) };
+      marker = page.isTruncated && page.nextMarker ? page.nextMarker : undefined;
+    } while (marker !== undefined);
+  }
+
+  /** Multipart uploads under the prefix that no writer of this process owns, and objects not named for a digest. */
+  async leftovers(olderThan: number): Promise<Leftover[]> {
+    const found: Leftover[] = [];
+    for (const u of await this.#uploads()) {
+      if (this.#ownUploads.has(u.uploadId) || u.initiated >= olderThan) continue;
+      found.push({ name: `${u.key}${UPLOAD_MARK}${u.uploadId}`, size: await this.#uploadedBytes(u.key, u.uploadId) });
+    }
+    for await (const o of this.#objects()) {
+      if (!DIGEST_NAME.test(o.name) && o.lastModified < olderThan) found.push({ name: this.#blobsPrefix + o.name, size: o.size });
+    }
+    return found;
+  }
+
+  async removeLeftovers(leftovers: Leftover[]): Promise<void> {
+    for (const { name } of leftovers) {
+      const [key, uploadId] = name.split(UPLOAD_MARK) as [string, string | undefined];
+      const removal = uploadId === undefined
+        ? this.#call('DeleteObject', key, (c) => c.delete(key))
+        : this.#call('AbortMultipartUpload', key, (c) => c.abortMultipartUpload(key, uploadId));
+      await removal.catch(() => {}); // gone meanwhile, or left for the next run
+    }
+  }
+
+  async #uploads(): Promise<{ key: string; uploadId: string; initiated: number }[]> {
+    const uploads: { key: string; uploadId: string; initiated: number }[] = [];
+    let markers: { 'key-marker': string; 'upload-id-marker': string } | null = null;
+    do {
+      const query: { prefix: string; 'key-marker'?: string; 'upload-id-marker'?: string } = { prefix: this.#blobsPrefix, ...markers };
+      const page = await this.#call('ListMultipartUploads', '', (c) => c.listUploads(query));
+      for (const u of page.uploads) uploads.push({ key: u.name, uploadId: u.uploadId, initiated: Date.parse(u.initiated) });
+      markers = page.isTruncated ? { 'key-marker': page.nextKeyMarker ?? '', 'upload-id-marker': page.nextUploadIdMarker ?? '' } : null;
+    } while (markers);
+    return uploads;
+  }
+
+  async #uploadedBytes(key: string, uploadId: string): Promise<number> {
+    let bytes = 0;
+    let marker = 0;
+    for (;;) {
+      const page = await this.#call('ListParts', key, (c) => c.listParts(key, uploadId, { 'max-parts': 1000, 'part-number-marker': marker }));
+      for (const p of [page.parts].flat()) bytes += Number(p.Size);
+      if (String(page.isTruncated) !== 'true') return bytes;
+      marker = Number(page.nextPartNumberMarker);
+    }
+  }
+
+  /** Clears the local spool directory and aborts uploads left long enough ago to be dead (another replica's live ones are younger). */
+  async prepare(): Promise<void> {
+    await rm(this.opts.tmpDir, { recursive: true, force: true });
+    await mkdir(this.opts.tmpDir, { recursive: true });
+    await this.removeLeftovers((await this.leftovers(Date.now() - (this.opts.staleUploadMs ?? 86_400_000))).filter((l) => l.name.includes(UPLOAD_MARK)));
+  }
+
+  /** GetBucketInfo: the bucket exists and the credentials are accepted. */
+  async probe(): Promise<void> {
+    await this.#call('GetBucketInfo', '', (c) => c.getBucketInfo(this.opts.bucket));
+  }
+
+  async presignedUrl(digest: string, ttlMs: number): Promise<string | null> {
+    return this.#client.signatureUrl(this.#key(digest), { expires: Math.max(1, Math.ceil(ttlMs / 1000)) });
+  }
+}
