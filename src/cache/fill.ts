@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../http/errors.js';
-import { type BlobSource, type DownloadSink, downloadBlob } from './blob-download.js';
+import type { BlobSource, DownloadSink } from './blob-download.js';
 import type { BlobStore, BlobWriter } from './blob-store.js';
 import { DigestHasher, type VerifiedDigest } from './digest.js';
 import { isDiskError } from './disk-errors.js';
@@ -10,7 +10,7 @@ import { FillAttendance } from './fill-attendance.js';
 import type { FillOptions } from './fill-options.js';
 import { FillWindow } from './fill-window.js';
 import { PlacedBytes } from './placed-bytes.js';
-import { downloadSegmented } from './segmented-download.js';
+import { downloadSegmented, type Placing } from './segmented-download.js';
 
 export type { BlobSource } from './blob-download.js';
 
@@ -129,13 +129,9 @@ export class Fill extends EventEmitter {
     return this.state === 'failed' && this.error === this.#attendance.signal.reason;
   }
 
-  /**
-   * In segments when the source allows (`received` follows their hashed prefix; readers read it back from the
-   * writer), else one stream. A disk error in a segmented download turns it into a relay: one stream from the prefix.
-   */
+  /** In segments when the source allows (segmented-download.ts; readers follow `received`), else one stream. */
   async #download(): Promise<void> {
     const signal = AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs), this.#attendance.signal]);
-    const opts = { signal, maxResumes: this.opts.maxResumes, log: this.opts.log };
     const sequential: DownloadSink = {
       started: async (size) => {
         this.size = size;
@@ -148,20 +144,16 @@ export class Fill extends EventEmitter {
         return this.#keep(bytes);
       },
     };
-    // Asked once the size is reserved: a fill that relays (no room, no disk) takes one stream.
-    const placed = () => (this.#writer && !this.relayReason ? new PlacedBytes(this.#writer, this.#hasher, (prefix) => this.#prefixGrew(prefix)) : null);
-    try {
-      this.segments = await downloadSegmented(this.digest, this.source, sequential, placed, opts);
-    } catch (err) {
-      if (!isDiskError(err) || this.relayReason) throw err;
-      this.#diskFailed(err);
-      await downloadBlob(this.digest, this.source, sequential, { ...opts, from: this.received });
-    }
+    const placing: Placing = {
+      // Asked once the size is reserved: a fill that relays (no room, no disk) takes one stream.
+      placer: () => (this.#writer && !this.relayReason ? new PlacedBytes(this.#writer, this.#hasher, (prefix) => this.#prefixGrew(prefix)) : null),
+      relayFrom: (err) => (isDiskError(err) && !this.relayReason ? (this.#diskFailed(err), this.received) : null),
+    };
+    this.segments = await downloadSegmented(this.digest, this.source, sequential, placing, { signal, maxResumes: this.opts.maxResumes, log: this.opts.log });
   }
 
   #prefixGrew(prefix: number): void {
-    this.received = prefix;
-    this.#diskEnd = prefix;
+    this.received = this.#diskEnd = prefix;
     this.#memory.clear(prefix);
     this.emit('change');
   }

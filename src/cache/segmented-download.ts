@@ -17,6 +17,14 @@ export interface PlacedSink {
   place(offset: number, bytes: Buffer[]): Promise<void>;
 }
 
+/** How a segmented download may place bytes, and what a failure to place them turns into. */
+export interface Placing {
+  /** Where segments go, asked once the size is known; null: the blob is not to be cached, take one stream. */
+  placer(): PlacedSink | null;
+  /** Placing failed (a disk error): the byte to go on from in one stream (a relay), or null to fail. */
+  relayFrom(err: unknown): number | null;
+}
+
 /** A segment's received bytes are handed to the sink once this many wait (memory per connection). */
 const BATCH = 1024 * 1024;
 
@@ -29,18 +37,19 @@ export interface SegmentedResult {
 /**
  * Downloads a blob over several connections when its source has a segment plan and the blob is longer than one
  * segment: a bounded Range probes the upstream, and a 206 with the blob's size schedules the other segments into
- * what placer() gives. Otherwise (one connection, a 200, no size, a small blob, nothing to place into) it is one sequential
- * stream into `sequential`, as downloadBlob does. Resolves with the number of segments (1 for a single stream).
+ * what placing.placer() gives. Otherwise (one connection, a 200, no size, a small blob, nothing to place into) it
+ * is one sequential stream into `sequential`, as downloadBlob does; so is the rest after a failure to place that
+ * placing.relayFrom() turns into a relay. Resolves with the number of segments (1 for a single stream).
  */
 export async function downloadSegmented(
   digest: string,
   source: BlobSource,
   sequential: DownloadSink,
-  placer: () => PlacedSink | null,
+  placing: Placing,
   opts: DownloadOptions,
 ): Promise<number> {
   const plan = source.segments;
-  if (!placer() || !plan || plan.connections < 2) {
+  if (!placing.placer() || !plan || plan.connections < 2) {
     await downloadBlob(digest, source, sequential, opts);
     return 1;
   }
@@ -55,16 +64,23 @@ export async function downloadSegmented(
     await probe.body.cancel().catch(() => {});
     throw err;
   }
-  const placed = placer();
+  const placed = placing.placer();
   if (!placed) {
     // Not to be cached after all (no room): one stream from the start, which the relay's readers follow.
     await probe.body.cancel().catch(() => {});
     await downloadBlob(digest, source, sequential, opts);
     return 1;
   }
-  const { segments, connections } = await downloadSegments(digest, source, { ...probe, size: probe.size }, plan, placed, opts);
-  opts.log.debug({ digest, segments, connections }, 'blob fetched in segments');
-  return segments;
+  try {
+    const { segments, connections } = await downloadSegments(digest, source, { ...probe, size: probe.size }, plan, placed, opts);
+    opts.log.debug({ digest, segments, connections }, 'blob fetched in segments');
+    return segments;
+  } catch (err) {
+    const from = placing.relayFrom(err);
+    if (from === null) throw err;
+    await downloadBlob(digest, source, sequential, { ...opts, from });
+    return 1;
+  }
 }
 
 /**
