@@ -17,6 +17,13 @@ export interface MirrorOptions {
   upstream: Pick<Upstream, 'registryUrl' | 'credentials'>;
   /** Extra node flags, e.g. --cpu-prof. */
   nodeArgs?: readonly string[];
+  /** Keys set in [upstreams.acr] and [cache] besides the defaults, e.g. { upstream: { fill_connections: 1 } }. */
+  settings?: MirrorSettings;
+}
+
+export interface MirrorSettings {
+  upstream?: Record<string, number | boolean | string>;
+  cache?: Record<string, number | boolean | string>;
 }
 
 export interface ProcMemory {
@@ -48,7 +55,7 @@ export async function startBenchMirror(opts: MirrorOptions): Promise<BenchMirror
   await mkdir(opts.dir, { recursive: true });
   const configPath = join(opts.dir, 'config.toml');
   const logPath = join(opts.dir, 'mirror.log');
-  await writeFile(configPath, mirrorToml(opts.dataDir, opts.upstream));
+  await writeFile(configPath, mirrorToml(opts.dataDir, opts.upstream, opts.settings ?? {}));
   const fd = openSync(logPath, 'a');
   const spawnedAt = Date.now();
   let child: ChildProcess;
@@ -91,17 +98,19 @@ export async function startBenchMirror(opts: MirrorOptions): Promise<BenchMirror
   }
 }
 
-function mirrorToml(dataDir: string, up: MirrorOptions['upstream']): string {
+function mirrorToml(dataDir: string, up: MirrorOptions['upstream'], settings: MirrorSettings): string {
+  const keys = (values: Record<string, unknown> = {}) => Object.entries(values).map(([k, v]) => `${k} = ${JSON.stringify(v)}\n`).join('');
   return `[storage]
 dir = ${JSON.stringify(dataDir)}
 [log]
 level = "info"
-[upstreams.acr]
+[cache]
+${keys(settings.cache)}[upstreams.acr]
 url = ${JSON.stringify(up.registryUrl)}
 username = ${JSON.stringify(up.credentials.username)}
 password_env = "ACR_PASSWORD"
 insecure = true
-[[routes]]
+${keys(settings.upstream)}[[routes]]
 prefix = ""
 upstream = "acr"
 `;

@@ -4,6 +4,7 @@ import { cpuSnapshot, othersShare, type CpuSnapshot } from './cpu-accounting.js'
 import { parseOptions } from './options.js';
 import { describeMachine, renderScenario, writeReport, type BenchReport } from './report.js';
 import type { Scenario, ScenarioResult } from './scenario.js';
+import { cappedPull } from './scenarios/capped-pull.js';
 import { coldPull } from './scenarios/cold-pull.js';
 import { fanOut } from './scenarios/fan-out.js';
 import { manifests } from './scenarios/manifests.js';
@@ -12,7 +13,7 @@ import { scale } from './scenarios/scale.js';
 import { warmBlob } from './scenarios/warm-blob.js';
 import { startStack } from './stack.js';
 
-const SCENARIOS: readonly Scenario[] = [warmBlob, coldPull, fanOut, manifests, memory, scale];
+const SCENARIOS: readonly Scenario[] = [warmBlob, coldPull, fanOut, manifests, memory, scale, cappedPull];
 const REPO = resolve(import.meta.dirname, '..');
 
 const options = parseOptions(process.argv.slice(2));

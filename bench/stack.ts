@@ -1,10 +1,10 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startUpstream, type Upstream } from '../test/e2e/harness/upstream.js';
+import { startUpstream, type Upstream, type UpstreamOptions } from '../test/e2e/harness/upstream.js';
 import { startDistributionProxy, type DistributionProxy } from './distribution-proxy.js';
 import { Fixtures } from './fixtures.js';
-import { startBenchMirror, type BenchMirror } from './mirror.js';
+import { startBenchMirror, type BenchMirror, type MirrorSettings } from './mirror.js';
 import { startNginxStatic, type NginxStatic } from './nginx-static.js';
 
 /** Everything a benchmark run needs, on loopback; stop() ends every process it started. */
@@ -14,10 +14,12 @@ export interface Stack {
   fixtures: Fixtures;
   /** A new empty directory under the run's temp dir. */
   newDir(name: string): Promise<string>;
-  /** A mirror with a fresh cache, or on dataDir (kept across stop) for restart runs. */
-  startMirror(dataDir?: string): Promise<BenchMirror>;
-  /** Distribution in proxy mode with empty storage. */
-  startDistributionProxy(): Promise<DistributionProxy>;
+  /** A mirror with a fresh cache, or on dataDir (kept across stop) for restart runs; of `up` unless told another. */
+  startMirror(dataDir?: string, opts?: { upstream?: Upstream; settings?: MirrorSettings }): Promise<BenchMirror>;
+  /** Distribution in proxy mode with empty storage, of `up` unless told another. */
+  startDistributionProxy(upstream?: Upstream): Promise<DistributionProxy>;
+  /** Another upstream (stopped with the stack), e.g. one whose OSS is capped per connection. */
+  startUpstream(opts: UpstreamOptions): Promise<Upstream>;
   stop(): Promise<void>;
 }
 
@@ -52,12 +54,16 @@ export async function startStack(opts: { cpuProfDir: string | null }): Promise<S
       nginx,
       fixtures: new Fixtures(up),
       newDir,
-      async startMirror(dataDir) {
+      async startMirror(dataDir, opts = {}) {
         const dir = await newDir('mirror');
-        return tracked(await startBenchMirror({ dir, dataDir: dataDir ?? join(dir, 'data'), upstream: up, nodeArgs }));
+        const upstream = opts.upstream ?? up;
+        return tracked(await startBenchMirror({ dir, dataDir: dataDir ?? join(dir, 'data'), upstream, nodeArgs, ...(opts.settings ? { settings: opts.settings } : {}) }));
       },
-      async startDistributionProxy() {
-        return tracked(await startDistributionProxy(await newDir('distribution'), up));
+      async startDistributionProxy(upstream = up) {
+        return tracked(await startDistributionProxy(await newDir('distribution'), upstream));
+      },
+      async startUpstream(opts) {
+        return tracked(await startUpstream(opts));
       },
       async stop() {
         await stopAll();

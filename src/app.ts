@@ -14,6 +14,7 @@ import type { Config } from './config/load.js';
 import { BlobService } from './proxy/blob-service.js';
 import { ManifestService } from './proxy/manifest-service.js';
 import { NotFoundCache } from './proxy/not-found-cache.js';
+import { Prefetcher } from './proxy/prefetch.js';
 import type { UpstreamTarget } from './proxy/target.js';
 import { ReferrersService } from './proxy/referrers-service.js';
 import { TagService } from './proxy/tag-service.js';
@@ -79,6 +80,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     onStale: (upstream) => metrics.staleServed.inc({ upstream }),
   });
   const blobs = new BlobService(blobStore, fills, log, metrics, accessLog);
+  const prefetcher = config.cache.prefetch ? new Prefetcher(blobs, config.cache.prefetch_concurrency, metrics, log) : null;
   const admin = createAdmin({
     settings: config.admin,
     db,
@@ -104,6 +106,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     referrers,
     onServed: (kind, bytes) => metrics.servedBytes.inc({ kind }, bytes),
     onTagRequest: admin.tagRequested,
+    ...(prefetcher ? { onManifestServed: (target, manifest) => prefetcher.manifestServed(target, manifest) } : {}),
   });
 
   const access = new ClientAccess(config.access.allow, config.access.users, now);
@@ -125,8 +128,12 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     metrics,
     fills,
     db,
-    beginShutdown: () => admin.stop(),
+    beginShutdown: () => {
+      admin.stop();
+      prefetcher?.stop();
+    },
     async close() {
+      prefetcher?.stop();
       await upstreams.close();
       admin.close();
       await cache.close();

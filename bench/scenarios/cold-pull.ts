@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { skopeoPull } from '../clients.js';
-import { measureCpu, type CpuUse } from '../cpu-accounting.js';
+import type { CpuUse } from '../cpu-accounting.js';
 import { imageBytes } from '../fixtures.js';
-import { repeat, upstreamBytes, upstreamQuiet, type Scenario } from '../scenario.js';
+import { pullEachWay } from '../pull-ways.js';
+import type { Scenario } from '../scenario.js';
 import { atMost, fmt, metric, MiB, ratio } from '../stats.js';
 
 type Way = 'direct from the upstream' | 'through acr-mirror' | 'through Distribution proxy';
@@ -13,40 +13,19 @@ const WAYS: readonly Way[] = ['direct from the upstream', 'through acr-mirror', 
 export const coldPull: Scenario = {
   id: 2,
   title: 'Cold pull of a 5-layer image with skopeo',
-  async run({ stack, sizes, progress }) {
+  async run(ctx) {
+    const { stack, sizes } = ctx;
     const { up } = stack;
     const image = await stack.fixtures.image({ repo: 'bench/pull', tag: 'v1', layers: [...sizes.pullLayers] });
     const size = imageBytes(image);
-    const times = new Map<Way, number[]>(WAYS.map((w) => [w, []]));
-    const pulled = new Map<Way, number[]>(WAYS.map((w) => [w, []]));
-    const cpu = new Map<Way, CpuUse[]>(WAYS.map((w) => [w, []]));
-    await repeat(sizes.runs, async (i) => {
-      for (const way of WAYS) {
-        progress(`${way}, run ${i + 1}/${sizes.runs}`);
-        const server =
-          way === 'through acr-mirror' ? await stack.startMirror() : way === 'through Distribution proxy' ? await stack.startDistributionProxy() : null;
-        try {
-          up.proxy.reset();
-          const out = await stack.newDir('pull');
-          const { value: ms, cpu: used } = await measureCpu(server ? [server.pid] : [], () =>
-            skopeoPull(up.skopeo, {
-              host: server?.host ?? up.registryHost,
-              repo: image.repo,
-              tag: image.tag,
-              out,
-              ...(server ? {} : { creds: up.credentials }),
-              timeoutMs: 60_000 + (size / (5 * MiB)) * 1000,
-            }),
-          );
-          await upstreamQuiet(up.proxy);
-          times.get(way)!.push(ms / 1000);
-          cpu.get(way)!.push(used);
-          pulled.get(way)!.push(upstreamBytes(up.proxy) / size);
-        } finally {
-          await server?.stop();
-        }
-      }
-    });
+    const figures = await pullEachWay(ctx, up, image, [
+      { name: 'direct from the upstream', start: async () => null },
+      { name: 'through acr-mirror', start: () => stack.startMirror() },
+      { name: 'through Distribution proxy', start: () => stack.startDistributionProxy() },
+    ]);
+    const times = new Map(WAYS.map((w) => [w, figures.get(w)!.times]));
+    const pulled = new Map(WAYS.map((w) => [w, figures.get(w)!.pulled]));
+    const cpu = new Map(WAYS.map((w) => [w, figures.get(w)!.cpu]));
     const [direct, ours, peer] = WAYS.map((w) => metric(`wall time, ${w}`, 's', times.get(w)!));
     const cpuMetric = (name: string, way: Way, unit: string, of: (u: CpuUse) => number) => metric(`${name}, ${way}`, unit, cpu.get(way)!.map(of));
     const ourCpu = cpuMetric('CPU time of the cache process', 'through acr-mirror', 's', (u) => u.processes[0]!);

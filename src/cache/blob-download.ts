@@ -1,7 +1,16 @@
 import type { Logger } from 'pino';
 import { RegistryError } from '../http/errors.js';
 import { isNetworkError, networkError } from '../upstream/errors.js';
+import type { SegmentPlan } from '../upstream/client.js';
 import type { UpstreamBody } from '../upstream/transport.js';
+
+/** An upstream's answer for a byte range: where its body starts, the blob's size if said, whether it is a 206. */
+export interface SourceAnswer {
+  start: number;
+  size: number | null;
+  partial?: boolean;
+  body: UpstreamBody;
+}
 
 /** Where a fill gets its bytes: each call asks the upstream afresh for a byte range of the blob. */
 export interface BlobSource {
@@ -9,7 +18,9 @@ export interface BlobSource {
   /** Told of every chunk received from the upstream. */
   onBytes?: (n: number) => void;
   /** Bytes from start to end (inclusive; to the last byte without end). The answer says where its body starts. */
-  open(range: { start: number; end?: number }, signal: AbortSignal): Promise<{ start: number; size: number | null; body: UpstreamBody }>;
+  open(range: { start: number; end?: number }, signal: AbortSignal): Promise<SourceAnswer>;
+  /** Lets a fill fetch ranges of the blob over several connections at once (segmented-download.ts). */
+  segments?: SegmentPlan;
 }
 
 /** Where a download puts what it receives. */
@@ -25,6 +36,8 @@ export interface DownloadOptions {
   /** How many times a broken transfer is resumed with Range before the download gives up. */
   maxResumes: number;
   log: Logger;
+  /** The first byte wanted (0 unless the bytes before it are in already). */
+  from?: number;
 }
 
 /**
@@ -33,9 +46,9 @@ export interface DownloadOptions {
  * number of bytes received once all are in.
  */
 export async function downloadBlob(digest: string, source: BlobSource, sink: DownloadSink, opts: DownloadOptions): Promise<number> {
-  const fail = (message: string) => new RegistryError('UPSTREAM_BAD_RESPONSE', `${source.label}: blob ${digest} ${message}`);
+  const fail = (message: string) => blobFailure(source.label, digest, message);
   let size: number | null = null;
-  let received = 0;
+  let received = opts.from ?? 0;
   for (let resumes = 0; ; resumes++) {
     const answer = await source.open({ start: received }, opts.signal);
     if (resumes === 0) {
@@ -50,21 +63,13 @@ export async function downloadBlob(digest: string, source: BlobSource, sink: Dow
       await answer.body.cancel().catch(() => {});
       throw fail('changed size while resuming');
     }
-    let skip = received - answer.start;
     try {
-      for await (const chunk of untilAborted(answer.body, opts.signal)) {
-        let bytes = chunk;
-        if (skip > 0) {
-          const n = Math.min(skip, bytes.byteLength);
-          skip -= n;
-          bytes = bytes.subarray(n);
-          if (bytes.byteLength === 0) continue;
-        }
+      for await (const bytes of bodyFrom(answer, received, opts.signal)) {
         if (size !== null && received + bytes.byteLength > size) throw fail('is longer than announced');
         source.onBytes?.(bytes.byteLength);
         const offset = received;
         received += bytes.byteLength;
-        await sink.received(offset, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+        await sink.received(offset, bytes);
       }
     } catch (err) {
       if (!isNetworkError(err) || opts.signal.aborted || resumes >= opts.maxResumes) throw wrapNetwork(err, source.label, digest);
@@ -76,6 +81,42 @@ export async function downloadBlob(digest: string, source: BlobSource, sink: Dow
     if (resumes >= opts.maxResumes) throw fail(`ended early at ${received} of ${size} bytes`);
     opts.log.warn({ digest, offset: received }, 'blob transfer ended early; resuming');
   }
+}
+
+/**
+ * An answer's body as Buffers from blob offset `from` on (bytes before it that the upstream sent again are
+ * skipped), until it ends or signal aborts.
+ */
+export async function* bodyFrom(answer: SourceAnswer, from: number, signal: AbortSignal): AsyncGenerator<Buffer> {
+  let skip = from - answer.start;
+  for await (const chunk of untilAborted(answer.body, signal)) {
+    let bytes = chunk;
+    if (skip > 0) {
+      const n = Math.min(skip, bytes.byteLength);
+      skip -= n;
+      bytes = bytes.subarray(n);
+      if (bytes.byteLength === 0) continue;
+    }
+    yield Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+}
+
+/** A source whose first open() is answered with `answer` (already received), the later ones by source. */
+export function answeredFirst(source: BlobSource, answer: SourceAnswer): BlobSource {
+  let first: SourceAnswer | null = answer;
+  return {
+    label: source.label,
+    ...(source.onBytes ? { onBytes: source.onBytes } : {}),
+    open: async (range, signal) => {
+      const given = first;
+      first = null;
+      return given ?? source.open(range, signal);
+    },
+  };
+}
+
+export function blobFailure(label: string, digest: string, message: string): RegistryError {
+  return new RegistryError('UPSTREAM_BAD_RESPONSE', `${label}: blob ${digest} ${message}`);
 }
 
 /**
@@ -106,7 +147,7 @@ async function* untilAborted(body: UpstreamBody, signal: AbortSignal): AsyncGene
   }
 }
 
-function wrapNetwork(err: unknown, label: string, digest: string): Error {
+export function wrapNetwork(err: unknown, label: string, digest: string): Error {
   if (err instanceof RegistryError) return err;
   if (isNetworkError(err)) return networkError(label, `GET blob ${digest}`, err);
   return err instanceof Error ? err : new Error(String(err));

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../http/errors.js';
-import { type BlobSource, downloadBlob } from './blob-download.js';
+import type { BlobSource, DownloadSink } from './blob-download.js';
 import type { BlobStore, BlobWriter } from './blob-store.js';
 import { DigestHasher, type VerifiedDigest } from './digest.js';
 import { isDiskError } from './disk-errors.js';
@@ -9,6 +9,8 @@ import { type FillFollower, fillReader } from './fill-reader.js';
 import { FillAttendance } from './fill-attendance.js';
 import type { FillOptions } from './fill-options.js';
 import { FillWindow } from './fill-window.js';
+import { PlacedBytes } from './placed-bytes.js';
+import { downloadSegmented, type Placing } from './segmented-download.js';
 
 export type { BlobSource } from './blob-download.js';
 
@@ -39,8 +41,10 @@ const RELAY_LIMIT = 8 * 1024 * 1024;
  */
 export class Fill extends EventEmitter {
   size: number | null = null;
-  /** Bytes received from the upstream and hashed so far. */
+  /** Bytes received from the upstream and hashed so far (a contiguous prefix of the blob). */
   received = 0;
+  /** The byte ranges the blob was fetched in (1: one sequential stream). */
+  segments = 1;
   state: 'starting' | 'running' | 'done' | 'failed' = 'starting';
   error: Error | null = null;
   /** Why the fill relays instead of caching (the cache not writable, or no room), or null while it caches. */
@@ -91,18 +95,7 @@ export class Fill extends EventEmitter {
         if (!isDiskError(err)) throw err;
         this.#diskFailed(err);
       }
-      await downloadBlob(this.digest, this.source, {
-        started: async (size) => {
-          this.size = size;
-          if (size !== null) await this.#reserve(size);
-          this.state = 'running';
-          this.#settleReady();
-        },
-        received: (offset, bytes) => {
-          this.#hasher.add(offset, bytes);
-          return this.#keep(bytes);
-        },
-      }, { signal: AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs), this.#attendance.signal]), maxResumes: this.opts.maxResumes, log: this.opts.log });
+      await this.#download();
       this.#verify();
       await this.#writeReceived();
       await this.#commit();
@@ -134,6 +127,35 @@ export class Fill extends EventEmitter {
   /** Whether the fill was stopped because nobody read or waited for it any more. */
   get abandoned(): boolean {
     return this.state === 'failed' && this.error === this.#attendance.signal.reason;
+  }
+
+  /** In segments when the source allows (segmented-download.ts; readers follow `received`), else one stream. */
+  async #download(): Promise<void> {
+    const signal = AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs), this.#attendance.signal]);
+    const sequential: DownloadSink = {
+      started: async (size) => {
+        this.size = size;
+        if (size !== null) await this.#reserve(size);
+        this.state = 'running';
+        this.#settleReady();
+      },
+      received: (offset, bytes) => {
+        this.#hasher.add(offset, bytes);
+        return this.#keep(bytes);
+      },
+    };
+    const placing: Placing = {
+      // Asked once the size is reserved: a fill that relays (no room, no disk) takes one stream.
+      placer: () => (this.#writer && !this.relayReason ? new PlacedBytes(this.#writer, this.#hasher, (prefix) => this.#prefixGrew(prefix)) : null),
+      relayFrom: (err) => (isDiskError(err) && !this.relayReason ? (this.#diskFailed(err), this.received) : null),
+    };
+    this.segments = await downloadSegmented(this.digest, this.source, sequential, placing, { signal, maxResumes: this.opts.maxResumes, log: this.opts.log });
+  }
+
+  #prefixGrew(prefix: number): void {
+    this.received = this.#diskEnd = prefix;
+    this.#memory.clear(prefix);
+    this.emit('change');
   }
 
   /**

@@ -17,6 +17,7 @@ export interface JoinedFill {
  */
 export class BlobFills {
   readonly #fills = new Map<string, Fill>();
+  readonly #tasks = new Set<Promise<void>>();
   readonly #slots: FillSlots;
 
   constructor(
@@ -73,8 +74,16 @@ export class BlobFills {
     return this.#fills.size;
   }
 
-  /** Resolves once every running fill has finished (used by graceful shutdown). */
+  /** Background work that starts fills (prefetches): settled() waits for it too. */
+  track(task: Promise<void>): void {
+    this.#tasks.add(task);
+    void task.finally(() => this.#tasks.delete(task));
+  }
+
+  /** Resolves once every running fill and tracked task has finished (used by graceful shutdown). */
   async settled(): Promise<void> {
-    await Promise.all([...this.#fills.values()].map((f) => f.finished));
+    while (this.#fills.size > 0 || this.#tasks.size > 0) {
+      await Promise.all([...[...this.#fills.values()].map((f) => f.finished), ...this.#tasks]);
+    }
   }
 }

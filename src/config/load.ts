@@ -100,52 +100,7 @@ export function parseConfig(raw: unknown, ctx: { env: NodeJS.ProcessEnv; baseDir
   const file = parsed.data;
   const problems: string[] = [];
   const upstreams: Record<string, UpstreamConfig> = {};
-  for (const [name, u] of Object.entries(file.upstreams)) {
-    const { password_env, password_file, username, password: _never, temporary_credentials, ...rest } = u;
-    let temporaryCredentials: TemporaryCredentialSettings | undefined;
-    if (temporary_credentials) {
-      const { access_key_id_env, access_key_secret_env, endpoint, ...t } = temporary_credentials;
-      temporaryCredentials = { ...t, endpoint: endpoint ?? `https://cr.${t.region}.aliyuncs.com` };
-      if (!t.ecs_ram_role) {
-        const id = ctx.env[access_key_id_env];
-        const secret = ctx.env[access_key_secret_env];
-        if (!id) problems.push(`  upstreams.${name}.temporary_credentials.access_key_id_env: environment variable ${access_key_id_env} is not set`);
-        if (!secret) problems.push(`  upstreams.${name}.temporary_credentials.access_key_secret_env: environment variable ${access_key_secret_env} is not set`);
-        if (id && secret) temporaryCredentials = { ...temporaryCredentials, accessKeyId: new Secret(id), accessKeySecret: new Secret(secret) };
-      }
-    }
-    let credentials: Credentials | undefined;
-    if (username && password_env) {
-      const value = ctx.env[password_env];
-      if (!value) problems.push(`  upstreams.${name}.password_env: environment variable ${password_env} is not set`);
-      else credentials = { username, password: new Secret(value) };
-    } else if (username && password_file) {
-      const file = resolve(ctx.baseDir, password_file);
-      try {
-        const value = readFileSync(file, 'utf8').trim();
-        if (!value) problems.push(`  upstreams.${name}.password_file: ${file} is empty`);
-        else credentials = { username, password: new Secret(value) };
-      } catch (err) {
-        problems.push(`  upstreams.${name}.password_file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
-      }
-    }
-    let caFile = rest.ca_file;
-    if (caFile) {
-      caFile = resolve(ctx.baseDir, caFile);
-      try {
-        if (!readFileSync(caFile, 'utf8').includes('-----BEGIN CERTIFICATE-----')) problems.push(`  upstreams.${name}.ca_file: ${caFile} holds no PEM certificate`);
-      } catch (err) {
-        problems.push(`  upstreams.${name}.ca_file: cannot read ${caFile}: ${(err as NodeJS.ErrnoException).code ?? err}`);
-      }
-    }
-    upstreams[name] = {
-      ...rest,
-      ...(caFile ? { ca_file: caFile } : {}),
-      name,
-      ...(credentials ? { credentials } : {}),
-      ...(temporaryCredentials ? { temporaryCredentials } : {}),
-    };
-  }
+  for (const [name, u] of Object.entries(file.upstreams)) upstreams[name] = upstreamSettings(name, u, ctx, problems);
   const readFile = (key: string, path: string): string | null => {
     const full = resolve(ctx.baseDir, path);
     try {
@@ -156,26 +111,8 @@ export function parseConfig(raw: unknown, ctx: { env: NodeJS.ProcessEnv; baseDir
     }
   };
   const { tls_listen, tls_cert, tls_key, ...server } = file.server;
-  let tls: TlsSettings | undefined;
-  if (tls_listen && tls_cert && tls_key) {
-    const cert = readFile('server.tls_cert', tls_cert);
-    const key = readFile('server.tls_key', tls_key);
-    if (cert !== null && !cert.includes('-----BEGIN CERTIFICATE-----')) problems.push(`  server.tls_cert: ${tls_cert} holds no PEM certificate`);
-    if (key !== null && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) problems.push(`  server.tls_key: ${tls_key} holds no PEM private key`);
-    if (cert !== null && key !== null) tls = { listen: tls_listen, cert, key: new Secret(key) };
-  }
-  let users: HtpasswdUser[] | null = null;
-  if (file.access.htpasswd) {
-    const text = readFile('access.htpasswd', file.access.htpasswd);
-    if (text !== null) {
-      try {
-        users = parseHtpasswd(text);
-        if (users.length === 0) problems.push(`  access.htpasswd: ${file.access.htpasswd} has no users`);
-      } catch (err) {
-        problems.push(`  access.htpasswd: ${file.access.htpasswd}: ${(err as Error).message}`);
-      }
-    }
-  }
+  const tls = tls_listen && tls_cert && tls_key ? tlsSettings(tls_listen, tls_cert, tls_key, readFile, problems) : undefined;
+  const users = file.access.htpasswd ? htpasswdUsers(file.access.htpasswd, readFile, problems) : null;
   const admin = adminSettings(file.admin, { accessAllow: file.access.allow, httpsListener: tls !== undefined }, ctx.env, readFile, problems);
   const storage = storageSettings(file.storage, ctx.env, ctx.baseDir, problems);
   if (problems.length) throw new ConfigError(`${ctx.source}: invalid configuration:\n${problems.join('\n')}`);
@@ -190,6 +127,82 @@ export function parseConfig(raw: unknown, ctx: { env: NodeJS.ProcessEnv; baseDir
   };
 }
 
+type FileReader = (key: string, path: string) => string | null;
+
+/** One upstream's settings with its secrets resolved (password, temporary-credential keys) and its CA file checked. */
+function upstreamSettings(
+  name: string,
+  u: ConfigFile['upstreams'][string],
+  ctx: { env: NodeJS.ProcessEnv; baseDir: string },
+  problems: string[],
+): UpstreamConfig {
+  const { password_env, password_file, username, password: _never, temporary_credentials, ...rest } = u;
+  let temporaryCredentials: TemporaryCredentialSettings | undefined;
+  if (temporary_credentials) {
+    const { access_key_id_env, access_key_secret_env, endpoint, ...t } = temporary_credentials;
+    temporaryCredentials = { ...t, endpoint: endpoint ?? `https://cr.${t.region}.aliyuncs.com` };
+    if (!t.ecs_ram_role) {
+      const id = ctx.env[access_key_id_env];
+      const secret = ctx.env[access_key_secret_env];
+      if (!id) problems.push(`  upstreams.${name}.temporary_credentials.access_key_id_env: environment variable ${access_key_id_env} is not set`);
+      if (!secret) problems.push(`  upstreams.${name}.temporary_credentials.access_key_secret_env: environment variable ${access_key_secret_env} is not set`);
+      if (id && secret) temporaryCredentials = { ...temporaryCredentials, accessKeyId: new Secret(id), accessKeySecret: new Secret(secret) };
+    }
+  }
+  let credentials: Credentials | undefined;
+  if (username && password_env) {
+    const value = ctx.env[password_env];
+    if (!value) problems.push(`  upstreams.${name}.password_env: environment variable ${password_env} is not set`);
+    else credentials = { username, password: new Secret(value) };
+  } else if (username && password_file) {
+    const file = resolve(ctx.baseDir, password_file);
+    try {
+      const value = readFileSync(file, 'utf8').trim();
+      if (!value) problems.push(`  upstreams.${name}.password_file: ${file} is empty`);
+      else credentials = { username, password: new Secret(value) };
+    } catch (err) {
+      problems.push(`  upstreams.${name}.password_file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+  }
+  let caFile = rest.ca_file;
+  if (caFile) {
+    caFile = resolve(ctx.baseDir, caFile);
+    try {
+      if (!readFileSync(caFile, 'utf8').includes('-----BEGIN CERTIFICATE-----')) problems.push(`  upstreams.${name}.ca_file: ${caFile} holds no PEM certificate`);
+    } catch (err) {
+      problems.push(`  upstreams.${name}.ca_file: cannot read ${caFile}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+  }
+  return {
+    ...rest,
+    ...(caFile ? { ca_file: caFile } : {}),
+    name,
+    ...(credentials ? { credentials } : {}),
+    ...(temporaryCredentials ? { temporaryCredentials } : {}),
+  };
+}
+
+function tlsSettings(listen: string, certPath: string, keyPath: string, readFile: FileReader, problems: string[]): TlsSettings | undefined {
+  const cert = readFile('server.tls_cert', certPath);
+  const key = readFile('server.tls_key', keyPath);
+  if (cert !== null && !cert.includes('-----BEGIN CERTIFICATE-----')) problems.push(`  server.tls_cert: ${certPath} holds no PEM certificate`);
+  if (key !== null && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) problems.push(`  server.tls_key: ${keyPath} holds no PEM private key`);
+  return cert !== null && key !== null ? { listen, cert, key: new Secret(key) } : undefined;
+}
+
+function htpasswdUsers(path: string, readFile: FileReader, problems: string[]): HtpasswdUser[] | null {
+  const text = readFile('access.htpasswd', path);
+  if (text === null) return null;
+  try {
+    const users = parseHtpasswd(text);
+    if (users.length === 0) problems.push(`  access.htpasswd: ${path} has no users`);
+    return users;
+  } catch (err) {
+    problems.push(`  access.htpasswd: ${path}: ${(err as Error).message}`);
+    return null;
+  }
+}
+
 const DEFAULT_ADMIN_TOKEN_ENV = 'ACR_MIRROR_ADMIN_TOKEN';
 const MIN_ADMIN_TOKEN_LENGTH = 16;
 
@@ -201,7 +214,7 @@ function adminSettings(
   admin: ConfigFile['admin'],
   server: { accessAllow: string[]; httpsListener: boolean },
   env: NodeJS.ProcessEnv,
-  readFile: (key: string, path: string) => string | null,
+  readFile: FileReader,
   problems: string[],
 ): AdminSettings {
   const { token_env, token_file, warm_concurrency } = admin;

@@ -74,6 +74,12 @@ const upstream = z
     retries: z.number().int().min(0).max(10).default(3),
     retry_max_delay: duration('30s'),
     max_redirects: z.number().int().min(1).max(10).default(5),
+    /** Connections one fill may open to blob storage at once, each fetching its own byte range of the blob. */
+    fill_connections: z.number().int().min(1).max(32).default(4),
+    /** The byte range each of those connections asks for at a time, e.g. "8MiB" (at least 64KiB). */
+    fill_segment_size: byteSize(64 * 1024, 1024 ** 3).default('8MiB'),
+    /** Extra storage connections all fills of this upstream may hold together (a fill's first is never refused). */
+    storage_connections: z.number().int().min(1).max(1024).default(32),
     token_margin: duration('30s'),
   })
   .strict()
@@ -183,6 +189,10 @@ export const configSchema = z
         tag_ttl: duration('5m'),
         /** An upstream 404 for a manifest is remembered this long per upstream, repository and reference; 0s disables. */
         not_found_ttl: duration('30s'),
+        /** Fill the config and layers of an image manifest a client is answered, in the background. */
+        prefetch: z.boolean().default(true),
+        /** How many of those background fills run at once. */
+        prefetch_concurrency: z.number().int().min(1).max(64).default(3),
         /** Never contact any upstream: serve only what is cached (the air-gapped side of a bundle transfer). */
         offline: z.boolean().default(false),
         /** Blob downloads from the upstream running at once, warm jobs included; a client starting one more gets 429. */

@@ -48,6 +48,18 @@ export class Metrics {
     collect: (): void => this.fillsInFlight.set(this.sources.fillsInFlight()),
   });
   readonly fillJoins = new Counter({ name: 'acr_mirror_fill_joins_total', help: 'Client requests that joined a running blob download instead of starting one', registers: [this.registry] });
+  readonly fillSegments = new Histogram({
+    name: 'acr_mirror_fill_segments',
+    help: 'Byte ranges each committed blob download was fetched in (1: one sequential stream)',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+    registers: [this.registry],
+  });
+  readonly prefetches = new Counter({
+    name: 'acr_mirror_prefetches_total',
+    help: 'Blobs of served image manifests fetched ahead: started, joined (already filling), dropped (not cached: cache not writable, no free download slot, queue full, download failed)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly fills = new Counter({ name: 'acr_mirror_fills_total', help: 'Finished blob downloads by result (committed, relayed, failed, abandoned)', labelNames: ['result'] as const, registers: [this.registry] });
   readonly tokenRequests = new Counter({ name: 'acr_mirror_token_requests_total', help: 'Bearer token requests to each upstream token service, by result', labelNames: ['upstream', 'result'] as const, registers: [this.registry] });
   readonly upstreamErrors = new Counter({ name: 'acr_mirror_upstream_errors_total', help: 'Failed upstream exchanges by upstream and kind', labelNames: ['upstream', 'kind'] as const, registers: [this.registry] });

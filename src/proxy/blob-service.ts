@@ -91,6 +91,25 @@ export class BlobService {
     return { size: fill.size!, outcome: joined ? 'joined' : 'miss' };
   }
 
+  /** Whether a blob is cached or being filled now (not counted as an access). */
+  async present(digest: string): Promise<'cached' | 'filling' | null> {
+    if (await this.store.stat(digest)) return 'cached';
+    return this.fills.running(digest) ? 'filling' : null;
+  }
+
+  /** Runs a task that starts fills in the background; shutdown and tests waiting for fills wait for it too. */
+  background(task: Promise<void>): void {
+    this.fills.track(task);
+  }
+
+  /** Whether the cache can be written now (a prefetch is not started when it cannot). */
+  writable(): Promise<boolean> {
+    return this.store.probe().then(
+      () => true,
+      () => false,
+    );
+  }
+
   /** The size of a committed blob (counted as an access), or null when it is not cached. */
   async #cachedSize(digest: string): Promise<number | null> {
     const local = await this.store.stat(digest);
@@ -108,6 +127,7 @@ export class BlobService {
       label: target.client.label,
       open: (range, signal) => target.client.openBlob(target.repo, digest, range, signal),
       onBytes: (n) => observer.received('blob', n),
+      segments: target.client.fillPlan,
     };
     const onFinish = (finished: Fill) => this.#finished(finished, target);
     const counted = (joining: JoinedFill) => {
@@ -122,7 +142,8 @@ export class BlobService {
     const fields = { upstream: target.client.name, repo: target.repo, digest: fill.digest };
     if (fill.committed) {
       this.metrics.fills.inc({ result: 'committed' });
-      this.log.info({ ...fields, size: fill.size }, 'blob cached');
+      this.metrics.fillSegments.observe(fill.segments);
+      this.log.info({ ...fields, size: fill.size, segments: fill.segments }, 'blob cached');
     } else if (fill.state === 'done') {
       this.metrics.fills.inc({ result: 'relayed' });
       this.log.info({ ...fields, size: fill.size, reason: fill.relayReason }, 'blob relayed to its clients; not cached');

@@ -3,7 +3,7 @@ import { RegistryError } from '../http/errors.js';
 import { REGISTRY_HEADERS } from '../http/respond.js';
 import { bufferedResponse, streamResponse } from '../http/stream-response.js';
 import type { BlobService } from '../proxy/blob-service.js';
-import type { ManifestService } from '../proxy/manifest-service.js';
+import type { ManifestService, ServedManifest } from '../proxy/manifest-service.js';
 import { acceptedTypes } from '../proxy/media-types.js';
 import type { UpstreamTarget } from '../proxy/target.js';
 import type { ReferrersService } from '../proxy/referrers-service.js';
@@ -26,6 +26,8 @@ export interface RegistryApiDeps {
   onServed: (kind: 'manifest' | 'blob', bytes: number) => void;
   /** Told of each manifest served by tag (GET or HEAD), with the upstream and its repository name. */
   onTagRequest: (upstream: string, repo: string, tag: string) => void;
+  /** Told of each manifest body served (GET), e.g. to fetch its layers ahead. */
+  onManifestServed?: (target: UpstreamTarget, manifest: ServedManifest) => void;
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
@@ -64,6 +66,7 @@ async function handle(c: Context<Env>, deps: RegistryApiDeps): Promise<Response>
       const to = target(c, deps, path.name, referenceString(path.reference));
       const m = await deps.manifests.get(to, path.reference, acceptedTypes(requestHeader(c, 'accept')), head);
       if (!head) deps.onServed('manifest', m.size);
+      if (!head) deps.onManifestServed?.(to, m);
       if (path.reference.kind === 'tag') deps.onTagRequest(to.client.name, to.repo, path.reference.tag);
       c.set('cache', m.outcome);
       const headers = {

@@ -3,7 +3,7 @@ import { isManifestMediaType } from '../oci/media-types.js';
 import { truncate } from '../util/truncate.js';
 import { isNetworkError, networkError } from './errors.js';
 import { RetryableError, parseRetryAfter } from './retry.js';
-import type { UpstreamResponse } from './transport.js';
+import type { UpstreamBody, UpstreamResponse } from './transport.js';
 
 /** Where a request ended (see follow()): the answer, or (stopping at another origin) the redirect's target, not yet fetched. */
 export type Arrival =
@@ -55,14 +55,14 @@ export async function readCapped(res: UpstreamResponse, where: string, what: str
 }
 
 /**
- * Returns 2xx and 404 responses; throws RetryableError for what may pass on a new attempt (network errors, 429,
+ * Returns 2xx and 404 responses (and the 416 of an empty blob); throws RetryableError for what may pass on a new attempt (network errors, 429,
  * 5xx, object storage refusing an expired link) and RegistryError for the rest.
  */
 export async function checked(label: string, now: number, arrival: Arrival, what: string): Promise<UpstreamResponse> {
   if (!arrival.response) throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${label}: ${what} was redirected where no redirect was expected`);
   const { response, redirected, url } = arrival;
   const status = response.status;
-  if ((status >= 200 && status < 300) || status === 404) return response;
+  if ((status >= 200 && status < 300) || status === 404 || emptyBlobRange(response)) return response;
   const source = redirected ? `${label}, blob storage ${url.host}` : label;
   const retryAfter = parseRetryAfter(response.headers.get('retry-after'), now);
   await discard(response);
@@ -80,6 +80,45 @@ export async function checked(label: string, now: number, arrival: Arrival, what
   }
   if (status === 403) throw new RegistryError('DENIED', `${source} denied ${what} (403)`);
   throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${source}: ${what} answered unexpected status ${status}`);
+}
+
+export interface BlobAnswer {
+  /** Byte offset in the blob at which body starts (the requested start, or 0 if Range was ignored). */
+  start: number;
+  /** Size of the whole blob, when the upstream said. */
+  size: number | null;
+  /** The upstream answered the Range (206); false when it sent the whole blob instead. */
+  partial: boolean;
+  body: UpstreamBody;
+}
+
+const EMPTY_BODY: UpstreamBody = {
+  async *[Symbol.asyncIterator]() {},
+  cancel: async () => {},
+};
+
+/** Reads a blob GET's status and range headers; the request asked for bytes from `start` (a Range, or none at 0). */
+export async function blobAnswer(res: UpstreamResponse, start: number, label: string, what: string): Promise<BlobAnswer> {
+  if (emptyBlobRange(res)) {
+    await discard(res);
+    return { start: 0, size: 0, partial: true, body: EMPTY_BODY };
+  }
+  if (!res.body) throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${label}: ${what} returned no body`);
+  if (res.status === 206) {
+    const answered = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
+    if (!answered || Number(answered[1]) !== start) {
+      await discard(res);
+      throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${label}: ${what} answered a range other than the one asked for`);
+    }
+    return { start, size: answered[2] === '*' ? null : Number(answered[2]), partial: true, body: res.body };
+  }
+  const length = res.headers.get('content-length');
+  return { start: 0, size: length === null ? null : Number(length), partial: false, body: res.body };
+}
+
+/** A Range asked of an empty blob: no byte of it exists, so storage answers 416 with a total of 0. */
+export function emptyBlobRange(response: UpstreamResponse): boolean {
+  return response.status === 416 && response.headers.get('content-range') === 'bytes */0';
 }
 
 /** Object storage refuses an expired or mangled signed link with 403 (or 400). */

@@ -4,17 +4,21 @@ import type { UpstreamConfig } from '../config/load.js';
 import type { CircuitBreaker } from './breaker.js';
 import type { CredentialSource } from './credentials.js';
 import { RegistryError } from '../http/errors.js';
-import { type Arrival, checked, discard, headMediaType, linkRefused, manifestMediaType, parseTagList, readCapped, type SmallAnswer } from './answers.js';
+import { type Arrival, type BlobAnswer, blobAnswer, checked, discard, headMediaType, manifestMediaType, parseTagList, readCapped, type SmallAnswer } from './answers.js';
 import { OCI_INDEX } from '../oci/media-types.js';
 import { RealmPolicy } from './realms.js';
-import { BlobLocations, follow, type RedirectPolicy } from './redirects.js';
+import { follow, type RedirectPolicy } from './redirects.js';
+import { SignedBlobLinks } from './signed-links.js';
 import { sleep, withRetries, type RetryPolicy } from './retry.js';
 import { RegistryAuth, type TokenCache } from './tokens.js';
-import type { Fetch, FetchInit, UpstreamBody, UpstreamResponse } from './transport.js';
+import type { Fetch, FetchInit, UpstreamResponse } from './transport.js';
+import { Slots } from '../util/slots.js';
 import { NO_OBSERVER, type UpstreamObserver } from '../observability/metrics.js';
 
 /** Failures that are answers: the upstream is up and said no. They do not count against the breaker. */
 const ANSWERED = new Set(['MANIFEST_UNKNOWN', 'BLOB_UNKNOWN', 'NAME_UNKNOWN', 'DENIED']);
+
+export type { BlobAnswer } from './answers.js';
 
 export interface ManifestAnswer {
   /** sha256 of the body for GET; the Docker-Content-Digest header for HEAD (null if absent). */
@@ -24,18 +28,18 @@ export interface ManifestAnswer {
   body: Buffer | null;
 }
 
-export interface BlobAnswer {
-  /** Byte offset in the blob at which body starts (the requested start, or 0 if Range was ignored). */
-  start: number;
-  /** Size of the whole blob, when the upstream said. */
-  size: number | null;
-  body: UpstreamBody;
-}
 
 /** Bytes start..end of a blob, both inclusive; no end: to the end of the blob. */
 export interface BlobRange {
   start: number;
   end?: number;
+}
+
+/** How a fill splits a blob into byte ranges fetched at once; slots cap the connections beyond each fill's first. */
+export interface SegmentPlan {
+  connections: number;
+  segmentSize: number;
+  slots: Slots;
 }
 
 export interface TagPage {
@@ -71,7 +75,10 @@ export class RegistryClient {
   readonly #policy: RetryPolicy;
   readonly #redirects: RedirectPolicy;
   readonly #auth: RegistryAuth;
-  readonly #locations: BlobLocations;
+  readonly #links: SignedBlobLinks;
+  /** Storage connections the fills of this upstream hold beyond their first (see fillPlan). */
+  readonly #storageSlots: Slots;
+  readonly #fillSegments: { connections: number; segmentSize: number };
 
   constructor(upstream: UpstreamConfig, deps: RegistryClientDeps) {
     this.name = upstream.name;
@@ -89,7 +96,20 @@ export class RegistryClient {
       observer: this.observer,
       label: this.label,
     });
-    this.#locations = new BlobLocations(deps.now);
+    this.#links = new SignedBlobLinks({
+      fetch: deps.fetch,
+      redirects: this.#redirects,
+      now: deps.now,
+      label: this.label,
+      askRegistry: (repo, digest, what, init) => this.#registry(repo, `/v2/${repo}/blobs/${digest}`, what, init, true),
+    });
+    this.#storageSlots = new Slots(upstream.storage_connections);
+    this.#fillSegments = { connections: upstream.fill_connections, segmentSize: upstream.fill_segment_size };
+  }
+
+  /** How a fill of this upstream splits a blob into ranges; the slots are shared by all of its fills. */
+  get fillPlan(): SegmentPlan {
+    return { ...this.#fillSegments, slots: this.#storageSlots };
   }
 
   /** "upstream acr (registry.example.com)": how messages name this upstream. */
@@ -140,22 +160,12 @@ export class RegistryClient {
     const bytes = range.end !== undefined ? `bytes=${range.start}-${range.end}` : range.start > 0 ? `bytes=${range.start}-` : undefined;
     const init: FetchInit = { method: 'GET', headers: bytes ? { range: bytes } : {}, ...(signal ? { signal } : {}) };
     return this.#withRetries(signal, async () => {
-      const res = await this.#blobResponse(repo, digest, what, init);
+      const res = await this.#links.response(repo, digest, what, init);
       if (res.status === 404) {
         await discard(res);
         throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} not found in ${repo} on ${this.label}`);
       }
-      if (!res.body) throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${this.label}: ${what} returned no body`);
-      if (res.status === 206) {
-        const answered = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
-        if (!answered || Number(answered[1]) !== range.start) {
-          await discard(res);
-          throw new RegistryError('UPSTREAM_BAD_RESPONSE', `${this.label}: ${what} answered a range other than the one asked for`);
-        }
-        return { start: range.start, size: answered[2] === '*' ? null : Number(answered[2]), body: res.body };
-      }
-      const length = res.headers.get('content-length');
-      return { start: 0, size: length === null ? null : Number(length), body: res.body };
+      return blobAnswer(res, range.start, this.label, what);
     });
   }
 
@@ -164,14 +174,14 @@ export class RegistryClient {
    * when the registry serves the blob itself. The link carries a signature: it is never logged or persisted.
    */
   async locateBlob(repo: string, digest: string, signal?: AbortSignal): Promise<string | null> {
-    const cached = this.#locations.get(digest);
+    const cached = await this.#links.stored(digest);
     if (cached) return cached.href;
     const what = `locate blob ${repo}@${digest}`;
     return this.#withRetries(signal, async () => {
       const init: FetchInit = { method: 'GET', headers: {}, ...(signal ? { signal } : {}) };
       const arrival = await this.#registry(repo, `/v2/${repo}/blobs/${digest}`, what, init, true);
       if (arrival.location) {
-        this.#locations.set(digest, arrival.location);
+        this.#links.remember(digest, arrival.location);
         return arrival.location.href;
       }
       const res = await checked(this.label, this.#deps.now(), arrival, what);
@@ -179,23 +189,6 @@ export class RegistryClient {
       if (res.status === 404) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} not found in ${repo} on ${this.label}`);
       return null;
     });
-  }
-
-  /** A blob's answer from its stored link if that still works, else through the registry (remembering the new link). */
-  async #blobResponse(repo: string, digest: string, what: string, init: FetchInit): Promise<UpstreamResponse> {
-    const cached = this.#locations.get(digest);
-    if (cached) {
-      const stored = await follow(this.#deps.fetch, cached, what, init, this.#redirects, 'storage');
-      if (!linkRefused(stored)) return checked(this.label, this.#deps.now(), stored, what);
-      await discard(stored.response!);
-      this.#locations.delete(digest);
-    }
-    const arrival = await this.#registry(repo, `/v2/${repo}/blobs/${digest}`, what, init, true);
-    if (!arrival.location) return checked(this.label, this.#deps.now(), arrival, what);
-    this.#locations.set(digest, arrival.location);
-    const fresh = await follow(this.#deps.fetch, arrival.location, what, init, this.#redirects, 'storage');
-    if (linkRefused(fresh)) this.#locations.delete(digest);
-    return checked(this.label, this.#deps.now(), fresh, what);
   }
 
   async headBlob(repo: string, digest: string, signal?: AbortSignal): Promise<{ size: number | null }> {

@@ -83,6 +83,8 @@ export class FakeUpstream {
   filtersReferrers = true;
   /** Transforms an OSS blob body (e.g. corrupt or truncate it). */
   ossBody: ((digest: string, body: Buffer, call: FakeCall) => Buffer | ReadableStream<Uint8Array>) | null = null;
+  /** Whether the OSS stand-in ignores Range and always answers 200 with the whole blob. */
+  ignoresRange = false;
   readonly #valid = new Set<string>();
 
   add(image: FakeImage): FakeImage {
@@ -199,7 +201,9 @@ export class FakeUpstream {
     const blob = this.images.map((i) => i.blobs.get(digest)).find(Boolean);
     if (!blob) return new Response('<Error><Code>NoSuchKey</Code></Error>', { status: 404 });
     if (u.searchParams.get('Signature') !== 'sig') return new Response('<Error><Code>AccessDenied</Code></Error>', { status: 403 });
-    const range = /^bytes=(\d+)-(\d*)$/.exec(call.range ?? '');
+    const range = this.ignoresRange ? null : /^bytes=(\d+)-(\d*)$/.exec(call.range ?? '');
+    // Like OSS and Distribution: no byte of an empty blob can be asked for.
+    if (range && blob.length === 0) return new Response(null, { status: 416, headers: { 'content-range': 'bytes */0' } });
     const start = range ? Number(range[1]) : 0;
     const end = range?.[2] ? Math.min(Number(range[2]), blob.length - 1) : blob.length - 1;
     const transformed = this.ossBody ? this.ossBody(digest, blob, call) : blob;
@@ -212,6 +216,20 @@ export class FakeUpstream {
     }
     return new Response(transformed, { status: range ? 206 : 200, headers });
   }
+}
+
+/** A body that sends prefix, then breaks the way undici reports a connection reset. */
+export function brokenStream(prefix: Buffer): ReadableStream<Uint8Array> {
+  let sent = false;
+  return new ReadableStream({
+    pull(controller) {
+      if (!sent) {
+        sent = true;
+        return controller.enqueue(new Uint8Array(prefix));
+      }
+      controller.error(Object.assign(new TypeError('terminated'), { cause: Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }) }));
+    },
+  });
 }
 
 /**

@@ -43,7 +43,7 @@ describe('parseConfig defaults', () => {
     const c = parse({});
     expect(c.server).toEqual({ listen: '127.0.0.1:5000', shutdown_timeout: 30_000, max_connections: 1024, headers_timeout: 30_000, request_timeout: 3_600_000 });
     expect(c.storage).toEqual({ backend: 'fs', dir: join(BASE, 'data'), gc_interval: 3_600_000, gc_grace: 86_400_000 });
-    expect(c.cache).toEqual({ tag_ttl: 300_000, not_found_ttl: 30_000, offline: false, max_fills: 64, max_fills_per_client: 16, orphan_fill_grace: 30_000 });
+    expect(c.cache).toEqual({ tag_ttl: 300_000, not_found_ttl: 30_000, offline: false, max_fills: 64, max_fills_per_client: 16, orphan_fill_grace: 30_000, prefetch: true, prefetch_concurrency: 3 });
     expect(c.log).toEqual({ level: 'info' });
     expect(c.routes).toEqual([{ prefix: '', upstream: 'acr' }]);
     expect(c.source).toBe('test.toml');
@@ -66,6 +66,9 @@ describe('parseConfig defaults', () => {
       retries: 3,
       retry_max_delay: 30_000,
       max_redirects: 5,
+      fill_connections: 4,
+      fill_segment_size: 8 * 1024 * 1024,
+      storage_connections: 32,
       token_margin: 30_000,
     });
     expect(c.upstreams.acr!.credentials).toBeUndefined();
@@ -312,6 +315,13 @@ describe('bad values name their key', () => {
     expect(parseError(raw)).toContain(`${key}:`);
   });
 
+  it.each([
+    ['cache.prefetch', { cache: { prefetch: 'yes' } }],
+    ['cache.prefetch_concurrency', { cache: { prefetch_concurrency: 0 } }],
+  ])('prefetch setting %s', (key, raw) => {
+    expect(parseError(raw)).toContain(`${key}:`);
+  });
+
   it('mentions the accepted duration syntax', () => {
     expect(parseError({ cache: { tag_ttl: '5 minutes' } })).toMatch(/cache\.tag_ttl: invalid duration "5 minutes"/);
   });
@@ -349,6 +359,11 @@ describe('bad values name their key', () => {
     ['retries', '3'],
     ['max_redirects', 0],
     ['max_redirects', 11],
+    ['fill_connections', 0],
+    ['fill_connections', 33],
+    ['fill_segment_size', '1KiB'],
+    ['fill_segment_size', 'lots'],
+    ['storage_connections', 0],
   ])('%s = %j', (key, value) => {
     expect(parseError({ upstreams: { acr: { url: URL_, [key]: value } } })).toContain(`upstreams.acr.${key}:`);
   });

@@ -8,6 +8,7 @@ import { FsBlobStore } from '../../src/cache/fs-blob-store.js';
 import { Fill, type BlobSource } from '../../src/cache/fill.js';
 import { cacheLayout } from '../../src/cache/layout.js';
 import { MemoryBlobStore } from '../../src/cache/memory-blob-store.js';
+import { Slots } from '../../src/util/slots.js';
 import { eventually } from '../support/eventually.js';
 import { randomBlob, sha256 } from '../support/fake-upstream.js';
 
@@ -40,6 +41,22 @@ function source(blob: Buffer, chunk = 64 * 1024) {
   };
 }
 
+/** Like source(), answering bounded ranges (206) and offering a plan of `segment`-byte ranges over 4 connections. */
+function rangedSource(blob: Buffer, segment: number): BlobSource & { bounded: number } {
+  const whole = source(blob);
+  return {
+    label: whole.label,
+    bounded: 0,
+    segments: { connections: 4, segmentSize: segment, slots: new Slots(8) },
+    async open({ start, end }) {
+      if (end === undefined) return whole.open({ start });
+      this.bounded++;
+      const part = await source(blob.subarray(0, end + 1)).open({ start });
+      return { ...part, size: blob.length, partial: true };
+    },
+  };
+}
+
 const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
 const collect = async (s: NodeJS.ReadableStream) => {
   const parts: Buffer[] = [];
@@ -49,9 +66,11 @@ const collect = async (s: NodeJS.ReadableStream) => {
 
 describe('Fill relay mode (cache not writable)', () => {
   it.each([
-    ['after 1 MiB + 1000 bytes were written', 1024 * 1024 + 1000],
-    ['on the first write', 0],
-  ])('relays the whole blob to its readers when the disk fills up %s, and commits nothing', async (_name, failAt) => {
+    ['after 1 MiB + 1000 bytes were written', 1024 * 1024 + 1000, false],
+    ['on the first write', 0, false],
+    ['after 1 MiB + 1000 bytes of segments were written', 1024 * 1024 + 1000, true],
+    ['on the first write of a segmented download', 0, true],
+  ])('relays the whole blob to its readers when the disk fills up %s, and commits nothing', async (_name, failAt, segmented) => {
     const blob = randomBlob(20 * 1024 * 1024, 7);
     const digest = sha256(blob);
     const createWriter = store.createWriter.bind(store);
@@ -70,7 +89,8 @@ describe('Fill relay mode (cache not writable)', () => {
       return w;
     };
     const diskErrors: string[] = [];
-    const fill = new Fill(digest, source(blob), store, { timeoutMs: 30_000, maxResumes: 0, log: pino({ level: 'silent' }), onDiskError: (e) => diskErrors.push(e.code!) });
+    const from = segmented ? rangedSource(blob, 1024 * 1024) : source(blob);
+    const fill = new Fill(digest, from, store, { timeoutMs: 30_000, maxResumes: 0, log: pino({ level: 'silent' }), onDiskError: (e) => diskErrors.push(e.code!) });
     const running = fill.run();
     await fill.ready;
     const readers = [fill.reader(), fill.reader()];
@@ -81,6 +101,7 @@ describe('Fill relay mode (cache not writable)', () => {
     expect(fill.state).toBe('done');
     expect(diskErrors).toEqual(['ENOSPC']);
     expect(await store.open(digest)).toBeNull();
+    if ('bounded' in from) expect(from.bounded, 'segments were asked for').toBeGreaterThan(1);
   });
 
   it('relays from the start when no temp file can be created (read-only cache)', async () => {

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { connectionRefused, FakeUpstream, makeImage, sha256 } from '../support/fake-upstream.js';
+import { brokenStream, connectionRefused, FakeUpstream, makeImage, sha256 } from '../support/fake-upstream.js';
 import { eventually } from '../support/eventually.js';
 import { startTestMirror, type TestMirror } from '../support/mirror.js';
 
@@ -432,17 +432,3 @@ describe('read-only API surface', () => {
     expect(exact.headers.get('link')).toBeNull();
   });
 });
-
-/** A body that delivers prefix, then fails the way undici does when the connection drops. */
-function brokenStream(prefix: Buffer): ReadableStream<Uint8Array> {
-  let sent = false;
-  return new ReadableStream({
-    pull(controller) {
-      if (!sent) {
-        sent = true;
-        return controller.enqueue(new Uint8Array(prefix));
-      }
-      controller.error(Object.assign(new TypeError('terminated'), { cause: Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }) }));
-    },
-  });
-}

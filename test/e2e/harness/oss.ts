@@ -21,6 +21,8 @@ export interface OssOptions {
   port: number;
   /** Served as the bucket: the registry's storage root. */
   root: string;
+  /** nginx `limit_rate` for each blob download, e.g. "20m": OSS throttles each connection (x-oss-traffic-limit). */
+  limitRate?: string;
 }
 
 export interface Oss {
@@ -59,7 +61,8 @@ export async function startOss(opts: OssOptions): Promise<Oss> {
       secure_link $arg_Signature,$arg_Expires;
       secure_link_md5 "$secure_link_expires$uri ${SIGNING_SECRET}";
       if ($secure_link = "") { return 461; }
-      if ($secure_link = "0") { return 462; }
+      if ($secure_link = "0") { return 462; }${opts.limitRate ? `
+      limit_rate ${opts.limitRate};` : ''}
     }
     location / { return 461; }
     location @badsig {

@@ -28,6 +28,8 @@ export interface UpstreamOptions {
   service?: string;
   /** Serve the mirror's side over HTTPS under realistic ACR host names; see UpstreamTlsOptions. */
   tls?: UpstreamTlsOptions;
+  /** Caps each OSS blob download (nginx limit_rate, e.g. "20m"), like OSS's per-connection traffic limit. */
+  ossLimitRate?: string;
 }
 
 /**
@@ -149,7 +151,7 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
           redirectBaseUrl: ossTarget,
         }),
       ),
-      stoppable(startOss({ dir: join(dir, 'oss'), port: ossPort, root: join(registryDir, 'storage') })),
+      stoppable(startOss({ dir: join(dir, 'oss'), port: ossPort, root: join(registryDir, 'storage'), ...(opts.ossLimitRate ? { limitRate: opts.ossLimitRate } : {}) })),
       stoppable(
         FaultProxy.start({
           registryTarget,
