@@ -88,7 +88,7 @@ const README_START = '<!-- bench:latest:start -->';
 const README_END = '<!-- bench:latest:end -->';
 
 /** bench/results/<timestamp>.{json,md} and latest.md; a full run of every scenario also replaces the README's table. */
-export async function writeReport(report: BenchReport, repoDir: string): Promise<string[]> {
+export async function writeReport(report: BenchReport, repoDir: string, scenarioCount: number): Promise<string[]> {
   const dir = join(repoDir, 'bench', 'results');
   await mkdir(dir, { recursive: true });
   const stamp = report.startedAt.replace(/[:.]/g, '-');
@@ -97,7 +97,7 @@ export async function writeReport(report: BenchReport, repoDir: string): Promise
   await writeFile(written[0]!, `${JSON.stringify(report, null, 2)}\n`);
   await writeFile(written[1]!, markdown);
   await writeFile(written[2]!, markdown);
-  if (report.mode === 'full' && report.scenarios.length === 6 && report.results.every((r) => !r.error)) {
+  if (report.mode === 'full' && report.scenarios.length === scenarioCount && report.results.every((r) => !r.error)) {
     const readme = join(repoDir, 'README.md');
     const text = await readFile(readme, 'utf8');
     const start = text.indexOf(README_START);

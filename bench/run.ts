@@ -66,7 +66,7 @@ async function measured(before: CpuSnapshot): Promise<Pick<ScenarioResult, 'seco
   return { seconds: (after.at - before.at) / 1000, othersCpu: othersShare(before, after) };
 }
 
-const written = await writeReport(report, REPO);
+const written = await writeReport(report, REPO, SCENARIOS.length);
 const checks = report.results.flatMap((r) => r.checks.filter((c) => !c.target.startsWith('(reference)')));
 process.stdout.write(
   `\n${checks.filter((c) => c.pass).length} of ${checks.length} targets met; ` +
