@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { manifestContent } from '../oci/manifest.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -7,6 +8,11 @@ import type { UpstreamTarget } from './target.js';
 
 /** Blobs waiting for a prefetch slot beyond this many are dropped (a burst of manifests must not grow memory). */
 const MAX_WAITING = 1000;
+/**
+ * A manifest whose blobs were all cached is not looked at again for this long: a warm manifest is served thousands
+ * of times a second, and parsing it and asking the store about each blob every time cost more than serving it.
+ */
+const COMPLETE_FOR_MS = 60_000;
 
 /**
  * Layers fetched ahead: when a client is answered an image manifest, its config and layers that are neither cached
@@ -17,6 +23,8 @@ const MAX_WAITING = 1000;
  */
 export class Prefetcher {
   readonly #waiting: Array<{ target: UpstreamTarget; digest: string }> = [];
+  /** Manifest digests whose blobs were all cached when last looked at (or are being looked at now). */
+  readonly #complete = new LRUCache<string, true>({ max: 10_000, ttl: COMPLETE_FOR_MS });
   #running = 0;
   #stopped = false;
 
@@ -34,16 +42,24 @@ export class Prefetcher {
   }
 
   manifestServed(target: UpstreamTarget, manifest: ServedManifest): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#complete.has(manifest.digest)) return;
     const content = manifest.body ? manifestContent(manifest.body, manifest.digest) : null;
     if (content?.kind !== 'image') return;
-    for (const blob of [content.config, ...content.layers]) {
-      if (this.#waiting.length >= MAX_WAITING) {
-        this.metrics.prefetches.inc({ result: 'dropped' });
-        continue;
-      }
-      this.#waiting.push({ target, digest: blob.digest });
-    }
+    this.#complete.set(manifest.digest, true);
+    this.blobs.background(this.#queueMissing(target, manifest.digest, [content.config, ...content.layers].map((b) => b.digest)));
+  }
+
+  /** Queues the blobs that are neither cached nor filling; the manifest stays 'complete' only if there are none. */
+  async #queueMissing(target: UpstreamTarget, manifestDigest: string, digests: string[]): Promise<void> {
+    const presence = await Promise.all(digests.map((d) => this.blobs.present(d)));
+    if (presence.every((p) => p === 'cached')) return;
+    this.#complete.delete(manifestDigest);
+    if (this.#stopped) return;
+    digests.forEach((digest, i) => {
+      if (presence[i] === 'cached') return;
+      if (this.#waiting.length >= MAX_WAITING) return void this.metrics.prefetches.inc({ result: 'dropped' });
+      this.#waiting.push({ target, digest });
+    });
     this.#next();
   }
 
