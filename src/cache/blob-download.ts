@@ -125,26 +125,41 @@ export function blobFailure(label: string, digest: string, message: string): Reg
  */
 async function* untilAborted(body: UpstreamBody, signal: AbortSignal): AsyncGenerator<Uint8Array> {
   const chunks = body[Symbol.asyncIterator]();
-  let onAbort!: () => void;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  aborted.catch(() => {});
   let ended = false;
   try {
     for (;;) {
       signal.throwIfAborted();
-      const next = await Promise.race([chunks.next(), aborted]);
+      const next = await nextOrAbort(chunks, signal);
       if (next.done) return void (ended = true);
       yield next.value;
     }
   } finally {
-    signal.removeEventListener('abort', onAbort);
     // After an abort a read may still be pending: the body is cancelled once it settles, without waiting.
     const closing = ended ? undefined : Promise.resolve(chunks.return?.()).catch(() => {});
     if (!signal.aborted) await closing;
   }
+}
+
+/**
+ * The next chunk, or the signal's reason once it aborts. Not Promise.race with one long-lived 'aborted' promise:
+ * each race leaves a reaction on it holding the chunk it resolved with, so a blob's every chunk stayed in memory
+ * until the download ended (a 1 GiB cold blob took 1.1 GiB).
+ */
+function nextOrAbort(chunks: AsyncIterator<Uint8Array>, signal: AbortSignal): Promise<IteratorResult<Uint8Array>> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    chunks.next().then(
+      (next) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(next);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 export function wrapNetwork(err: unknown, label: string, digest: string): Error {
