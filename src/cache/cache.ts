@@ -85,7 +85,7 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
   const runGc = async () => {
     try {
       const report = await collectGarbage(db, store, { graceMs: config.storage.gc_grace, dryRun: false, now });
-      if (report.manifests || report.blobs || report.tempFiles) log.info(report, 'garbage collected');
+      if (report.manifests || report.blobs || report.tempFiles || report.referrerLists) log.info(report, 'garbage collected');
     } catch (err) {
       log.error({ err: (err as Error).message }, 'garbage collection failed');
     }

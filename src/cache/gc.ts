@@ -16,17 +16,20 @@ export interface GcReport {
   tempBytes: number;
   /** Blobs that qualified but were being read, so were kept. */
   inUse: number;
+  /** Cached referrers lists whose subject is not a cached manifest and that were not checked within the grace period. */
+  referrerLists: number;
 }
 
 /**
  * Removes what nothing leads to any more: manifests that no tag and no other manifest references, whose subject
  * (a signature's or SBOM's image) is not cached, and that were not served within the grace period (pulls by digest keep theirs alive), then blobs that no remaining manifest
  * references and that were not read within the grace period, and the store's leftovers older than the grace
- * period (fills that a crashed or killed process left). With dryRun, only reports what it would remove.
+ * period (fills that a crashed or killed process left), and referrers lists of digests no longer cached. With dryRun,
+ * only reports what it would remove.
  */
 export async function collectGarbage(db: Db, store: BlobStore, opts: GcOptions): Promise<GcReport> {
   const cutoff = opts.now() - opts.graceMs;
-  const report: GcReport = { manifests: 0, blobs: 0, blobBytes: 0, tempFiles: 0, tempBytes: 0, inUse: 0 };
+  const report: GcReport = { manifests: 0, blobs: 0, blobBytes: 0, tempFiles: 0, tempBytes: 0, inUse: 0, referrerLists: 0 };
 
   const manifests = db
     .prepare(
@@ -44,6 +47,7 @@ export async function collectGarbage(db: Db, store: BlobStore, opts: GcOptions):
   }
 
   const gone = new Set(manifests.map((m) => m.digest));
+  report.referrerLists = dropReferrerLists(db, cutoff, gone, opts.dryRun);
   const blobs = db
     .prepare(
       `SELECT b.digest, b.size, group_concat(r.manifest) AS referrers FROM blobs b
@@ -75,4 +79,21 @@ export async function collectGarbage(db: Db, store: BlobStore, opts: GcOptions):
   report.tempBytes = leftovers.reduce((n, l) => n + l.size, 0);
   if (!opts.dryRun) await store.removeLeftovers(leftovers);
   return report;
+}
+
+/** Referrers lists for a subject that is not (or, with this run, no longer) a cached manifest, unchecked since cutoff. */
+function dropReferrerLists(db: Db, cutoff: number, goneManifests: Set<string>, dryRun: boolean): number {
+  const stale = (
+    db
+      .prepare(
+        `SELECT r.rowid AS id, r.digest, EXISTS (SELECT 1 FROM manifests m WHERE m.digest = r.digest) AS cached
+           FROM referrers r WHERE r.checked_at < ?`,
+      )
+      .all(cutoff) as { id: number; digest: string; cached: number }[]
+  ).filter((r) => !r.cached || goneManifests.has(r.digest));
+  if (!dryRun) {
+    const drop = db.prepare('DELETE FROM referrers WHERE rowid = ?');
+    db.transaction(() => stale.forEach((r) => drop.run(r.id)))();
+  }
+  return stale.length;
 }

@@ -19,7 +19,7 @@ export async function gcCommand(config: Config, opts: { dryRun: boolean; graceMs
     const verb = opts.dryRun ? 'would free' : 'freed';
     opts.out.write(
       `${verb} ${formatBytes(report.blobBytes + report.tempBytes)}: ${report.blobs} blob(s) (${formatBytes(report.blobBytes)}), ` +
-        `${report.manifests} manifest(s), ${report.tempFiles} temp file(s) (${formatBytes(report.tempBytes)})` +
+        `${report.manifests} manifest(s), ${report.tempFiles} temp file(s) (${formatBytes(report.tempBytes)}), ${report.referrerLists} referrers list(s)` +
         `${report.inUse ? `; ${report.inUse} blob(s) kept because they are being read` : ''}\n`,
     );
     return report;

@@ -21,13 +21,14 @@ afterEach(async () => {
 const DAY = 86_400_000;
 
 /** A cache directory holding the given images, pulled at `at`, with the mirror closed afterwards. */
-async function cacheWith(images: FakeImage[], at: number, byDigestOnly: FakeImage[] = []): Promise<string> {
+async function cacheWith(images: FakeImage[], at: number, byDigestOnly: FakeImage[] = [], alsoGet: string[] = []): Promise<string> {
   const fake = new FakeUpstream();
   for (const i of [...images, ...byDigestOnly]) fake.add(i);
   m = await startTestMirror(fake, { now: () => at });
   for (const img of images) await (await m.request(`/v2/${img.repo}/manifests/${img.tag}`)).arrayBuffer();
   for (const img of byDigestOnly) await (await m.request(`/v2/${img.repo}/manifests/${img.manifestDigest}`)).arrayBuffer();
   for (const img of [...images, ...byDigestOnly]) for (const d of img.blobs.keys()) await (await m.request(`/v2/${img.repo}/blobs/${d}`)).arrayBuffer();
+  for (const path of alsoGet) expect((await m.request(path)).status).toBe(200);
   await m.mirror.fills.settled();
   await m.mirror.close();
   const dir = join(m.dir, 'data');
@@ -116,6 +117,28 @@ describe('acr-mirror gc', () => {
     const kept = db.prepare('SELECT digest FROM manifests').all().map((r) => (r as { digest: string }).digest);
     db.close();
     expect(kept.sort()).toEqual([image.manifestDigest, signature.manifestDigest].sort());
+  });
+
+  it('drops referrers lists of digests no longer cached once unchecked past the grace period, keeps those of cached images', async () => {
+    const image = makeImage('team/signed', 'v1', [1000], 5);
+    const signature = makeArtifact(image, 'application/vnd.cncf.notary.signature', 6);
+    const goneImage = makeImage('team/signed', 'gone', [10], 7);
+    const orphan = makeArtifact(goneImage, 'application/spdx+json', 8);
+    const lists = [`/v2/team/signed/referrers/${image.manifestDigest}`, `/v2/team/signed/referrers/${goneImage.manifestDigest}`];
+    const dir = await cacheWith([image], Date.now() - 3 * DAY, [signature, orphan], lists);
+    const subjects = () => {
+      const db = openDatabase(join(dir, 'mirror.db'));
+      const rows = db.prepare('SELECT digest FROM referrers').all().map((r) => (r as { digest: string }).digest);
+      db.close();
+      return rows.sort();
+    };
+    expect(subjects()).toEqual([image.manifestDigest, goneImage.manifestDigest].sort());
+    const dry = await gcCommand(configFor(dir), { dryRun: true, out: sink().out });
+    expect(dry.referrerLists).toBe(1);
+    expect(subjects()).toHaveLength(2);
+    const report = await gcCommand(configFor(dir), { dryRun: false, out: sink().out });
+    expect(report.referrerLists).toBe(1);
+    expect(subjects()).toEqual([image.manifestDigest]);
   });
 
   it('beside a running mirror: a manifest it removed stops being served from the mirror\'s memory within 30 s', async () => {
