@@ -5,6 +5,7 @@ import type { BlobStore, BlobWriter } from '../cache/blob-store.js';
 import { DigestHasher, type VerifiedDigest } from '../cache/digest.js';
 import { RegistryError } from '../http/errors.js';
 import { type Descriptor, manifestContent } from '../oci/manifest.js';
+import { MAX_MANIFEST_BYTES } from '../oci/media-types.js';
 import { bundleError } from './bundle-error.js';
 import { entryDigest, INDEX_FILE, LAYOUT_FILE } from './layout.js';
 
@@ -15,7 +16,7 @@ export interface BundleLimits {
   maxDocument: number;
 }
 
-export const DEFAULT_LIMITS: BundleLimits = { maxEntries: 100_000, maxDocument: 4 * 1024 * 1024 };
+export const DEFAULT_LIMITS: BundleLimits = { maxEntries: 100_000, maxDocument: MAX_MANIFEST_BYTES };
 
 /** A verified blob of the bundle, written but not committed; parked (no open file) until it is read or committed. */
 export interface StagedBlob {

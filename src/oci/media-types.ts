@@ -16,3 +16,6 @@ const MANIFEST_TYPES: ReadonlySet<string> = new Set([OCI_INDEX, OCI_MANIFEST, OC
 export function isManifestMediaType(mediaType: string): boolean {
   return MANIFEST_TYPES.has(mediaType);
 }
+
+/** The most bytes a manifest may have, from the upstream or a bundle (Distribution's own limit is 4 MiB). */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;

@@ -1,5 +1,5 @@
 import { RegistryError } from '../http/errors.js';
-import { isManifestMediaType } from '../oci/media-types.js';
+import { isManifestMediaType, MAX_MANIFEST_BYTES } from '../oci/media-types.js';
 import { truncate } from '../util/truncate.js';
 import { isNetworkError, networkError } from './errors.js';
 import { RetryableError, parseRetryAfter } from './retry.js';
@@ -16,8 +16,6 @@ export interface SmallAnswer {
   headers: UpstreamResponse['headers'];
 }
 
-/** Manifests larger than this are refused (Distribution's own limit is 4 MiB); tag lists and tokens too. */
-export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /** Drops an answer's body (keeping the connection when it is small). */
 export async function discard(res: UpstreamResponse): Promise<void> {
