@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { constants } from 'node:fs';
 import { mkdir, open, readdir, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { isDigest } from '../oci/digest.js';
 import type { BlobInfo, BlobReader, BlobStore, BlobStoreEvents, BlobWriter, Leftover } from './blob-store.js';
 import { ReadBuffers } from './fs-file-sender.js';
 import { FsBlobReader, FsBlobWriter } from './fs-blob-io.js';
@@ -93,7 +94,7 @@ export class FsBlobStore extends EventEmitter<BlobStoreEvents> implements BlobSt
     const root = join(this.layout.blobs, 'sha256');
     for (const prefix of await readdir(root).catch(() => [] as string[])) {
       for (const name of await readdir(join(root, prefix)).catch(() => [] as string[])) {
-        yield { path: join(root, prefix, name), name, stray: !/^[a-f0-9]{64}$/.test(name) || name.slice(0, 2) !== prefix };
+        yield { path: join(root, prefix, name), name, stray: !isDigest(`sha256:${name}`) || name.slice(0, 2) !== prefix };
       }
     }
   }

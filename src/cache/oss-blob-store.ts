@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type OSS from 'ali-oss';
+import { isDigest } from '../oci/digest.js';
 import type { BlobInfo, BlobReader, BlobStore, BlobStoreEvents, BlobWriter, Leftover } from './blob-store.js';
 import { FsBlobWriter } from './fs-blob-io.js';
 import { OssBlobReader } from './oss-blob-reader.js';
@@ -20,7 +21,6 @@ export interface OssStoreOptions extends OssSettings {
   staleUploadMs?: number;
 }
 
-const DIGEST_NAME = /^[a-f0-9]{64}$/;
 const UPLOAD_MARK = '?uploadId=';
 
 /**
@@ -88,7 +88,7 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
   }
 
   async *list(): AsyncIterable<BlobInfo> {
-    for await (const o of this.#objects()) if (DIGEST_NAME.test(o.name)) yield { digest: `sha256:${o.name}`, size: o.size };
+    for await (const o of this.#objects()) if (isDigest(`sha256:${o.name}`)) yield { digest: `sha256:${o.name}`, size: o.size };
   }
 
   /** Every object under blobs/sha256/, by its name there, one ListObjects page at a time. */
@@ -110,7 +110,7 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
       found.push({ name: `${u.key}${UPLOAD_MARK}${u.uploadId}`, size: await this.#uploadedBytes(u.key, u.uploadId) });
     }
     for await (const o of this.#objects()) {
-      if (!DIGEST_NAME.test(o.name) && o.lastModified < olderThan) found.push({ name: this.#blobsPrefix + o.name, size: o.size });
+      if (!isDigest(`sha256:${o.name}`) && o.lastModified < olderThan) found.push({ name: this.#blobsPrefix + o.name, size: o.size });
     }
     return found;
   }
