@@ -146,6 +146,43 @@ describe('manifests and tags shared in the bucket', () => {
     expect(f.oss.objectBytes(manifestKey)?.equals(img.manifest)).toBe(true);
   });
 
+  it('ignores a tag object that is not a tag record, asks the upstream and rewrites it', async () => {
+    await pullThroughReplicaA();
+    await f.client.put(TAG_KEY, Buffer.from('{"digest":"sha256:nope"}'), { mime: 'application/json' });
+    const before = manifestRequests();
+    const b = await replica(T0 + 1000);
+    const res = await getManifest(b, 'v1');
+    expect(res.status).toBe(200);
+    expect(Buffer.from(await res.arrayBuffer()).equals(img.manifest)).toBe(true);
+    expect(manifestRequests()).toBeGreaterThan(before);
+    expect(logged('wrong object in the bucket: ignored, not served').map((l) => l.key)).toEqual([TAG_KEY]);
+    replicas.splice(replicas.indexOf(b), 1);
+    await b.close();
+    expect(bucketTag()).toEqual({ digest: img.manifestDigest, mediaType: OCI, checkedAt: T0 + 1000 });
+  });
+
+  it('drops the tag record once the upstream says the tag is gone', async () => {
+    await pullThroughReplicaA();
+    fake.images.splice(0);
+    const b = await replica(T0 + TAG_TTL_MS + 1000);
+    expect((await getManifest(b, 'v1')).status).toBe(404);
+    replicas.splice(replicas.indexOf(b), 1);
+    await b.close();
+    expect(f.oss.objectBytes(TAG_KEY)).toBeUndefined();
+    expect(f.oss.objectBytes(manifestKey)?.equals(img.manifest)).toBe(true);
+  });
+
+  it('takes a bucket that does not answer as a miss: the manifest comes from the upstream', async () => {
+    const a = await replica(T0);
+    await f.oss.close();
+    for (const ref of ['v1', img.manifestDigest]) {
+      const res = await getManifest(a, ref);
+      expect(res.status, ref).toBe(200);
+      expect(Buffer.from(await res.arrayBuffer()).equals(img.manifest), ref).toBe(true);
+    }
+    expect(logged('bucket lookup failed: taken as a miss')[0]?.err).toMatch(/ECONNREFUSED/);
+  });
+
   it('answers the client when the bucket cannot be written, and logs it at warn', async () => {
     f.oss.faults.failNext(100, (r) => r.operation === 'PutObject' && (r.key.startsWith('shared/manifests/') || r.key.startsWith('shared/tags/')));
     const a = await replica(T0);
