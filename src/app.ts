@@ -71,6 +71,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     onStale: (upstream) => metrics.staleServed.inc({ upstream }),
     access: accessLog,
     notFound: new NotFoundCache({ ttlMs: config.cache.not_found_ttl, now, onHit: (upstream) => metrics.notFoundHits.inc({ upstream }) }),
+    ...(cache.sharedManifests ? { shared: cache.sharedManifests } : {}),
   });
   const referrersStore = new ReferrersStore(db);
   const referrers = new ReferrersService(referrersStore, manifestStore, {

@@ -14,7 +14,9 @@ import { BlobFills } from './inflight.js';
 import { cacheLayout } from './layout.js';
 import { ManifestStore } from './manifest-store.js';
 import { OssBlobStore, type OssStoreOptions } from './oss-blob-store.js';
+import { OssManifestStore } from './oss-manifest-store.js';
 import { reconcile } from './reconcile.js';
+import { SharedManifests } from './shared-manifests.js';
 
 export interface CacheDeps {
   log: Logger;
@@ -27,6 +29,8 @@ export interface Cache {
   db: Db;
   blobStore: BlobStore;
   manifestStore: ManifestStore;
+  /** With storage.backend = "oss": manifests and tags in the bucket, shared with other replicas. */
+  sharedManifests?: SharedManifests;
   accessLog: AccessLog;
   fills: BlobFills;
   /** Readiness checks by name: each resolves when its part of the cache works, or throws why not. */
@@ -63,6 +67,8 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
   const { store, index } = openBlobStore(dir, db, now, config.storage.oss);
   await store.prepare();
   const manifestStore = new ManifestStore(db, now);
+  const oss = config.storage.oss;
+  const sharedManifests = oss && new SharedManifests(new OssManifestStore(ossStoreOptions(oss, cacheLayout(dir).tmp)), manifestStore, { log, now });
   // In the background: start-up stays fast with a large cache. It snapshots the rows before listing the disk, so
   // blobs committed or evicted meanwhile are never mistaken for inconsistencies.
   void reconcile(index, store, manifestStore, log).catch((err: unknown) => log.error({ err: (err as Error).message }, 'cache reconciliation failed'));
@@ -98,6 +104,7 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
     db,
     blobStore: store,
     manifestStore,
+    ...(sharedManifests ? { sharedManifests } : {}),
     accessLog,
     fills,
     readiness: {
@@ -113,6 +120,7 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
     async close() {
       if (gcTimer) clearInterval(gcTimer);
       await evictor?.evict();
+      await sharedManifests?.settled();
       accessLog.close();
       db.close();
     },

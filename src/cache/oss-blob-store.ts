@@ -8,7 +8,7 @@ import type { BlobInfo, BlobReader, BlobStore, BlobStoreEvents, BlobWriter, Left
 import { FsBlobWriter } from './fs-blob-io.js';
 import { OssBlobReader } from './oss-blob-reader.js';
 import { OssBlobWriter } from './oss-blob-writer.js';
-import { isNotFound, ossCall, ossClient, type OssSettings } from './oss-client.js';
+import { bucketKeyPrefix, isNotFound, ossCall, ossClient, type OssSettings } from './oss-client.js';
 import { ReaderCounts } from './reader-counts.js';
 
 export interface OssStoreOptions extends OssSettings {
@@ -37,7 +37,7 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
   constructor(private readonly opts: OssStoreOptions) {
     super();
     this.#client = ossClient(opts);
-    this.#blobsPrefix = `${opts.prefix.replace(/^\/+/, '').replace(/([^/])$/, '$1/')}blobs/sha256/`;
+    this.#blobsPrefix = `${bucketKeyPrefix(opts.prefix)}blobs/sha256/`;
   }
 
   #key(digest: string): string {

@@ -27,6 +27,11 @@ export function ossClient(s: OssSettings): OSS {
   });
 }
 
+/** storage.oss.prefix as the start of keys: "" stays "", anything else ends with one "/" and has no leading "/". */
+export function bucketKeyPrefix(prefix: string): string {
+  return prefix.replace(/^\/+/, '').replace(/([^/])$/, '$1/');
+}
+
 /**
  * An OSS request that failed: the OSS error code (or the network error's), the HTTP status and the request id,
  * never the signed request (ali-oss keeps it on its error objects, which are therefore not kept here).

@@ -1,7 +1,8 @@
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { AccessLog } from '../cache/access-log.js';
-import type { ManifestStore, StoredManifest } from '../cache/manifest-store.js';
+import type { ManifestStore, StoredManifest, TagEntry } from '../cache/manifest-store.js';
+import type { SharedManifests } from '../cache/shared-manifests.js';
 import { RegistryError } from '../http/errors.js';
 import { isDigest } from '../oci/digest.js';
 import { isManifestMediaType } from '../oci/media-types.js';
@@ -34,6 +35,8 @@ export interface ManifestServiceOptions {
   access: AccessLog;
   /** Upstream 404s remembered for a short while (cache.not_found_ttl). */
   notFound: NotFoundCache;
+  /** Manifests and tags shared with other replicas (storage.backend = "oss"): looked in before the upstream is asked. */
+  shared?: SharedManifests;
 }
 
 export interface ManifestLookup {
@@ -80,7 +83,7 @@ export class ManifestService {
   }
 
   async #byDigest(target: UpstreamTarget, digest: string, accept: readonly string[], head: boolean, refresh: boolean): Promise<ServedManifest> {
-    const local = this.store.get(digest);
+    const local = this.store.get(digest) ?? (await this.opts.shared?.manifest(digest));
     if (local) return serve(local, 'hit', head);
     return this.#ask(target, digest, refresh, async () => {
       if (head) {
@@ -109,8 +112,7 @@ export class ManifestService {
 
   async #byTag(target: UpstreamTarget, tag: string, accept: readonly string[], head: boolean, refresh: boolean): Promise<ServedManifest> {
     const upstream = target.client.name;
-    const entry = this.store.getTag(upstream, target.repo, tag);
-    const cached = entry ? this.store.get(entry.digest) : null;
+    const { entry, cached } = await this.#cachedTag(upstream, target.repo, tag);
     const usable = cached && acceptable(cached.mediaType, accept) ? cached : null;
     if (usable && this.opts.now() - entry!.checkedAt < this.opts.tagTtlMs) return serve(usable, 'hit', head);
 
@@ -119,6 +121,7 @@ export class ManifestService {
     } catch (err) {
       if (err instanceof RegistryError && err.kind === 'MANIFEST_UNKNOWN' && entry) {
         this.store.deleteTag(upstream, target.repo, tag);
+        this.opts.shared?.tagGone(upstream, target.repo, tag);
       }
       if (usable && upstreamUnavailable(err)) {
         // Offline or marked down is logged once where it is decided, not on every request.
@@ -129,6 +132,15 @@ export class ManifestService {
       }
       throw err;
     }
+  }
+
+  /** The tag and its manifest from SQLite or, if SQLite has no manifest for it, from the shared bucket. */
+  async #cachedTag(upstream: string, repo: string, tag: string): Promise<{ entry: TagEntry | null; cached: StoredManifest | null }> {
+    const entry = this.store.getTag(upstream, repo, tag);
+    const cached = entry ? this.store.get(entry.digest) : null;
+    const shared = cached ? null : await this.opts.shared?.tag(upstream, repo, tag);
+    if (!shared) return { entry, cached };
+    return { entry: { digest: shared.manifest.digest, checkedAt: shared.checkedAt }, cached: shared.manifest };
   }
 
   /** Asks the upstream about a tag whose cached manifest is missing, stale or of a type the client cannot take. */
@@ -143,16 +155,16 @@ export class ManifestService {
     const upstream = target.client.name;
     if (usable) {
       const answer = await target.client.headManifest(target.repo, tag, upstreamAccept(accept));
-      const current = answer.digest ? this.store.get(answer.digest) : null;
+      const current = await this.#known(answer.digest);
       if (current && acceptable(current.mediaType, accept)) {
-        this.store.setTag(upstream, target.repo, tag, current.digest);
+        this.#setTag(upstream, target.repo, tag, current);
         return serve(current, 'hit', head);
       }
     } else if (head) {
       const answer = await target.client.headManifest(target.repo, tag, upstreamAccept(accept));
-      const known = answer.digest ? this.store.get(answer.digest) : null;
+      const known = await this.#known(answer.digest);
       if (known && acceptable(known.mediaType, accept)) {
-        this.store.setTag(upstream, target.repo, tag, known.digest);
+        this.#setTag(upstream, target.repo, tag, known);
         return serve(known, 'hit', true);
       }
       if (isDigest(answer.digest) && answer.mediaType && Number.isFinite(answer.size)) {
@@ -162,7 +174,7 @@ export class ManifestService {
     }
     const fetched = await this.#fetch(target, tag, accept, null);
     if ((!cached || acceptable(fetched.mediaType, accept)) && this.store.get(fetched.digest)) {
-      this.store.setTag(upstream, target.repo, tag, fetched.digest);
+      this.#setTag(upstream, target.repo, tag, fetched);
     }
     return serve(fetched, 'miss', head);
   }
@@ -183,13 +195,26 @@ export class ManifestService {
       try {
         this.store.put(m);
         this.opts.log.info(fields, 'manifest cached');
-        this.#recordResolvedTags(target.client.name, m.digest);
+        this.#recordResolvedTags(target.client.name, m);
       } catch (err) {
         // A full or read-only cache must not stop the mirror from passing the manifest on.
         this.opts.log.error({ ...fields, err: (err as Error).message }, 'manifest not cached: the database could not be written');
       }
+      this.opts.shared?.fetched(m);
       return m;
     });
+  }
+
+  /** A manifest the upstream named by digest, if SQLite or the shared bucket has it. */
+  async #known(digest: string | null): Promise<StoredManifest | null> {
+    if (!isDigest(digest)) return null;
+    return this.store.get(digest) ?? (await this.opts.shared?.manifest(digest)) ?? null;
+  }
+
+  /** Records what the upstream said the tag points at, here and in the shared bucket. */
+  #setTag(upstream: string, repo: string, tag: string, m: StoredManifest, checkedAt = this.opts.now()): void {
+    this.store.setTag(upstream, repo, tag, m.digest, checkedAt);
+    this.opts.shared?.tagChecked(upstream, repo, tag, m, checkedAt);
   }
 
   #rememberResolvedTag(upstream: string, digest: string, entry: { repo: string; tag: string; checkedAt: number }): void {
@@ -198,15 +223,15 @@ export class ManifestService {
     this.#resolvedTags.set(key, [...others, entry]);
   }
 
-  #recordResolvedTags(upstream: string, digest: string): void {
-    const key = `${upstream}\n${digest}`;
+  #recordResolvedTags(upstream: string, m: StoredManifest): void {
+    const key = `${upstream}\n${m.digest}`;
     const entries = this.#resolvedTags.get(key);
     if (!entries) return;
     this.#resolvedTags.delete(key);
     for (const { repo, tag, checkedAt } of entries) {
       // Unless the tag has been seen pointing elsewhere since.
       const current = this.store.getTag(upstream, repo, tag);
-      if (!current || current.checkedAt < checkedAt) this.store.setTag(upstream, repo, tag, digest, checkedAt);
+      if (!current || current.checkedAt < checkedAt) this.#setTag(upstream, repo, tag, m, checkedAt);
     }
   }
 }
