@@ -24,20 +24,11 @@ export async function startServer(config: Config, log: Logger, deps: Omit<Mirror
   if (dirProblem) throw new StartupError(dirProblem);
   const mirror = await createMirror(config, { ...deps, log });
   const servers: ServerType[] = [];
-  const listener = listenerOptions(config);
-  let url: string;
-  let tlsUrl: string | undefined;
-  try {
-    url = urlOf(await listen(mirror, config.server.listen, servers, listener), 'http');
-    const tls = config.server.tls;
-    tlsUrl = tls
-      ? urlOf(await listen(mirror, tls.listen, servers, { ...listener, createServer: createHttpsServer, serverOptions: { ...listener.serverOptions, cert: tls.cert, key: tls.key.reveal() } }), 'https')
-      : undefined;
-  } catch (err) {
+  const { url, tlsUrl } = await listenAll(mirror, config, servers).catch(async (err: unknown) => {
     for (const server of servers) server.close();
     await mirror.close();
     throw err;
-  }
+  });
   for (const [fields, message] of startupWarnings(config)) log.warn(fields, message);
   log.info(
     {
@@ -78,6 +69,16 @@ export async function startServer(config: Config, log: Logger, deps: Omit<Mirror
       return closing;
     },
   };
+}
+
+/** The plain HTTP listener and, when configured, the HTTPS one; each one opened is added to servers. */
+async function listenAll(mirror: Mirror, config: Config, servers: ServerType[]): Promise<{ url: string; tlsUrl?: string }> {
+  const listener = listenerOptions(config);
+  const url = urlOf(await listen(mirror, config.server.listen, servers, listener), 'http');
+  const tls = config.server.tls;
+  if (!tls) return { url };
+  const https = { ...listener, createServer: createHttpsServer, serverOptions: { ...listener.serverOptions, cert: tls.cert, key: tls.key.reveal() } };
+  return { url, tlsUrl: urlOf(await listen(mirror, tls.listen, servers, https), 'https') };
 }
 
 interface ListenerOptions {
