@@ -69,7 +69,7 @@ function typeName(type: string): string {
     case 'array':
       return 'an array';
     case 'string':
-      return 'a string (in quotes)';
+      return 'a string in quotes';
     case 'number':
     case 'integer':
       return `a ${type === 'integer' ? 'whole ' : ''}number`;

@@ -17,7 +17,7 @@ function problems(raw: unknown, env: NodeJS.ProcessEnv = {}): string[] {
 
 describe('type errors say the key, what was given and what is allowed', () => {
   it.each([
-    [{ server: { listen: 5000 } }, 'server.listen: must be a string (in quotes) (got 5000, a number)'],
+    [{ server: { listen: 5000 } }, 'server.listen: must be a string in quotes (got 5000, a number)'],
     [{ log: { level: 'verbose' } }, 'log.level: must be one of "trace", "debug", "info", "warn", "error", "fatal", "silent" (got "verbose")'],
     [{ cache: { prefetch: 'yes' } }, 'cache.prefetch: must be true or false (got "yes")'],
     [{ cache: { max_fills: 0 } }, 'cache.max_fills: must be at least 1 (got 0, a number)'],
@@ -27,8 +27,9 @@ describe('type errors say the key, what was given and what is allowed', () => {
     [{ access: { allow: '10.0.0.0/8' } }, 'access.allow: must be an array (got "10.0.0.0/8")'],
     [{ server: ['127.0.0.1:5000'] }, 'server: must be a table (got an array of 1)'],
     [{ storage: { dir: '' } }, 'storage.dir: must not be empty (got "")'],
-    [{ routes: [{ prefix: '' }] }, 'routes[0].upstream: required (a string (in quotes))'],
+    [{ routes: [{ prefix: '' }] }, 'routes[0].upstream: required (a string in quotes)'],
     [{ upstreams: { acr: { url: URL_, hosts: { 'r.example': 'nope' } } } }, 'upstreams.acr.hosts.r.example: must be an IPv4 or IPv6 address (got "nope")'],
+    [{ upstreams: { acr: { url: URL_, proxy: 3128 } } }, 'upstreams.acr.proxy: must be "", or a string in quotes (got 3128, a number)'],
     [{ upstreams: { acr: { url: URL_, token_realms: ['bad host'] } } }, 'upstreams.acr.token_realms[0]: must be a host name, "*" standing for one label, e.g. dockerauth.*.aliyuncs.com (got "bad host")'],
   ])('%j', (raw, line) => {
     const found = problems(raw);
