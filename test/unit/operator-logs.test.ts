@@ -113,10 +113,14 @@ describe('offline', () => {
     expect(ready.upstreams.acr).toMatchObject({ status: 'offline', up: false });
   });
 
-  it('an upstream that is not offline reports up', async () => {
-    m = await startTestMirror(new FakeUpstream());
-    const ready = (await (await m.request('/readyz')).json()) as { upstreams: Record<string, { status: string; up: boolean }> };
-    expect(ready.upstreams.acr).toMatchObject({ status: 'up', up: true });
+  it('an upstream that is not offline reports up, and down once the breaker marks it down', async () => {
+    const fake = new FakeUpstream();
+    m = await startTestMirror(fake, { upstream: { breaker_threshold: 1, retries: 0 } });
+    const upstreamState = async () => ((await (await m!.request('/readyz')).json()) as { upstreams: Record<string, { status: string; up: boolean }> }).upstreams.acr;
+    expect(await upstreamState()).toMatchObject({ status: 'up', up: true });
+    fake.intercept = failureFetch('ECONNREFUSED');
+    expect((await m.request('/v2/team/app/manifests/v1')).status).toBe(503);
+    expect(await upstreamState()).toMatchObject({ status: 'down', up: false });
   });
 });
 
