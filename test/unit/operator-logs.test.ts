@@ -104,6 +104,11 @@ describe('offline', () => {
     ]);
   });
 
+  it('an offline upstream with temporary credentials starts without its AccessKey variables', async () => {
+    m = await startTestMirror(new FakeUpstream(), { upstream: { offline: true, temporary_credentials: { edition: 'personal', region: 'cn-hangzhou' } } });
+    expect((await m.request('/v2/team/app/manifests/v1')).status).toBe(503);
+  });
+
   it.each([
     ['cache.offline', { cache: { offline: true } }, {}],
     ['upstreams.acr.offline', {}, { offline: true }],
