@@ -3,10 +3,11 @@ import { Command, Option } from 'commander';
 import { warmCli } from './admin/cli.js';
 import { exportCli, importCli } from './cli/bundle.js';
 import { gcCommand } from './cli/gc.js';
+import { dataDirProblem } from './config/data-dir.js';
 import { ConfigError, loadConfig, type Config } from './config/load.js';
 import { parseDuration } from './config/units.js';
 import { createLogger } from './observability/logger.js';
-import { startServer } from './server.js';
+import { StartupError, startServer } from './server.js';
 
 const program = new Command()
   .name('acr-mirror')
@@ -22,7 +23,7 @@ program
     const config = load();
     if (opts.listen) config.server.listen = opts.listen;
     const log = createLogger(config.log.level);
-    const server = await startServer(config, log);
+    const server = await startServer(config, log).catch(startupFailed);
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.once(signal, () => {
         log.info({ signal }, 'signal received');
@@ -42,6 +43,8 @@ program
   .description('validate the configuration and exit')
   .action(() => {
     const config = load();
+    const dirProblem = dataDirProblem(config.storage.dir);
+    if (dirProblem) exitWithProblem(dirProblem);
     process.stdout.write(`configuration OK (${config.source}): ${Object.keys(config.upstreams).length} upstream(s), ${config.routes.length} route(s)\n`);
   });
 
@@ -115,12 +118,20 @@ function load(): Config {
   try {
     return loadConfig({ ...(program.opts().config ? { path: program.opts().config as string } : {}) });
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`acr-mirror: ${err.message}\n`);
-      process.exit(2);
-    }
+    if (err instanceof ConfigError) exitWithProblem(err.message);
     throw err;
   }
+}
+
+/** A start-up problem the operator can fix (data directory, listen address): one line, no stack trace. */
+function startupFailed(err: unknown): never {
+  if (err instanceof StartupError) exitWithProblem(err.message);
+  throw err;
+}
+
+function exitWithProblem(message: string): never {
+  process.stderr.write(`acr-mirror: ${message}\n`);
+  process.exit(2);
 }
 
 await program.parseAsync(process.argv);

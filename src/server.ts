@@ -4,6 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { AddressList, isLoopback } from './access/address-list.js';
 import { createMirror, type Mirror, type MirrorDeps } from './app.js';
+import { dataDirProblem, errnoCause } from './config/data-dir.js';
 import type { Config } from './config/load.js';
 
 export interface RunningServer {
@@ -13,15 +14,21 @@ export interface RunningServer {
   shutdown(): Promise<void>;
 }
 
+/** Why the mirror cannot start, said in one line (the data directory, a listen address): main exits with 2. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
 export async function startServer(config: Config, log: Logger, deps: Omit<MirrorDeps, 'log'> = {}): Promise<RunningServer> {
+  const dirProblem = dataDirProblem(config.storage.dir);
+  if (dirProblem) throw new StartupError(dirProblem);
   const mirror = await createMirror(config, { ...deps, log });
   const servers: ServerType[] = [];
-  const listener = listenerOptions(config);
-  const url = urlOf(await listen(mirror, config.server.listen, servers, listener), 'http');
-  const tls = config.server.tls;
-  const tlsUrl = tls
-    ? urlOf(await listen(mirror, tls.listen, servers, { ...listener, createServer: createHttpsServer, serverOptions: { ...listener.serverOptions, cert: tls.cert, key: tls.key.reveal() } }), 'https')
-    : undefined;
+  const { url, tlsUrl } = await listenAll(mirror, config, servers).catch(async (err: unknown) => {
+    for (const server of servers) server.close();
+    await mirror.close();
+    throw err;
+  });
   for (const [fields, message] of startupWarnings(config)) log.warn(fields, message);
   log.info(
     {
@@ -64,6 +71,16 @@ export async function startServer(config: Config, log: Logger, deps: Omit<Mirror
   };
 }
 
+/** The plain HTTP listener and, when configured, the HTTPS one; each one opened is added to servers. */
+async function listenAll(mirror: Mirror, config: Config, servers: ServerType[]): Promise<{ url: string; tlsUrl?: string }> {
+  const listener = listenerOptions(config);
+  const url = urlOf(await listen(mirror, config.server.listen, servers, listener), 'http');
+  const tls = config.server.tls;
+  if (!tls) return { url };
+  const https = { ...listener, createServer: createHttpsServer, serverOptions: { ...listener.serverOptions, cert: tls.cert, key: tls.key.reveal() } };
+  return { url, tlsUrl: urlOf(await listen(mirror, tls.listen, servers, https), 'https') };
+}
+
 interface ListenerOptions {
   serverOptions: { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number; cert?: string; key?: string };
   createServer?: typeof createHttpsServer;
@@ -93,7 +110,7 @@ async function listen(mirror: Mirror, address: string, servers: ServerType[], op
   const { serverOptions, createServer, maxConnections, admits } = options;
   const server = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: mirror.app.fetch, hostname: host, port, serverOptions, ...(createServer ? { createServer } : {}) }, () => resolve(s));
-    s.once('error', reject);
+    s.once('error', (err) => reject(new StartupError(`cannot listen on ${address}: ${listenCause(err)}`)));
   });
   server.maxConnections = maxConnections;
   // Before TLS and HTTP parsing: a client nobody admits costs no more than the accept.
@@ -102,6 +119,22 @@ async function listen(mirror: Mirror, address: string, servers: ServerType[], op
   });
   servers.push(server);
   return server.address() as AddressInfo;
+}
+
+function listenCause(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return 'address already in use (EADDRINUSE): another process listens there';
+    case 'EADDRNOTAVAIL':
+      return 'no such address on this host (EADDRNOTAVAIL)';
+    case 'EACCES':
+      return 'permission denied (EACCES): ports below 1024 need root or CAP_NET_BIND_SERVICE';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `host name not found (${err.code})`;
+    default:
+      return errnoCause(err);
+  }
 }
 
 const isLoopbackListen = (listen: string) => /^(127\.|\[?::1\]?:|localhost:)/.test(listen);

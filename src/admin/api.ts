@@ -82,6 +82,9 @@ export function adminApi(deps: AdminApiDeps): Hono<Env> {
   bundleRoutes(app, { bundles: deps.bundles, log: deps.log, imagesBody });
   imageRoutes(app, deps);
   pageRoutes(app, deps, auth, failures);
+  app.all('/admin/*', (c) => {
+    throw new RegistryError('NOT_FOUND', `no such admin endpoint: ${c.req.method} ${c.req.path} (see /admin/ui)`);
+  });
   return app;
 }
 

@@ -50,7 +50,12 @@ export function bundleRoutes(app: Hono<Env>, deps: BundleRoutesDeps): void {
     if (replace !== 'true' && replace !== 'false') invalid(`replace= is true or false, not ${replace}`);
     const expect = c.req.query('expect_digest');
     const rules = { names, replace: replace === 'true', expectDigest: expect === undefined ? undefined : parseDigest(expect) };
-    const report = await importBundle(deps.bundles, Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>), rules);
+    const bundle = Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>);
+    // Not rate-limited like upstream failures: each import is an admin's own act behind the token.
+    const report = await importBundle(deps.bundles, bundle, rules).catch((err: unknown) => {
+      if (err instanceof RegistryError) deps.log.warn({ code: err.code, error: err.message, names }, 'bundle import rejected');
+      throw err;
+    });
     deps.log.info(report, 'bundle imported');
     return c.json(report);
   });

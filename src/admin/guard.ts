@@ -45,13 +45,13 @@ export function adminGuard(deps: AdminGuardDeps): MiddlewareHandler<Env> {
     const credential = login ? 'none' : deps.auth.credential(c);
     if (credential === 'wrong') {
       deps.failures.failed(address);
-      throw tokenRequired();
+      throw tokenProblem('admin token rejected: the bearer token is not the configured admin token');
     }
     const allowed = login || credential === 'bearer' || (credential === 'session' && sessionMay(c));
     if (allowed === true) return limitBody(c, next);
     if (allowed === 'cross-site') throw new RegistryError('DENIED', 'the session cookie works only for the admin page\'s own requests');
     if (c.req.method === 'GET' && c.req.path === '/admin/ui') return htmlPage(c, (nonce) => loginPage({ nonce }), 401);
-    throw tokenRequired();
+    throw tokenProblem('admin token required: send Authorization: Bearer <token>');
   };
 }
 
@@ -85,8 +85,8 @@ function limitBody(c: Context<Env>, next: Next) {
   })(c, next);
 }
 
-function tokenRequired(): RegistryError {
-  return new RegistryError('UNAUTHORIZED', 'admin token required: send Authorization: Bearer <token>', {
+function tokenProblem(message: string): RegistryError {
+  return new RegistryError('UNAUTHORIZED', message, {
     headers: { 'www-authenticate': 'Bearer realm="acr-mirror admin"' },
   });
 }

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import type { ZodIssue } from 'zod';
 import { LOOPBACK_NETWORKS } from '../access/address-list.js';
 import { type HtpasswdUser, parseHtpasswd } from '../access/client-access.js';
+import { formatIssue } from './issues.js';
 import { configSchema, type ConfigFile, type UpstreamSettings } from './schema.js';
 import { Secret } from './secret.js';
 import { type StorageConfig, storageSettings } from './storage.js';
@@ -95,12 +95,16 @@ export function loadConfig(opts: LoadOptions = {}): Config {
 export function parseConfig(raw: unknown, ctx: { env: NodeJS.ProcessEnv; baseDir: string; source: string }): Config {
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new ConfigError(`${ctx.source}: invalid configuration:\n${parsed.error.issues.map(formatIssue).join('\n')}`);
+    throw new ConfigError(`${ctx.source}: invalid configuration:\n${parsed.error.issues.map((issue) => formatIssue(issue, raw, configSchema)).join('\n')}`);
   }
   const file = parsed.data;
   const problems: string[] = [];
   const upstreams: Record<string, UpstreamConfig> = {};
-  for (const [name, u] of Object.entries(file.upstreams)) upstreams[name] = upstreamSettings(name, u, ctx, problems);
+  for (const [name, u] of Object.entries(file.upstreams)) {
+    // An offline upstream is never contacted: its credentials may be absent (the air-gapped side).
+    const credentialProblems = file.cache.offline || u.offline ? [] : problems;
+    upstreams[name] = upstreamSettings(name, u, ctx, { credentials: credentialProblems, other: problems });
+  }
   const readFile = (key: string, path: string): string | null => {
     const full = resolve(ctx.baseDir, path);
     try {
@@ -129,12 +133,15 @@ export function parseConfig(raw: unknown, ctx: { env: NodeJS.ProcessEnv; baseDir
 
 type FileReader = (key: string, path: string) => string | null;
 
-/** One upstream's settings with its secrets resolved (password, temporary-credential keys) and its CA file checked. */
+/**
+ * One upstream's settings with its secrets resolved (password, temporary-credential keys) and its CA file checked.
+ * Missing secrets go to problems.credentials, anything else wrong to problems.other.
+ */
 function upstreamSettings(
   name: string,
   u: ConfigFile['upstreams'][string],
   ctx: { env: NodeJS.ProcessEnv; baseDir: string },
-  problems: string[],
+  problems: { credentials: string[]; other: string[] },
 ): UpstreamConfig {
   const { password_env, password_file, username, password: _never, temporary_credentials, ...rest } = u;
   let temporaryCredentials: TemporaryCredentialSettings | undefined;
@@ -144,33 +151,33 @@ function upstreamSettings(
     if (!t.ecs_ram_role) {
       const id = ctx.env[access_key_id_env];
       const secret = ctx.env[access_key_secret_env];
-      if (!id) problems.push(`  upstreams.${name}.temporary_credentials.access_key_id_env: environment variable ${access_key_id_env} is not set`);
-      if (!secret) problems.push(`  upstreams.${name}.temporary_credentials.access_key_secret_env: environment variable ${access_key_secret_env} is not set`);
+      if (!id) problems.credentials.push(`  upstreams.${name}.temporary_credentials.access_key_id_env: environment variable ${access_key_id_env} is not set`);
+      if (!secret) problems.credentials.push(`  upstreams.${name}.temporary_credentials.access_key_secret_env: environment variable ${access_key_secret_env} is not set`);
       if (id && secret) temporaryCredentials = { ...temporaryCredentials, accessKeyId: new Secret(id), accessKeySecret: new Secret(secret) };
     }
   }
   let credentials: Credentials | undefined;
   if (username && password_env) {
     const value = ctx.env[password_env];
-    if (!value) problems.push(`  upstreams.${name}.password_env: environment variable ${password_env} is not set`);
+    if (!value) problems.credentials.push(`  upstreams.${name}.password_env: environment variable ${password_env} is not set`);
     else credentials = { username, password: new Secret(value) };
   } else if (username && password_file) {
     const file = resolve(ctx.baseDir, password_file);
     try {
       const value = readFileSync(file, 'utf8').trim();
-      if (!value) problems.push(`  upstreams.${name}.password_file: ${file} is empty`);
+      if (!value) problems.credentials.push(`  upstreams.${name}.password_file: ${file} is empty`);
       else credentials = { username, password: new Secret(value) };
     } catch (err) {
-      problems.push(`  upstreams.${name}.password_file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      problems.credentials.push(`  upstreams.${name}.password_file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
     }
   }
   let caFile = rest.ca_file;
   if (caFile) {
     caFile = resolve(ctx.baseDir, caFile);
     try {
-      if (!readFileSync(caFile, 'utf8').includes('-----BEGIN CERTIFICATE-----')) problems.push(`  upstreams.${name}.ca_file: ${caFile} holds no PEM certificate`);
+      if (!readFileSync(caFile, 'utf8').includes('-----BEGIN CERTIFICATE-----')) problems.other.push(`  upstreams.${name}.ca_file: ${caFile} holds no PEM certificate`);
     } catch (err) {
-      problems.push(`  upstreams.${name}.ca_file: cannot read ${caFile}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      problems.other.push(`  upstreams.${name}.ca_file: cannot read ${caFile}: ${(err as NodeJS.ErrnoException).code ?? err}`);
     }
   }
   return {
@@ -241,13 +248,4 @@ function adminSettings(
     if (weak) problems.push(`  ${key}: the admin token is too easy to guess (${weak}): use e.g. openssl rand -hex 32`);
   }
   return { token: value ? new Secret(value) : null, tokenSource, warm_concurrency, allow, httpsListener: server.httpsListener };
-}
-
-function formatIssue(issue: ZodIssue): string {
-  const key = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : p)).join('.').replace(/\.\[/g, '[');
-  if (issue.code === 'unrecognized_keys') {
-    const where = key ? `${key}.` : '';
-    return issue.keys.map((k) => `  ${where}${k}: unknown key`).join('\n');
-  }
-  return `  ${key || '(top level)'}: ${issue.message}`;
 }

@@ -10,6 +10,8 @@ export interface RequestSubject {
   repo: string;
   ref?: string;
   upstream?: string;
+  /** The repository's name on the upstream, when a route rewrites it. */
+  upstreamRepo?: string;
 }
 
 export type Env = {
@@ -24,6 +26,8 @@ export type Env = {
     cache?: string;
     /** Status of a response written straight to the Node response (stream-response.ts). */
     sentStatus?: number;
+    /** The OCI error code and message an error response answered. */
+    failure?: { code: string; error: string };
   };
 };
 
@@ -48,6 +52,7 @@ export function routeKind(path: string): string {
     return 'other';
   }
   if (path === '/metrics' || path === '/healthz' || path === '/readyz') return path.slice(1);
+  if (path === '/admin' || path.startsWith('/admin/')) return 'admin';
   return 'other';
 }
 
@@ -90,6 +95,7 @@ export function requestLog(accounting: RequestAccounting, clientAddress: (c: Con
             client: c.get('client'),
             user: c.get('user'),
             cache,
+            ...c.get('failure'),
             userAgent: requestHeader(c, 'user-agent'),
             ms: Math.round(seconds * 10_000) / 10,
           }

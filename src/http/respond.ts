@@ -1,6 +1,7 @@
 import type { ErrorHandler } from 'hono';
 import type { Logger } from 'pino';
 import { RegistryError } from './errors.js';
+import type { Env } from './middleware.js';
 
 /**
  * Headers of every /v2 answer (and every error). A manifest or blob opened in a browser is never sniffed into
@@ -13,10 +14,15 @@ export const REGISTRY_HEADERS = {
   'content-security-policy': "default-src 'none'; sandbox",
 };
 
-/** The app's one error handler: whatever a route throws answers as an OCI error; unexpected ones are logged. */
-export function errorHandler(log: Logger): ErrorHandler {
+/**
+ * The app's one error handler: whatever a route throws answers as an OCI error, whose code and message the
+ * request's log line carries; unexpected ones are logged.
+ */
+export function errorHandler(log: Logger): ErrorHandler<Env> {
   return (err, c) => {
     if (!(err instanceof RegistryError)) log.error({ err, path: c.req.path }, 'unhandled error');
-    return RegistryError.from(err).getResponse({ head: c.req.method === 'HEAD', headers: REGISTRY_HEADERS });
+    const answer = RegistryError.from(err);
+    c.set('failure', { code: answer.code, error: answer.message });
+    return answer.getResponse({ head: c.req.method === 'HEAD', headers: REGISTRY_HEADERS });
   };
 }

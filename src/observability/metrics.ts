@@ -101,7 +101,9 @@ export interface UpstreamObserver {
 
 /** Last seen success and failure of one upstream, for /readyz. */
 export interface UpstreamState {
-  /** false while the breaker has the upstream marked down. */
+  /** down while the breaker has the upstream marked down; offline when it is never contacted (offline = true). */
+  status: 'up' | 'down' | 'offline';
+  /** status === 'up' */
   up: boolean;
   lastSuccess: string | null;
   lastError: { kind: string; at: string } | null;

@@ -45,7 +45,7 @@ export function registryApi(deps: RegistryApiDeps): Hono<Env> {
 function target(c: Context<Env>, deps: RegistryApiDeps, name: string, ref?: string): UpstreamTarget {
   c.set('subject', { repo: name, ...(ref ? { ref } : {}) });
   const t = deps.route(name, c.req.query('ns'));
-  c.set('subject', { repo: name, ...(ref ? { ref } : {}), upstream: t.client.name });
+  c.set('subject', { repo: name, ...(ref ? { ref } : {}), upstream: t.client.name, ...(t.repo !== name ? { upstreamRepo: t.repo } : {}) });
   return t;
 }
 

@@ -14,6 +14,7 @@ import { RegistryAuth, type TokenCache } from './tokens.js';
 import type { Fetch, FetchInit, UpstreamResponse } from './transport.js';
 import { Slots } from '../util/slots.js';
 import { NO_OBSERVER, type UpstreamObserver } from '../observability/metrics.js';
+import { UpstreamFailureLog } from './failure-log.js';
 
 /** Failures that are answers: the upstream is up and said no. They do not count against the breaker. */
 const ANSWERED = new Set(['MANIFEST_UNKNOWN', 'BLOB_UNKNOWN', 'NAME_UNKNOWN', 'DENIED']);
@@ -79,6 +80,7 @@ export class RegistryClient {
   /** Storage connections the fills of this upstream hold beyond their first (see fillPlan). */
   readonly #storageSlots: Slots;
   readonly #fillSegments: { connections: number; segmentSize: number };
+  readonly #failures: UpstreamFailureLog;
 
   constructor(upstream: UpstreamConfig, deps: RegistryClientDeps) {
     this.name = upstream.name;
@@ -105,6 +107,7 @@ export class RegistryClient {
     });
     this.#storageSlots = new Slots(upstream.storage_connections);
     this.#fillSegments = { connections: upstream.fill_connections, segmentSize: upstream.fill_segment_size };
+    this.#failures = new UpstreamFailureLog(deps.log, deps.now);
   }
 
   /** How a fill of this upstream splits a blob into ranges; the slots are shared by all of its fills. */
@@ -238,15 +241,10 @@ export class RegistryClient {
 
   /** Offline mode and the breaker first; then the exchange with retries; its outcome feeds the breaker. */
   async #withRetries<T>(signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
-    if (this.#deps.offline) {
-      throw new RegistryError('UPSTREAM_OFFLINE', `${this.label} is offline (offline = true): only cached content is served`);
-    }
-    const wait = this.#deps.breaker.blockedFor();
-    if (wait > 0) {
-      const seconds = Math.ceil(wait / 1000);
-      throw new RegistryError('UPSTREAM_DOWN', `${this.label} is marked down after repeated failures; next attempt in ${seconds}s`, {
-        headers: { 'retry-after': String(seconds) },
-      });
+    const refusal = this.#refusal();
+    if (refusal) {
+      this.#failures.report(refusal);
+      throw refusal;
     }
     try {
       const result = await this.#retrying(signal, attempt);
@@ -258,9 +256,23 @@ export class RegistryClient {
       } else {
         if (err instanceof RegistryError) this.observer.error(err.kind.toLowerCase());
         if (!signal?.aborted) this.#deps.breaker.failure();
+        if (err instanceof RegistryError && !signal?.aborted) this.#failures.report(err);
       }
       throw err;
     }
+  }
+
+  /** Why the upstream is not asked at all: offline, or marked down by the breaker. */
+  #refusal(): RegistryError | null {
+    if (this.#deps.offline) {
+      return new RegistryError('UPSTREAM_OFFLINE', `${this.label} is offline (offline = true): only cached content is served`);
+    }
+    const wait = this.#deps.breaker.blockedFor();
+    if (wait <= 0) return null;
+    const seconds = Math.ceil(wait / 1000);
+    return new RegistryError('UPSTREAM_DOWN', `${this.label} is marked down after repeated failures; next attempt in ${seconds}s`, {
+      headers: { 'retry-after': String(seconds) },
+    });
   }
 
   #retrying<T>(signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {

@@ -38,15 +38,17 @@ export function createUpstreamClients(config: Config, deps: UpstreamClientDeps):
       transports.push(transport);
       fetch = transport.fetch;
     }
-    const state: UpstreamState = (states[upstream.name] = { lastSuccess: null, lastError: null, up: true });
-    deps.metrics.upstreamUp.set({ upstream: upstream.name }, 1);
+    const offline = config.cache.offline || upstream.offline;
+    const state: UpstreamState = (states[upstream.name] = { status: offline ? 'offline' : 'up', lastSuccess: null, lastError: null, up: !offline });
+    deps.metrics.upstreamUp.set({ upstream: upstream.name }, offline ? 0 : 1);
     clients.set(
       upstream.name,
       new RegistryClient(upstream, {
         fetch,
         breaker: breakerFor(upstream, state, deps),
-        offline: config.cache.offline || upstream.offline,
-        credentials: credentialsFor(upstream, deps),
+        offline,
+        // Never used: an offline upstream is not contacted, and its secrets need not be configured.
+        credentials: offline ? new StaticCredentials(undefined) : credentialsFor(upstream, deps),
         tokens: new TokenCache({ now: deps.now, marginMs: upstream.token_margin }),
         now: deps.now,
         observer: upstreamObserver(deps.metrics, upstream.name, state, deps.now),
@@ -91,6 +93,7 @@ function breakerFor(upstream: UpstreamConfig, state: UpstreamState, deps: Upstre
     now: deps.now,
     onChange: (up, detail) => {
       state.up = up;
+      state.status = up ? 'up' : 'down';
       metrics.upstreamUp.set({ upstream: upstream.name }, up ? 1 : 0);
       if (up) log.info({ upstream: upstream.name }, 'upstream is back up');
       else log.warn({ upstream: upstream.name, failures: detail.failures, retryInMs: detail.retryInMs }, 'upstream marked down; serving from cache');

@@ -112,7 +112,7 @@ describe('[admin] configuration', () => {
     [{}, { ACR_MIRROR_ADMIN_TOKEN: 'short' }, 'admin.token_env: the admin token must be at least 16 characters'],
     [{ token_file: '/nonexistent/token' }, {}, 'admin.token_file: cannot read /nonexistent/token: ENOENT'],
     [{ token_env: 'A', token_file: 'b' }, {}, 'admin.token_file: set either token_env or token_file, not both'],
-    [{ warm_concurrency: 0 }, {}, 'admin.warm_concurrency: Number must be greater than or equal to 1'],
+    [{ warm_concurrency: 0 }, {}, 'admin.warm_concurrency: must be at least 1 (got 0, a number)'],
     [{ token: 'x' }, {}, 'admin.token: unknown key'],
     [{ allow: ['10.0.0.0/33'] }, {}, 'admin.allow[0]: must be an address or CIDR'],
   ])('refuses %j', (admin, env, message) => {

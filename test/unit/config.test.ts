@@ -595,7 +595,7 @@ describe('[storage] backend', () => {
   it('names the key of every mistake in [storage] and [storage.oss]', () => {
     expect(parseError({ storage: { backend: 'oss' } }, OSS_ENV)).toContain('storage.oss: backend = "oss" needs a [storage.oss] table');
     expect(parseError(oss({ bucket: 'mirror-blobs', region: 'cn-hangzhou' }, 'fs'), OSS_ENV)).toContain('storage.backend: [storage.oss] is configured');
-    expect(parseError({ storage: { backend: 's3' } })).toMatch(/storage\.backend: Invalid enum value/);
+    expect(parseError({ storage: { backend: 's3' } })).toContain('storage.backend: must be one of "fs", "oss" (got "s3")');
     expect(parseError(oss({ bucket: 'Mirror_Blobs', region: 'cn-hangzhou' }), OSS_ENV)).toContain('storage.oss.bucket: must be an OSS bucket name');
     expect(parseError(oss({ bucket: 'mirror-blobs' }), OSS_ENV)).toContain('storage.oss.endpoint: set either endpoint or region');
     expect(parseError(oss({ bucket: 'mirror-blobs', region: 'cn-hangzhou', endpoint: 'https://oss-cn-hangzhou.aliyuncs.com' }), OSS_ENV)).toContain('storage.oss.endpoint: set either endpoint or region');
