@@ -13,6 +13,8 @@ import { type AdminAuth, SESSION_COOKIE, SESSION_TTL_MS } from './auth.js';
 import { adminGuard } from './guard.js';
 import { htmlPage } from './html-page.js';
 import type { Inventory } from './inventory.js';
+import type { TrafficHistory } from '../observability/traffic-history.js';
+import type { UpstreamHealth } from '../upstream/health.js';
 import { adminPage, adminPageParts, loginPage } from './ui.js';
 import type { WarmJob } from './warm-job.js';
 import type { Warmer } from './warmer.js';
@@ -25,8 +27,10 @@ export interface AdminApiDeps {
   auth: AdminAuth | null;
   warmer: Warmer;
   inventory: Inventory;
+  traffic: TrafficHistory;
   /** Configured upstream names (DELETE needs one when there are several). */
   upstreams: string[];
+  upstreamHealth: () => UpstreamHealth[];
   bundles: BundleSourceDeps & BundleImportDeps;
   log: Logger;
   /** admin.allow */
@@ -63,7 +67,8 @@ const warmBody = z
 /**
  * The admin API and web page under /admin/, behind the admin token:
  *   POST /admin/warm, GET /admin/jobs, GET /admin/jobs/:id, GET /admin/jobs/:id/events (SSE),
- *   GET /admin/images, DELETE /admin/images/<name>:<tag>[?upstream=], GET /admin/stats,
+ *   GET /admin/images, DELETE /admin/images/<name>:<tag>[?upstream=], GET /admin/stats, GET /admin/traffic,
+ *   GET /admin/upstreams,
  *   POST /admin/export, POST /admin/import (bundle-routes.ts),
  *   GET /admin/ui (+ /admin/ui/parts, what the page refreshes), POST /admin/ui/login, POST /admin/ui/logout.
  */
@@ -143,6 +148,8 @@ function imageRoutes(app: Hono<Env>, deps: AdminApiDeps): void {
   });
 
   app.get('/admin/stats', async (c) => c.json(await deps.inventory.stats()));
+  app.get('/admin/traffic', async (c) => c.json({ minutes: await deps.traffic.minutes() }));
+  app.get('/admin/upstreams', (c) => c.json({ upstreams: deps.upstreamHealth() }));
 }
 
 /** The web page, the parts it refreshes, and the login form that sets the session cookie. */

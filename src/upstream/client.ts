@@ -256,7 +256,7 @@ export class RegistryClient {
       if (err instanceof RegistryError && ANSWERED.has(err.kind)) {
         this.#deps.breaker.success();
       } else {
-        if (err instanceof RegistryError) this.observer.error(err.kind.toLowerCase());
+        if (err instanceof RegistryError) this.observer.error(err.kind.toLowerCase(), err.message);
         if (!signal?.aborted) this.#deps.breaker.failure();
       }
       throw err;

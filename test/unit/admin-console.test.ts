@@ -1,0 +1,93 @@
+// The admin page as a health console, through its API: upstream state (up, down, offline; last success and error;
+// breaker), traffic of the last hour per minute, free disk space beside an unbounded cache, and the parts the page
+// refreshes (escaped, with times that say their zone, failed jobs marked as failed).
+import { statfs } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { CacheStats } from '../../src/admin/inventory.js';
+import type { TrafficMinute } from '../../src/observability/traffic-history.js';
+import type { UpstreamHealth } from '../../src/upstream/health.js';
+import { ADMIN_ENV, bearer, finishedJob, startWarm } from '../support/admin.js';
+import { connectionRefused, FakeUpstream, makeImage, sha256 } from '../support/fake-upstream.js';
+import { startTestMirror, type TestMirror } from '../support/mirror.js';
+
+const CLOCK = Date.UTC(2026, 11, 7, 10, 15, 30);
+let m: TestMirror | undefined;
+afterEach(async () => {
+  await m?.close();
+  m = undefined;
+});
+
+async function start(opts: Parameters<typeof startTestMirror>[1] = {}) {
+  const fake = new FakeUpstream();
+  const image = fake.add(makeImage('team/app', 'v1', [3000, 500], 7));
+  let clock = CLOCK;
+  m = await startTestMirror(fake, { env: ADMIN_ENV, now: () => clock, ...opts });
+  return { fake, image, mirror: m, advance: (ms: number) => (clock += ms) };
+}
+
+const get = async <T,>(mirror: TestMirror, path: string): Promise<T> => {
+  const res = await mirror.request(path, { headers: bearer() });
+  expect(res.status, path).toBe(200);
+  return (await res.json()) as T;
+};
+const upstreams = async (mirror: TestMirror) => (await get<{ upstreams: UpstreamHealth[] }>(mirror, '/admin/upstreams')).upstreams;
+const errorOf = async (res: Response) => ((await res.json()) as { errors: { message: string }[] }).errors[0]!.message;
+
+describe('GET /admin/upstreams', () => {
+  it('reports an upstream up with its last success, then down with the error its client got and the open breaker', async () => {
+    const { fake, mirror, advance } = await start({ upstream: { breaker_threshold: 2, breaker_cooldown: '30s', retries: 0 } });
+    expect(await upstreams(mirror)).toEqual([
+      { name: 'acr', host: 'registry.test', state: 'up', lastSuccess: null, lastError: null, breaker: { state: 'closed', failures: 0, retryAt: null } },
+    ]);
+    expect((await mirror.request('/v2/team/app/manifests/v1')).status).toBe(200);
+    expect((await upstreams(mirror))[0]!.lastSuccess).toBe(new Date(CLOCK).toISOString());
+
+    fake.intercept = connectionRefused;
+    advance(5000);
+    const messages: string[] = [];
+    for (const tag of ['a', 'b']) messages.push(await errorOf(await mirror.request(`/v2/team/app/manifests/${tag}`)));
+    const [acr] = await upstreams(mirror);
+    expect(acr).toEqual({
+      name: 'acr',
+      host: 'registry.test',
+      state: 'down',
+      lastSuccess: new Date(CLOCK).toISOString(),
+      lastError: { kind: 'upstream_unreachable', message: messages[1], at: new Date(CLOCK + 5000).toISOString() },
+      breaker: { state: 'open', failures: 2, retryAt: new Date(CLOCK + 35_000).toISOString() },
+    });
+    expect(messages[1]).toContain('connection refused');
+    expect(JSON.stringify(acr)).not.toContain(fake.password);
+  });
+
+  it('reports an upstream that cache.offline keeps from being asked as offline', async () => {
+    const { mirror } = await start({ config: { cache: { offline: true } } });
+    expect((await mirror.request('/v2/team/app/manifests/v1')).status).toBe(503);
+    expect(await upstreams(mirror)).toEqual([expect.objectContaining({ name: 'acr', state: 'offline', breaker: { state: 'closed', failures: 0, retryAt: null } })]);
+  });
+});
+
+describe('GET /admin/traffic', () => {
+  it('reports the current minute: bytes served and pulled upstream, lookups and hits', async () => {
+    const { image, mirror } = await start({ config: { cache: { prefetch: false } } });
+    const layer = (JSON.parse(image.manifest.toString()) as { layers: { digest: string }[] }).layers[0]!.digest;
+    for (let i = 0; i < 2; i++) {
+      await (await mirror.request(`/v2/team/app/blobs/${layer}`)).arrayBuffer();
+      await mirror.mirror.fills.settled(); // the second GET is a hit, not a join
+    }
+    const { minutes } = await get<{ minutes: TrafficMinute[] }>(mirror, '/admin/traffic');
+    const size = image.blobs.get(layer)!.length;
+    expect(minutes).toEqual([{ at: '2026-12-07T10:15:00.000Z', served: 2 * size, upstream: size, lookups: 2, hits: 1, hitRatio: 0.5 }]);
+  });
+});
+
+describe('free disk space', () => {
+  it('is reported for the file system of the cache directory', async () => {
+    const { mirror } = await start();
+    const stats = await get<CacheStats>(mirror, '/admin/stats');
+    const fs = await statfs(join(mirror.dir, 'data'));
+    expect(stats.cache.limit).toBeNull();
+    expect(stats.cache.free).toBeGreaterThan(0);
+    expect(stats.cache.free).toBeLessThanOrEqual(fs.blocks * fs.bsize);
+  });
+});
