@@ -15,7 +15,7 @@ import { htmlPage } from './html-page.js';
 import type { Inventory } from './inventory.js';
 import type { TrafficHistory } from '../observability/traffic-history.js';
 import type { UpstreamHealth } from '../upstream/health.js';
-import { adminPage, adminPageParts, loginPage } from './ui.js';
+import { type AdminPageData, adminPage, adminPageParts, loginPage } from './ui.js';
 import type { WarmJob } from './warm-job.js';
 import type { Warmer } from './warmer.js';
 import type { BundleSourceDeps } from '../bundle/export.js';
@@ -45,6 +45,8 @@ const PROGRESS_EVERY_MS = 250;
 /** A comment line this often keeps proxies from closing a quiet event stream. */
 const KEEPALIVE_EVERY_MS = 15_000;
 const MAX_IMAGES = 1000;
+/** Jobs the page lists (each opens to its per-image results). */
+const RECENT_JOBS = 10;
 
 const warmBody = z
   .object({
@@ -154,7 +156,14 @@ function imageRoutes(app: Hono<Env>, deps: AdminApiDeps): void {
 
 /** The web page, the parts it refreshes, and the login form that sets the session cookie. */
 function pageRoutes(app: Hono<Env>, deps: AdminApiDeps, auth: AdminAuth, failures: FailureThrottle): void {
-  const pageData = async () => ({ images: deps.inventory.images(), stats: await deps.inventory.stats(), jobs: deps.warmer.recent(5) });
+  const pageData = async (): Promise<AdminPageData> => ({
+    images: deps.inventory.images(),
+    stats: await deps.inventory.stats(),
+    jobs: deps.warmer.recent(RECENT_JOBS),
+    upstreams: deps.upstreamHealth(),
+    traffic: await deps.traffic.minutes(),
+    updatedAt: new Date(deps.now()).toISOString(),
+  });
   app.get('/admin/ui', async (c) => {
     const data = await pageData();
     return htmlPage(c, (nonce) => adminPage({ nonce, ...data }), 200);

@@ -32,6 +32,7 @@ const get = async <T,>(mirror: TestMirror, path: string): Promise<T> => {
   return (await res.json()) as T;
 };
 const upstreams = async (mirror: TestMirror) => (await get<{ upstreams: UpstreamHealth[] }>(mirror, '/admin/upstreams')).upstreams;
+const parts = async (mirror: TestMirror) => (await mirror.request('/admin/ui/parts', { headers: bearer() })).text();
 const errorOf = async (res: Response) => ((await res.json()) as { errors: { message: string }[] }).errors[0]!.message;
 
 describe('GET /admin/upstreams', () => {
@@ -82,12 +83,59 @@ describe('GET /admin/traffic', () => {
 });
 
 describe('free disk space', () => {
-  it('is reported for the file system of the cache directory', async () => {
+  it('is reported for the cache directory, and shown beside the cache size when there is no storage.max_size', async () => {
     const { mirror } = await start();
     const stats = await get<CacheStats>(mirror, '/admin/stats');
     const fs = await statfs(join(mirror.dir, 'data'));
     expect(stats.cache.limit).toBeNull();
     expect(stats.cache.free).toBeGreaterThan(0);
     expect(stats.cache.free).toBeLessThanOrEqual(fs.blocks * fs.bsize);
+    expect(await parts(mirror)).toMatch(/of no limit<span id="disk-free"> · [\d.]+ [KMGT]?i?B free on disk<\/span>/);
+  });
+
+  it('is not shown when storage.max_size bounds the cache (the meter shows its use instead)', async () => {
+    const { mirror } = await start({ config: { storage: { dir: 'data', max_size: '1GiB' } } });
+    const html = await parts(mirror);
+    expect(html).toContain('<meter id="disk-usage"');
+    expect(html).not.toContain('disk-free');
+  });
+});
+
+describe('the page parts', () => {
+  it('show the update time and every time with its zone, an upstream card per upstream, the chart and delete buttons', async () => {
+    const { mirror } = await start();
+    expect((await mirror.request('/v2/team/app/manifests/v1')).status).toBe(200);
+    const html = await parts(mirror);
+    expect(html).toContain('<span id="updated-at">updated <time datetime="2026-12-07T10:15:30.000Z" data-seconds="true">2026-12-07 10:15:30 UTC</time></span>');
+    expect(html).toMatch(/<div class="card" data-upstream="acr" data-state="up"><h2>acr <span class="badge" data-state="up">up<\/span><\/h2>/);
+    expect(html).toContain('<dd><time datetime="2026-12-07T10:15:30.000Z">2026-12-07 10:15 UTC</time></dd>');
+    expect(html).toMatch(/<section id="traffic" class="chart">.*<svg viewBox="0 0 600 120"[^>]*>.*<g data-minute="2026-12-07T10:15:00.000Z">/s);
+    expect(html).toContain('<tr data-ref="team/app:v1" data-upstream="acr">');
+    expect(html).toContain('<button type="button" class="delete"');
+    for (const time of html.match(/<time [^>]*>[^<]*<\/time>/g)!) expect(time).toMatch(/ UTC<\/time>$/);
+  });
+
+  it('mark a failed job and its bar as failed', async () => {
+    const { mirror } = await start();
+    const job = await finishedJob(mirror, (await startWarm(mirror, { images: ['team/app:v1', 'team/absent:1'] })).id);
+    expect(job.state).toBe('failed');
+    const row = new RegExp(`<tr data-id="${job.id}" data-state="failed">.*?</tr>`, 's').exec(await parts(mirror))![0];
+    expect(row).toContain('<td data-state="failed">failed</td>');
+    expect(row).toContain('1 failed');
+    expect(row).toMatch(/<progress max="\d+" value="\d+" data-state="failed"><\/progress>/);
+  });
+
+  it('escape what the upstream said in its last error', async () => {
+    const { fake, mirror } = await start({ upstream: { retries: 0 } });
+    const body = Buffer.from('{}');
+    fake.intercept = (call) =>
+      call.host === 'registry.test' && call.path.includes('/manifests/') && call.authorization
+        ? new Response(new Uint8Array(body), { headers: { 'content-type': 'text/html<img src=x onerror=alert(1)>', 'docker-content-digest': sha256(body) } })
+        : undefined;
+    expect((await mirror.request('/v2/team/app/manifests/v1')).status).toBe(502);
+    expect((await upstreams(mirror))[0]!.lastError!.message).toContain('<img src=x onerror=alert(1)>');
+    const html = await parts(mirror);
+    expect(html).toContain('text/html&lt;img src=x onerror=alert(1)&gt;');
+    expect(html).not.toContain('<img');
   });
 });

@@ -115,8 +115,8 @@ describe('GET /admin/ui', () => {
     expect(csp).toContain("default-src 'none'");
     const html = await res.text();
     expect(html.startsWith('<!DOCTYPE html>')).toBe(true);
-    expect(html).toContain('<tr data-ref="team/multi:v1">');
-    expect(html).toContain('<tr data-ref="team/single:1.0">');
+    expect(html).toContain('<tr data-ref="team/multi:v1" data-upstream="acr">');
+    expect(html).toContain('<tr data-ref="team/single:1.0" data-upstream="acr">');
     expect(html).toContain('linux/arm64<span class="muted"> (not cached: linux/amd64)</span>');
     expect(html).toMatch(/<meter id="disk-usage" min="0" max="1073741824" value="\d+"/);
     expect(html).toContain('of 1.00 GiB');
