@@ -40,6 +40,17 @@ function Breaker({ breaker }: { breaker: UpstreamHealth['breaker'] }) {
   return <>closed{breaker.failures ? ` (${failures})` : ''}</>;
 }
 
+export /** Red while it is the latest news of the upstream; muted once an exchange succeeded after it. */
+function LastError({ error, lastSuccess }: { error: NonNullable<UpstreamHealth['lastError']>; lastSuccess: string | null }) {
+  const recovered = lastSuccess !== null && Date.parse(lastSuccess) > Date.parse(error.at);
+  return (
+    <>
+      <Time iso={error.at} /> <code>{error.kind}</code> <span class={recovered ? 'muted' : 'error'}>{error.message}</span>
+      {recovered ? <span class="muted"> (succeeded since)</span> : null}
+    </>
+  );
+}
+
 export function UpstreamCards({ upstreams }: { upstreams: UpstreamHealth[] }) {
   return (
     <section id="upstreams" class="cards" aria-label="Upstreams">
@@ -54,13 +65,7 @@ export function UpstreamCards({ upstreams }: { upstreams: UpstreamHealth[] }) {
             <dd><Time iso={u.lastSuccess} /></dd>
             <dt>Last error</dt>
             <dd>
-              {u.lastError ? (
-                <>
-                  <Time iso={u.lastError.at} /> <code>{u.lastError.kind}</code> <span class="error">{u.lastError.message}</span>
-                </>
-              ) : (
-                <span class="muted">none</span>
-              )}
+              {u.lastError ? <LastError error={u.lastError} lastSuccess={u.lastSuccess} /> : <span class="muted">none</span>}
             </dd>
             <dt>Breaker</dt>
             <dd><Breaker breaker={u.breaker} /></dd>

@@ -115,6 +115,18 @@ describe('the page parts', () => {
     for (const time of html.match(/<time [^>]*>[^<]*<\/time>/g)!) expect(time).toMatch(/ UTC<\/time>$/);
   });
 
+  it('show the last error in red until an exchange succeeds after it', async () => {
+    const { fake, mirror, advance } = await start({ upstream: { retries: 0 } });
+    fake.intercept = connectionRefused;
+    const message = await errorOf(await mirror.request('/v2/team/app/manifests/v1'));
+    const card = async () => /<div class="card" data-upstream="acr".*?<\/dl><\/div>/s.exec(await parts(mirror))![0];
+    expect(await card()).toContain(`<span class="error">${message}</span></dd>`);
+    fake.intercept = null;
+    advance(1000);
+    expect((await mirror.request('/v2/team/app/manifests/v1')).status).toBe(200);
+    expect(await card()).toContain(`<span class="muted">${message}</span><span class="muted"> (succeeded since)</span></dd>`);
+  });
+
   it('mark a failed job and its bar as failed', async () => {
     const { mirror } = await start();
     const job = await finishedJob(mirror, (await startWarm(mirror, { images: ['team/app:v1', 'team/absent:1'] })).id);
