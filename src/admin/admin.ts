@@ -11,6 +11,10 @@ import type { ManifestService } from '../proxy/manifest-service.js';
 import type { ReferrersService } from '../proxy/referrers-service.js';
 import type { ReferrersStore } from '../cache/referrers-store.js';
 import type { UpstreamTarget } from '../proxy/target.js';
+import { TrafficHistory } from '../observability/traffic-history.js';
+import { readTraffic } from '../observability/traffic.js';
+import type { UpstreamHealth } from '../upstream/health.js';
+import { freeSpace } from '../util/free-space.js';
 import { adminApi } from './api.js';
 import { AdminAuth } from './auth.js';
 import { Inventory } from './inventory.js';
@@ -29,9 +33,12 @@ export interface AdminDeps {
   referrersStore: ReferrersStore;
   route(name: string): UpstreamTarget;
   upstreams: string[];
+  upstreamHealth: () => UpstreamHealth[];
   metrics: Metrics;
   /** storage.max_size, or null when the cache is unbounded. */
   limitBytes: number | null;
+  /** storage.dir: the page shows the free space of its file system. */
+  storageDir: string;
   fillsInFlight: () => number;
   now: () => number;
   log: Logger;
@@ -47,7 +54,10 @@ export interface Admin {
   close(): void;
 }
 
-/** The admin side: warm jobs (resumed from SQLite at start), tag usage counts, the /admin API and page. */
+/** The traffic chart's window. */
+const TRAFFIC_MINUTES = 60;
+
+/** The admin side: warm jobs (resumed from SQLite at start), tag usage counts, traffic history, the /admin API and page. */
 export function createAdmin(deps: AdminDeps): Admin {
   const usage = new TagUsage(deps.db, deps.now);
   const warmer = new Warmer({
@@ -67,6 +77,7 @@ export function createAdmin(deps: AdminDeps): Admin {
     metrics: deps.metrics,
     usage,
     limitBytes: deps.limitBytes,
+    freeBytes: () => freeSpace(deps.storageDir),
     fillsInFlight: deps.fillsInFlight,
     warmJobsRunning: () => warmer.runningJobs,
   });
@@ -77,12 +88,16 @@ export function createAdmin(deps: AdminDeps): Admin {
     deps.log.info('admin API disabled: no admin token configured (set ACR_MIRROR_ADMIN_TOKEN, admin.token_env or admin.token_file)');
   }
   warmer.resume();
+  const traffic = new TrafficHistory({ read: () => readTraffic(deps.metrics), now: deps.now, minutes: TRAFFIC_MINUTES });
+  traffic.start();
   return {
     app: adminApi({
       auth: token ? new AdminAuth(token, deps.now) : null,
       warmer,
       inventory,
+      traffic,
       upstreams: deps.upstreams,
+      upstreamHealth: deps.upstreamHealth,
       bundles: {
         route: deps.route,
         manifests: deps.manifests,
@@ -98,9 +113,13 @@ export function createAdmin(deps: AdminDeps): Admin {
       log: deps.log,
     }),
     tagRequested: (upstream, repo, tag) => usage.record(upstream, repo, tag),
-    stop: () => warmer.close(),
+    stop() {
+      warmer.close();
+      traffic.stop();
+    },
     close() {
       warmer.close();
+      traffic.stop();
       usage.close();
     },
   };

@@ -13,7 +13,9 @@ import { type AdminAuth, SESSION_COOKIE, SESSION_TTL_MS } from './auth.js';
 import { adminGuard } from './guard.js';
 import { htmlPage } from './html-page.js';
 import type { Inventory } from './inventory.js';
-import { adminPage, adminPageParts, loginPage } from './ui.js';
+import type { TrafficHistory } from '../observability/traffic-history.js';
+import type { UpstreamHealth } from '../upstream/health.js';
+import { type AdminPageData, adminPage, adminPageParts, loginPage } from './ui.js';
 import type { WarmJob } from './warm-job.js';
 import type { Warmer } from './warmer.js';
 import type { BundleSourceDeps } from '../bundle/export.js';
@@ -25,8 +27,10 @@ export interface AdminApiDeps {
   auth: AdminAuth | null;
   warmer: Warmer;
   inventory: Inventory;
+  traffic: TrafficHistory;
   /** Configured upstream names (DELETE needs one when there are several). */
   upstreams: string[];
+  upstreamHealth: () => UpstreamHealth[];
   bundles: BundleSourceDeps & BundleImportDeps;
   log: Logger;
   /** admin.allow */
@@ -41,6 +45,8 @@ const PROGRESS_EVERY_MS = 250;
 /** A comment line this often keeps proxies from closing a quiet event stream. */
 const KEEPALIVE_EVERY_MS = 15_000;
 const MAX_IMAGES = 1000;
+/** Jobs the page lists (each opens to its per-image results). */
+const RECENT_JOBS = 10;
 
 const warmBody = z
   .object({
@@ -63,7 +69,8 @@ const warmBody = z
 /**
  * The admin API and web page under /admin/, behind the admin token:
  *   POST /admin/warm, GET /admin/jobs, GET /admin/jobs/:id, GET /admin/jobs/:id/events (SSE),
- *   GET /admin/images, DELETE /admin/images/<name>:<tag>[?upstream=], GET /admin/stats,
+ *   GET /admin/images, DELETE /admin/images/<name>:<tag>[?upstream=], GET /admin/stats, GET /admin/traffic,
+ *   GET /admin/upstreams,
  *   POST /admin/export, POST /admin/import (bundle-routes.ts),
  *   GET /admin/ui (+ /admin/ui/parts, what the page refreshes), POST /admin/ui/login, POST /admin/ui/logout.
  */
@@ -146,11 +153,20 @@ function imageRoutes(app: Hono<Env>, deps: AdminApiDeps): void {
   });
 
   app.get('/admin/stats', async (c) => c.json(await deps.inventory.stats()));
+  app.get('/admin/traffic', async (c) => c.json({ minutes: await deps.traffic.minutes() }));
+  app.get('/admin/upstreams', (c) => c.json({ upstreams: deps.upstreamHealth() }));
 }
 
 /** The web page, the parts it refreshes, and the login form that sets the session cookie. */
 function pageRoutes(app: Hono<Env>, deps: AdminApiDeps, auth: AdminAuth, failures: FailureThrottle): void {
-  const pageData = async () => ({ images: deps.inventory.images(), stats: await deps.inventory.stats(), jobs: deps.warmer.recent(5) });
+  const pageData = async (): Promise<AdminPageData> => ({
+    images: deps.inventory.images(),
+    stats: await deps.inventory.stats(),
+    jobs: deps.warmer.recent(RECENT_JOBS),
+    upstreams: deps.upstreamHealth(),
+    traffic: await deps.traffic.minutes(),
+    updatedAt: new Date(deps.now()).toISOString(),
+  });
   app.get('/admin/ui', async (c) => {
     const data = await pageData();
     return htmlPage(c, (nonce) => adminPage({ nonce, ...data }), 200);

@@ -3,6 +3,7 @@ import type { ManifestStore } from '../cache/manifest-store.js';
 import type { ReferrersStore } from '../cache/referrers-store.js';
 import { isDigest } from '../oci/digest.js';
 import type { Metrics } from '../observability/metrics.js';
+import { hitRatio, readTraffic } from '../observability/traffic.js';
 import { type ManifestContent, manifestContent } from '../oci/manifest.js';
 import { formatPlatform } from '../oci/platform.js';
 import type { TagUsage } from './tag-usage.js';
@@ -30,7 +31,8 @@ export interface CachedImage {
 }
 
 export interface CacheStats {
-  cache: { bytes: number; limit: number | null; blobs: number; manifests: number; tags: number };
+  /** free: bytes available on the file system of storage.dir (null when it cannot be asked). */
+  cache: { bytes: number; limit: number | null; free: number | null; blobs: number; manifests: number; tags: number };
   /** Client manifest and blob requests since start-up, by cache outcome; hitRatio = (hit + stale) / all. */
   requests: { hit: number; miss: number; joined: number; stale: number; hitRatio: number | null };
   /** Since start-up: body bytes sent to clients, and received from upstreams. */
@@ -46,6 +48,7 @@ export interface InventoryDeps {
   metrics: Metrics;
   usage: TagUsage;
   limitBytes: number | null;
+  freeBytes: () => Promise<number | null>;
   fillsInFlight: () => number;
   warmJobsRunning: () => number;
 }
@@ -113,18 +116,11 @@ export class Inventory {
 
   async stats(): Promise<CacheStats> {
     const t = this.#stmt.totals.get()!;
-    const outcomes = { hit: 0, miss: 0, joined: 0, stale: 0 };
-    for (const v of (await this.deps.metrics.cache.get()).values) {
-      const outcome = v.labels.outcome as keyof typeof outcomes;
-      if (outcome in outcomes) outcomes[outcome] += v.value;
-    }
-    const all = outcomes.hit + outcomes.miss + outcomes.joined + outcomes.stale;
-    const sum = async (counter: { get(): Promise<{ values: { value: number }[] }> }) =>
-      (await counter.get()).values.reduce((n, v) => n + v.value, 0);
+    const traffic = await readTraffic(this.deps.metrics);
     return {
-      cache: { bytes: t.bytes ?? 0, limit: this.deps.limitBytes, blobs: t.blobs, manifests: t.manifests, tags: t.tags },
-      requests: { ...outcomes, hitRatio: all ? (outcomes.hit + outcomes.stale) / all : null },
-      bytes: { served: await sum(this.deps.metrics.servedBytes), upstream: await sum(this.deps.metrics.upstreamBytes) },
+      cache: { bytes: t.bytes ?? 0, limit: this.deps.limitBytes, free: await this.deps.freeBytes(), blobs: t.blobs, manifests: t.manifests, tags: t.tags },
+      requests: { ...traffic.outcomes, hitRatio: hitRatio(traffic.outcomes) },
+      bytes: { served: traffic.served, upstream: traffic.upstream },
       fillsInFlight: this.deps.fillsInFlight(),
       warmJobsRunning: this.deps.warmJobsRunning(),
     };

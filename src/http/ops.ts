@@ -27,10 +27,17 @@ export function opsApi(deps: OpsDeps): Hono {
       }
     }
     const ready = Object.values(checks).every((v) => v === 'ok');
-    return c.json({ status: ready ? 'ready' : 'not ready', checks, upstreams: deps.upstreams }, ready ? 200 : 503);
+    return c.json({ status: ready ? 'ready' : 'not ready', checks, upstreams: withoutMessages(deps.upstreams) }, ready ? 200 : 503);
   });
   app.get('/metrics', async (c) => {
     return c.body(await deps.metrics.text(), 200, { 'content-type': deps.metrics.registry.contentType });
   });
   return app;
+}
+
+/** The last errors' kind and time only: their messages name repositories, and /readyz asks for no credentials. */
+function withoutMessages(upstreams: Record<string, UpstreamState>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(upstreams).map(([name, { lastError, ...state }]) => [name, { ...state, lastError: lastError && { kind: lastError.kind, at: lastError.at } }]),
+  );
 }

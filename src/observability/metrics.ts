@@ -95,18 +95,19 @@ export class Metrics {
 /** What the upstream client and blob fills report about one upstream. */
 export interface UpstreamObserver {
   token(result: 'ok' | 'error'): void;
-  error(kind: string): void;
+  /** message: the one the client got (operator-facing, never a credential or a signed URL). */
+  error(kind: string, message: string): void;
   received(kind: CacheKind, bytes: number): void;
 }
 
-/** Last seen success and failure of one upstream, for /readyz. */
+/** Last seen success and failure of one upstream, for /readyz and the admin page. */
 export interface UpstreamState {
   /** down while the breaker has the upstream marked down; offline when it is never contacted (offline = true). */
   status: 'up' | 'down' | 'offline';
   /** status === 'up' */
   up: boolean;
   lastSuccess: string | null;
-  lastError: { kind: string; at: string } | null;
+  lastError: { kind: string; message: string; at: string } | null;
 }
 
 export function upstreamObserver(metrics: Metrics, upstream: string, state: UpstreamState, now: () => number): UpstreamObserver {
@@ -123,9 +124,9 @@ export function upstreamObserver(metrics: Metrics, upstream: string, state: Upst
       metrics.tokenRequests.inc({ upstream, result });
       if (result === 'ok') ok();
     },
-    error: (kind) => {
+    error: (kind, message) => {
       metrics.upstreamErrors.inc({ upstream, kind });
-      state.lastError = { kind, at: new Date(now()).toISOString() };
+      state.lastError = { kind, message, at: new Date(now()).toISOString() };
     },
     received: (kind, bytes) => {
       metrics.upstreamBytes.inc({ upstream, kind }, bytes);

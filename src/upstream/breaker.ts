@@ -12,6 +12,15 @@ export interface BreakerOptions {
   onChange?: (up: boolean, detail: { failures: number; retryInMs: number }) => void;
 }
 
+/** closed: requests go through; open: refused until retryAt; half-open: the one probe is running. */
+export interface BreakerStatus {
+  state: 'closed' | 'open' | 'half-open';
+  /** Consecutive failed exchanges. */
+  failures: number;
+  /** When the next request may go through as the probe (open), else null. */
+  retryAt: number | null;
+}
+
 export class CircuitBreaker {
   #failures = 0;
   #openUntil = 0;
@@ -24,6 +33,12 @@ export class CircuitBreaker {
 
   get up(): boolean {
     return this.#failures < this.opts.threshold;
+  }
+
+  status(): BreakerStatus {
+    if (this.up) return { state: 'closed', failures: this.#failures, retryAt: null };
+    if (this.#probing) return { state: 'half-open', failures: this.#failures, retryAt: null };
+    return { state: 'open', failures: this.#failures, retryAt: this.#openUntil };
   }
 
   /** Milliseconds until a request may go through, or 0 if one may now (possibly as the single probe). */

@@ -254,7 +254,7 @@ export class RegistryClient {
       if (err instanceof RegistryError && ANSWERED.has(err.kind)) {
         this.#deps.breaker.success();
       } else {
-        if (err instanceof RegistryError) this.observer.error(err.kind.toLowerCase());
+        if (err instanceof RegistryError) this.observer.error(err.kind.toLowerCase(), err.message);
         if (!signal?.aborted) this.#deps.breaker.failure();
         if (err instanceof RegistryError && !signal?.aborted) this.#failures.report(err);
       }

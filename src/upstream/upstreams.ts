@@ -4,6 +4,7 @@ import { type Metrics, type UpstreamState, upstreamObserver } from '../observabi
 import { CircuitBreaker } from './breaker.js';
 import { RegistryClient } from './client.js';
 import { AcrTemporaryCredentials, type CredentialSource, StaticCredentials } from './credentials.js';
+import { type UpstreamHealth, upstreamHealth, type WatchedUpstream } from './health.js';
 import { TokenCache } from './tokens.js';
 import { createTransport, type Fetch, type Transport } from './transport.js';
 
@@ -22,6 +23,8 @@ export interface UpstreamClients {
   clients: Map<string, RegistryClient>;
   /** Up/down and last success/error per upstream name, for readiness and metrics. */
   states: Record<string, UpstreamState>;
+  /** Each upstream's state, last success and error, and breaker, in configuration order (the admin page). */
+  health(): UpstreamHealth[];
   /** Closes the connection pools. */
   close(): Promise<void>;
 }
@@ -31,6 +34,7 @@ export function createUpstreamClients(config: Config, deps: UpstreamClientDeps):
   const states: Record<string, UpstreamState> = {};
   const transports: Transport[] = [];
   const clients = new Map<string, RegistryClient>();
+  const watched: WatchedUpstream[] = [];
   for (const upstream of Object.values(config.upstreams)) {
     let fetch = deps.fetch;
     if (!fetch) {
@@ -41,11 +45,13 @@ export function createUpstreamClients(config: Config, deps: UpstreamClientDeps):
     const offline = config.cache.offline || upstream.offline;
     const state: UpstreamState = (states[upstream.name] = { status: offline ? 'offline' : 'up', lastSuccess: null, lastError: null, up: !offline });
     deps.metrics.upstreamUp.set({ upstream: upstream.name }, offline ? 0 : 1);
+    const breaker = breakerFor(upstream, state, deps);
+    watched.push({ name: upstream.name, url: upstream.url, state, breaker });
     clients.set(
       upstream.name,
       new RegistryClient(upstream, {
         fetch,
-        breaker: breakerFor(upstream, state, deps),
+        breaker,
         offline,
         // Never used: an offline upstream is not contacted, and its secrets need not be configured.
         credentials: offline ? new StaticCredentials(undefined) : credentialsFor(upstream, deps),
@@ -57,7 +63,7 @@ export function createUpstreamClients(config: Config, deps: UpstreamClientDeps):
       }),
     );
   }
-  return { clients, states, close: async () => void (await Promise.all(transports.map((t) => t.close()))) };
+  return { clients, states, health: () => watched.map(upstreamHealth), close: async () => void (await Promise.all(transports.map((t) => t.close()))) };
 }
 
 function transportFor(upstream: UpstreamConfig): Transport {

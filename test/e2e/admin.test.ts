@@ -4,10 +4,11 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CachedImage } from '../../src/admin/inventory.js';
 import type { JobView } from '../../src/admin/jobs.js';
+import { withChromium } from './harness/browser.js';
 import { type BuiltImage, ImageBuilder } from './harness/images.js';
 import { expectCacheConsistent, expectSameImage, mirrorConfig } from './harness/mirror-check.js';
 import { startMirror, type MirrorProcess } from './harness/mirror-process.js';
@@ -19,12 +20,18 @@ import { eventually } from '../support/eventually.js';
 const MAIN = resolve(import.meta.dirname, '../../dist/main.js');
 const OUTPUT = resolve(import.meta.dirname, '../../test-output');
 const TOKEN = 'e2e-admin-token-0123456789abcdef';
-const CHROMIUM = '/usr/bin/chromium';
+
+/** The time's text is its datetime in the page's zone (Asia/Shanghai, UTC+8, no daylight saving), saying so. */
+async function expectLocalTime(time: Locator): Promise<void> {
+  const at = new Date((await time.getAttribute('datetime'))!);
+  const local = new Date(at.getTime() + 8 * 3600_000).toISOString();
+  expect(await time.textContent()).toBe(`${local.slice(0, 10)} ${local.slice(11, 19)} GMT+8`);
+}
 
 describe('admin', () => {
   let up: Upstream;
   let mirror: MirrorProcess;
-  let images: Record<'multi' | 'concurrent' | 'cli' | 'page', BuiltImage>;
+  let images: Record<'multi' | 'concurrent' | 'cli' | 'page' | 'kept' | 'dropped', BuiltImage>;
   /** Outlives the upstream (whose own skopeo and image files go with it). */
   let work: string;
   let skopeo: Skopeo;
@@ -33,13 +40,15 @@ describe('admin', () => {
     work = await mkdtemp(join(tmpdir(), 'acr-admin-e2e-'));
     skopeo = await createSkopeo(join(work, 'skopeo'));
     up = await startUpstream({ images: new ImageBuilder(join(work, 'images'), skopeo) });
-    const [multi, concurrent, cli, page] = await Promise.all([
+    const [multi, concurrent, cli, page, kept, dropped] = await Promise.all([
       up.pushImage({ kind: 'oci-index', repo: 'team/multi', tag: '2.0', layers: [600_000, 100_000], seed: 'admin/multi' }),
       up.pushImage({ kind: 'oci', repo: 'team/busy', tag: '1', layers: [2_000_000, 300_000], seed: 'admin/concurrent' }),
       up.pushImage({ kind: 'docker', repo: 'team/cli', tag: 'v1', layers: [200_000], seed: 'admin/cli' }),
       up.pushImage({ kind: 'oci', repo: 'team/page', tag: '1.0', layers: [300_000], seed: 'admin/page' }),
+      up.pushImage({ kind: 'oci', repo: 'team/console', tag: 'kept', layers: [100_000], seed: 'admin/console-kept' }),
+      up.pushImage({ kind: 'oci', repo: 'team/console', tag: 'dropped', layers: [100_000], seed: 'admin/console-dropped' }),
     ]);
-    images = { multi, concurrent, cli, page };
+    images = { multi, concurrent, cli, page, kept, dropped };
     mirror = await startMirror({
       config: mirrorConfig(up),
       env: { ACR_PASSWORD: up.credentials.password, ACR_MIRROR_ADMIN_TOKEN: TOKEN },
@@ -117,33 +126,17 @@ describe('admin', () => {
     }
   });
 
+  const logIn = async (page: Page) => {
+    const login = await page.goto(`${mirror.url}/admin/ui`);
+    expect(login!.status()).toBe(401);
+    await page.fill('#token', TOKEN);
+    await Promise.all([page.waitForURL(`${mirror.url}/admin/ui`), page.click('button[type=submit]')]);
+    await page.waitForSelector('#warm-form');
+  };
+
   it('the web page: log in, warm from the form with live progress, find the image in the table', async (ctx) => {
-    const profile = await mkdtemp(join(tmpdir(), 'acr-chromium-'));
-    let browser: BrowserContext;
-    try {
-      browser = await chromium.launchPersistentContext(profile, {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-      });
-    } catch (err) {
-      await rm(profile, { recursive: true, force: true });
-      const reason = `chromium cannot start (${CHROMIUM}; .ci/run installs it): ${(err as Error).message.split('\n')[0]}`;
-      if (process.env.ACR_MIRROR_REQUIRE_CLIENTS === '1') throw new Error(reason);
-      return ctx.skip(reason);
-    }
-    try {
-      const page = await browser.newPage();
-      const problems: string[] = [];
-      page.on('pageerror', (err) => problems.push(err.message));
-      page.on('console', (msg) => void (msg.type() === 'error' && !msg.text().includes('401') && problems.push(msg.text())));
-
-      const login = await page.goto(`${mirror.url}/admin/ui`);
-      expect(login!.status()).toBe(401);
-      await page.fill('#token', TOKEN);
-      await Promise.all([page.waitForURL(`${mirror.url}/admin/ui`), page.click('button[type=submit]')]);
-      await page.waitForSelector('#warm-form');
-
+    const skipped = await withChromium({}, async ({ page, problems }) => {
+      await logIn(page);
       const ref = `${images.page.repo}:${images.page.tag}`;
       expect(await page.locator(`#images-body tr[data-ref="${ref}"]`).count()).toBe(0);
       await page.fill('#warm-images', ref);
@@ -167,10 +160,78 @@ describe('admin', () => {
       expect(problems).toEqual([]); // before the screenshot, whose caret hiding trips the page's CSP
       await mkdir(OUTPUT, { recursive: true });
       await page.screenshot({ path: join(OUTPUT, 'admin-ui.png'), fullPage: true });
-    } finally {
-      await browser.close();
-      await rm(profile, { recursive: true, force: true });
-    }
+    });
+    if (skipped) ctx.skip(skipped);
+  });
+
+  it('the web page as a health console: upstream card, local times, chart, failed and past jobs, delete, auto-refresh, narrow screens', async (ctx) => {
+    const refOf = (image: BuiltImage) => `${image.repo}:${image.tag}`;
+    const warmed = await finished(await warm({ images: [refOf(images.kept), refOf(images.dropped)] }));
+    expect(warmed.state).toBe('done');
+    const skipped = await withChromium({ timezoneId: 'Asia/Shanghai' }, async ({ page, problems }) => {
+      await page.clock.install();
+      await logIn(page);
+      await page.clock.pauseAt(Date.now() + 1000); // from here the auto-refresh timer runs only when the test says
+      const card = page.locator('#upstreams .card[data-upstream="acr"]');
+      expect(await card.getAttribute('data-state')).toBe('up');
+      expect(await card.locator('dd').first().textContent()).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d GMT\+8$/);
+      await expectLocalTime(page.locator('#updated-at time'));
+      expect(await page.locator('#traffic svg g[data-minute]').count()).toBeGreaterThan(0);
+
+      // a failed job: its bar and state say so, and its image the reason
+      await page.fill('#warm-images', 'team/absent:1');
+      await page.click('#warm-submit');
+      await page.waitForSelector('#job-state[data-state="failed"]', { timeout: 30_000 });
+      const bar = page.locator('#job-progress');
+      expect(await bar.getAttribute('data-state')).toBe('failed');
+      expect(await bar.evaluate((e) => getComputedStyle(e).borderTopColor)).toBe('rgb(179, 38, 30)');
+      expect(await page.textContent('#job-images-body tr[data-state="failed"]')).toContain('manifest 1 not found in team/absent');
+      const failedId = (await page.textContent('#job-id'))!;
+      await page.locator(`#jobs-body tr[data-id="${failedId}"][data-state="failed"] progress[data-state="failed"]`).waitFor();
+
+      // a past job opens to its per-image results
+      await page.click(`#jobs-body tr[data-id="${warmed.id}"]`);
+      await page.locator(`#job-id:text-is("${warmed.id}")`).waitFor();
+      expect(await page.getAttribute('#job-state', 'data-state')).toBe('done');
+      expect(await page.locator('#job-images-body tr[data-state="done"]').allTextContents()).toEqual([
+        expect.stringContaining(refOf(images.kept)),
+        expect.stringContaining(refOf(images.dropped)),
+      ]);
+      expect(await page.getAttribute(`#jobs-body tr[data-id="${warmed.id}"]`, 'aria-selected')).toBe('true');
+
+      // delete a cached tag: nothing without confirmation, then gone
+      const row = page.locator(`#images-body tr[data-ref="${refOf(images.dropped)}"]`);
+      const asked: string[] = [];
+      page.once('dialog', (d) => void (asked.push(d.message()), d.dismiss()));
+      await row.locator('button.delete').click();
+      await expect.poll(() => asked.length).toBe(1);
+      expect(asked[0]).toContain(`Remove the tag ${refOf(images.dropped)} (upstream acr)`);
+      expect(await row.count()).toBe(1);
+      page.once('dialog', (d) => void d.accept());
+      await row.locator('button.delete').click();
+      await row.waitFor({ state: 'detached' });
+      const cached = async () => ((await (await admin('/admin/images')).json()) as { images: CachedImage[] }).images.map((i) => `${i.repository}:${i.tag}`);
+      expect(await cached()).not.toContain(refOf(images.dropped));
+
+      // auto-refresh: a tag removed through the API leaves the table on the next refresh, without a reload
+      const keptRow = page.locator(`#images-body tr[data-ref="${refOf(images.kept)}"]`);
+      expect(await keptRow.count()).toBe(1);
+      expect((await admin(`/admin/images/${refOf(images.kept)}`, { method: 'DELETE' })).status).toBe(200);
+      const before = await page.getAttribute('#updated-at time', 'datetime');
+      await page.clock.runFor(10_000);
+      await keptRow.waitFor({ state: 'detached' });
+      expect(await page.getAttribute('#updated-at time', 'datetime')).not.toBe(before);
+      await expectLocalTime(page.locator('#updated-at time'));
+
+      expect(problems).toEqual([]); // before the screenshots, whose caret hiding trips the page's CSP
+      await mkdir(OUTPUT, { recursive: true });
+      for (const width of [1280, 400]) {
+        await page.setViewportSize({ width, height: 900 });
+        expect(await page.evaluate(() => document.documentElement.scrollWidth), `page width at ${width} px`).toBeLessThanOrEqual(width);
+        await page.screenshot({ path: join(OUTPUT, `admin-console-${width}.png`), fullPage: true });
+      }
+    });
+    if (skipped) ctx.skip(skipped);
   });
 
   // Last: stops the upstream.

@@ -33,6 +33,8 @@ const routes = () => [
   { route: 'GET /admin/images', path: '/admin/images', method: 'GET' },
   { route: 'DELETE /admin/images/:ref{.+}', path: '/admin/images/team/app:v1', method: 'DELETE' },
   { route: 'GET /admin/stats', path: '/admin/stats', method: 'GET' },
+  { route: 'GET /admin/traffic', path: '/admin/traffic', method: 'GET' },
+  { route: 'GET /admin/upstreams', path: '/admin/upstreams', method: 'GET' },
   { route: 'GET /admin/ui', path: '/admin/ui', method: 'GET' },
   { route: 'GET /admin/ui/parts', path: '/admin/ui/parts', method: 'GET' },
   { route: 'POST /admin/ui/login', path: '/admin/ui/login', method: 'POST', type: 'application/x-www-form-urlencoded', body: 'token=wrong-token-0123456789abcdef' },

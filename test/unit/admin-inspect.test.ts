@@ -70,7 +70,7 @@ describe('GET /admin/stats', () => {
     await m.request('/v2/team/single/manifests/1.0');
     const stats = await get<CacheStats>('/admin/stats');
     const cached = sizeOf(multi.children[1]!) + sizeOf(single);
-    expect(stats.cache).toEqual({ bytes: cached, limit: 1024 ** 3, blobs: 5, manifests: 3, tags: 2 });
+    expect(stats.cache).toEqual({ bytes: cached, limit: 1024 ** 3, free: expect.any(Number), blobs: 5, manifests: 3, tags: 2 });
     expect(stats.requests).toEqual({ hit: 2, miss: 0, joined: 0, stale: 0, hitRatio: 1 });
     expect(stats.bytes.served).toBe(single.blobs.get(blob)!.length + single.manifest.length);
     expect(stats.bytes.upstream).toBeGreaterThanOrEqual(cached);
@@ -115,8 +115,8 @@ describe('GET /admin/ui', () => {
     expect(csp).toContain("default-src 'none'");
     const html = await res.text();
     expect(html.startsWith('<!DOCTYPE html>')).toBe(true);
-    expect(html).toContain('<tr data-ref="team/multi:v1">');
-    expect(html).toContain('<tr data-ref="team/single:1.0">');
+    expect(html).toContain('<tr data-ref="team/multi:v1" data-upstream="acr">');
+    expect(html).toContain('<tr data-ref="team/single:1.0" data-upstream="acr">');
     expect(html).toContain('linux/arm64<span class="muted"> (not cached: linux/amd64)</span>');
     expect(html).toMatch(/<meter id="disk-usage" min="0" max="1073741824" value="\d+"/);
     expect(html).toContain('of 1.00 GiB');

@@ -214,7 +214,7 @@ describe('admin CSRF: what the session cookie authorizes', () => {
     const { mirror } = await start();
     const cookie = await login(mirror);
     const job = (await (await warm(mirror, { cookie, ...SAME })).json()) as { id: string };
-    for (const path of ['/admin/ui', '/admin/ui/parts', '/admin/jobs', `/admin/jobs/${job.id}`]) {
+    for (const path of ['/admin/ui', '/admin/ui/parts', '/admin/jobs', `/admin/jobs/${job.id}`, '/admin/upstreams', '/admin/traffic']) {
       expect((await mirror.request(path, { headers: { cookie } })).status, path).toBe(200);
     }
     const events = await mirror.request(`/admin/jobs/${job.id}/events`, { headers: { cookie } });

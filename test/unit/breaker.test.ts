@@ -54,4 +54,22 @@ describe('CircuitBreaker', () => {
     for (let i = 0; i < 3; i++) b.failure();
     expect(b.blockedFor()).toBe(1000);
   });
+
+  it('reports its state, failure count and when the next probe may go (the admin page shows it)', () => {
+    const { b, advance } = breaker();
+    b.failure();
+    expect(b.status()).toEqual({ state: 'closed', failures: 1, retryAt: null });
+    b.failure();
+    b.failure();
+    expect(b.status()).toEqual({ state: 'open', failures: 3, retryAt: 1000 });
+    advance(1000);
+    expect(b.blockedFor()).toBe(0);
+    expect(b.status()).toEqual({ state: 'half-open', failures: 3, retryAt: null });
+    b.failure();
+    expect(b.status()).toEqual({ state: 'open', failures: 4, retryAt: 3000 });
+    advance(2000);
+    b.blockedFor();
+    b.success();
+    expect(b.status()).toEqual({ state: 'closed', failures: 0, retryAt: null });
+  });
 });

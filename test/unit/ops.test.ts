@@ -83,6 +83,15 @@ describe('/healthz and /readyz', () => {
     expect(body.upstreams.acr!.lastSuccess).toMatch(/^\d{4}-/);
   });
 
+  it('reports an upstream\'s last error by kind and time, without the message that names the repository', async () => {
+    fake.password = 'rotated';
+    fake.add(makeImage('team/secret-project', 'v1', [10]));
+    expect((await m.request('/v2/team/secret-project/manifests/v1')).status).toBe(502);
+    const body = (await (await m.request('/readyz')).json()) as { upstreams: Record<string, { lastError: unknown }> };
+    expect(body.upstreams.acr!.lastError).toEqual({ kind: 'upstream_auth_failed', at: expect.stringMatching(/^\d{4}-/) });
+    expect(JSON.stringify(body)).not.toContain('secret-project');
+  });
+
   it('is not ready when the cache directory cannot be written', async () => {
     const tmp = join(m.dir, 'data', 'tmp');
     await rm(tmp, { recursive: true });
