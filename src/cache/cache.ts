@@ -54,7 +54,7 @@ export function openBlobStore(dir: string, db: Db, now: () => number, oss?: OssS
 }
 
 function ossStoreOptions(oss: OssStorageConfig, tmpDir: string): OssStoreOptions {
-  const { accessKeyId, accessKeySecret, timeout, part_size, ...where } = oss;
+  const { accessKeyId, accessKeySecret, timeout, part_size, redirect: _redirect, ...where } = oss;
   return { ...where, accessKeyId: accessKeyId.reveal(), accessKeySecret: accessKeySecret.reveal(), timeoutMs: timeout, partSize: part_size, tmpDir };
 }
 

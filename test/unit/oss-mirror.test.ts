@@ -1,8 +1,21 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import dns from 'node:dns';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { eventually } from '../support/eventually.js';
 import { FakeUpstream, makeImage } from '../support/fake-upstream.js';
 import { startTestMirror, type TestMirror } from '../support/mirror.js';
 import { OSS_BUCKET, ossStoreFixture, type OssStoreFixture } from '../support/oss-store.js';
+
+// ali-oss addresses the bucket as <bucket>.<endpoint host> and presigns only for a host name (not an IP), so the
+// mirror and the test reach the test server (on 127.0.0.1) as mirror-blobs.localhost: resolved to loopback here
+// (RFC 6761), as systemd-resolved and browsers do but glibc does not.
+const systemLookup = dns.lookup;
+beforeAll(() => {
+  dns.lookup = ((host: string, ...rest: unknown[]) =>
+    (systemLookup as (...args: unknown[]) => void)(host.endsWith('.localhost') ? '127.0.0.1' : host, ...rest)) as typeof dns.lookup;
+});
+afterAll(() => {
+  dns.lookup = systemLookup;
+});
 
 let f: OssStoreFixture;
 let fake: FakeUpstream;
@@ -23,8 +36,8 @@ afterEach(async () => {
 });
 
 const OSS_ENV = { ALIBABA_CLOUD_ACCESS_KEY_ID: 'store-ak', ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'store-secret' };
-const ossConfig = (storage: Record<string, unknown> = {}) => ({
-  storage: { dir: 'data', backend: 'oss', oss: { bucket: OSS_BUCKET, endpoint: f.oss.endpoint, prefix: 'mirror-a/', part_size: '100KiB' }, ...storage },
+const ossConfig = (storage: Record<string, unknown> = {}, oss: Record<string, unknown> = {}) => ({
+  storage: { dir: 'data', backend: 'oss', oss: { bucket: OSS_BUCKET, endpoint: f.oss.cnameEndpoint, prefix: 'mirror-a/', part_size: '100KiB', ...oss }, ...storage },
   cache: { prefetch: false },
 });
 
@@ -104,5 +117,76 @@ describe('a mirror with storage.backend = "oss"', () => {
     expect(down.status).toBe(503);
     const downBody = (await down.json()) as { checks: Record<string, string> };
     expect(downBody.checks.bucket).toBe('error: ECONNREFUSED');
+  });
+});
+
+const blobPath = () => `/v2/team/app/blobs/${digest}`;
+
+async function cached(): Promise<void> {
+  const first = await m.request(blobPath());
+  expect(first.status).toBe(200);
+  expect(Buffer.from(await first.arrayBuffer()).equals(layer)).toBe(true);
+  await m.mirror.fills.settled();
+}
+
+describe('storage.oss.redirect = true', () => {
+  beforeEach(async () => {
+    await m.close();
+    m = await startTestMirror(fake, { config: ossConfig({}, { redirect: true }), env: OSS_ENV });
+  });
+
+  it('answers a GET of a blob in the bucket with a 307 to a presigned URL that serves its bytes until it expires', async () => {
+    await cached();
+    const answer = await m.request(blobPath(), { redirect: 'manual' });
+    expect(answer.status).toBe(307);
+    expect(answer.headers.get('docker-content-digest')).toBe(digest);
+    expect(answer.headers.get('cache-control')).toBeNull();
+    const location = answer.headers.get('location')!;
+    expect(location).toMatch(new RegExp(`^http://${OSS_BUCKET}\\.localhost:\\d+/mirror-a/blobs/sha256/${digest.slice(7)}\\?OSSAccessKeyId=store-ak&Expires=\\d+&Signature=`));
+    const fetched = await fetch(location);
+    expect(fetched.status).toBe(200);
+    expect(Buffer.from(await fetched.arrayBuffer()).equals(layer)).toBe(true);
+
+    f.oss.now = () => Date.now() + 6 * 60_000;
+    const expired = await fetch(location);
+    expect(expired.status).toBe(403);
+    expect(await expired.text()).toMatch(/AccessDenied|expired/i);
+  });
+
+  it('redirects a ranged GET too (the URL honours Range), and answers HEAD itself', async () => {
+    await cached();
+    const answer = await m.request(blobPath(), { headers: { Range: 'bytes=1000-99999' }, redirect: 'manual' });
+    expect(answer.status).toBe(307);
+    const ranged = await fetch(answer.headers.get('location')!, { headers: { Range: 'bytes=1000-99999' } });
+    expect(ranged.status).toBe(206);
+    expect(Buffer.from(await ranged.arrayBuffer()).equals(layer.subarray(1000, 100_000))).toBe(true);
+    const head = await m.request(blobPath(), { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe(String(layer.length));
+  });
+
+  it('serves a blob that is not in the bucket yet (a miss, or only in a running fill) itself', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    fake.ossBody = (_digest, body) =>
+      new ReadableStream<Uint8Array>({
+        async start(c) {
+          c.enqueue(new Uint8Array(body.subarray(0, 1000)));
+          await gate;
+          c.enqueue(new Uint8Array(body.subarray(1000)));
+          c.close();
+        },
+      });
+    const first = m.request(blobPath(), { redirect: 'manual' });
+    await eventually(() => expect(m.mirror.fills.size).toBe(1));
+    const joined = m.request(blobPath(), { redirect: 'manual' });
+    await eventually(async () => expect((await m.mirror.metrics.fillJoins.get()).values[0]?.value).toBe(1));
+    release();
+    for (const answer of await Promise.all([first, joined])) {
+      expect(answer.status).toBe(200);
+      expect(Buffer.from(await answer.arrayBuffer()).equals(layer)).toBe(true);
+    }
+    await m.mirror.fills.settled();
+    expect((await m.request(blobPath(), { redirect: 'manual' })).status).toBe(307);
   });
 });
