@@ -145,6 +145,7 @@ function startEvictor(config: Config, db: Db, store: BlobStore, manifests: Manif
     },
   });
   store.on('commit', (blob) => evictor.added(blob.size));
+  if (store instanceof TieredBlobStore) store.reserveCopiesIn(evictor);
   metrics.cacheLimit.set(evictor.maxBytes);
   if (evictor.totalBytes > evictor.maxBytes) void evictor.evict();
   return evictor;

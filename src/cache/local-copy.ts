@@ -2,6 +2,7 @@ import { pipeline, type Readable, Transform, type Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { BlobRange, BlobReader, BlobStore, BlobWriter } from './blob-store.js';
 import { DigestHasher } from './digest.js';
+import type { FillSpace } from './fill-options.js';
 
 /**
  * A copy into the local store of a blob read from the bucket. The bytes are hashed as they pass and committed
@@ -10,19 +11,30 @@ import { DigestHasher } from './digest.js';
  */
 export class LocalCopy {
   readonly #hasher: DigestHasher;
-  #writer: Promise<BlobWriter>;
+  readonly #writer: Promise<BlobWriter>;
+  #releaseSpace: (() => void) | null = null;
   #failed = false;
 
   constructor(
     private readonly digest: string,
-    local: BlobStore,
+    size: number,
+    to: { local: BlobStore; space: FillSpace | null },
     private readonly log: Logger,
     /** Told once the copy was committed or given up. */
     private readonly settled: () => void,
   ) {
     this.#hasher = new DigestHasher(digest);
-    this.#writer = local.createWriter(digest);
+    this.#writer = this.#open(size, to.local, to.space);
     this.#writer.catch((err: unknown) => this.#fail(err));
+  }
+
+  /** A writer, once the size is reserved against storage.max_size like a fill's. */
+  async #open(size: number, local: BlobStore, space: FillSpace | null): Promise<BlobWriter> {
+    if (space) {
+      this.#releaseSpace = await space.reserve(size);
+      if (!this.#releaseSpace) throw new Error('no room under storage.max_size: the cached blobs are in use');
+    }
+    return local.createWriter(this.digest);
   }
 
   /** Adds the next bytes of the blob (in order); resolves once they are written. */
@@ -54,6 +66,7 @@ export class LocalCopy {
   /** Stops the copy; what was written is removed unless it was committed. */
   async abandon(): Promise<void> {
     await (await this.#writer.catch(() => null))?.close().catch(() => {});
+    this.#releaseSpace?.();
     this.settled();
   }
 

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { BlobInfo, BlobReader, BlobStore, BlobStoreEvents, BlobWriter, Leftover } from './blob-store.js';
 import type { VerifiedDigest } from './digest.js';
+import type { FillSpace } from './fill-options.js';
 import type { FsBlobWriter } from './fs-blob-io.js';
 import type { FsBlobStore } from './fs-blob-store.js';
 import { CopyingReader, LocalCopy } from './local-copy.js';
@@ -28,6 +29,7 @@ export interface TieredStoreOptions {
 export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements BlobStore {
   /** Copies from the bucket to the disk running now, by digest: each resolves once committed or given up. */
   readonly #copying = new Map<string, Promise<void>>();
+  #space: FillSpace | null = null;
 
   constructor(
     readonly local: FsBlobStore,
@@ -51,14 +53,19 @@ export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements Bl
     const local = await this.local.open(digest);
     if (local) return local;
     const shared = await this.shared.open(digest);
-    return shared && new CopyingReader(shared, () => this.#startCopy(digest));
+    return shared && new CopyingReader(shared, () => this.#startCopy(digest, shared.size));
   }
 
-  #startCopy(digest: string): LocalCopy | null {
+  /** Copies to the disk reserve their size here first (the evictor under storage.max_size), as fills do. */
+  reserveCopiesIn(space: FillSpace): void {
+    this.#space = space;
+  }
+
+  #startCopy(digest: string, size: number): LocalCopy | null {
     if (this.#copying.has(digest)) return null;
     let settled!: () => void;
     this.#copying.set(digest, new Promise<void>((resolve) => (settled = resolve)).finally(() => this.#copying.delete(digest)));
-    return new LocalCopy(digest, this.local, this.opts.log, settled);
+    return new LocalCopy(digest, size, { local: this.local, space: this.#space }, this.opts.log, settled);
   }
 
   /** Resolves once the copies to the disk running now have ended (before the database closes). */

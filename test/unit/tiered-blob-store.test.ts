@@ -109,6 +109,31 @@ describe('TieredBlobStore: the local disk in front of the bucket', () => {
     }
   });
 
+  it('reserves a copy\'s size against storage.max_size first: without room it serves from the bucket and keeps nothing', async () => {
+    const blob = randomBlob(300 * 1024, 65);
+    const digest = await put(t.store, blob);
+    const replica = await freshReplica();
+    const asked: number[] = [];
+    let released = 0;
+    let room = false;
+    replica.store.reserveCopiesIn({ reserve: async (size) => (asked.push(size), room ? () => void released++ : null) });
+    try {
+      expect((await readAll(replica.store, digest))!.equals(blob)).toBe(true);
+      await replica.store.copiesEnded();
+      expect(asked).toEqual([blob.length]);
+      expect(replica.commits).toEqual([]);
+      expect(await readdir(join(replica.dir, 'tmp'))).toEqual([]);
+      room = true;
+      expect((await readAll(replica.store, digest))!.equals(blob)).toBe(true);
+      await replica.store.copiesEnded();
+      expect(replica.commits).toEqual([{ digest, size: blob.length }]);
+      expect(released).toBe(1);
+    } finally {
+      await replica.store.copiesEnded();
+      await rm(replica.dir, { recursive: true, force: true });
+    }
+  });
+
   it('keeps no local copy of a bucket object whose bytes do not match its digest, and logs it as an error', async () => {
     const blob = randomBlob(300 * 1024, 56);
     const digest = await put(t.store, blob);
