@@ -80,7 +80,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     log,
     onStale: (upstream) => metrics.staleServed.inc({ upstream }),
   });
-  const blobs = new BlobService(blobStore, fills, log, metrics, accessLog);
+  const blobs = new BlobService(blobStore, fills, log, metrics, accessLog, { redirect: config.storage.oss?.redirect ?? false });
   const prefetcher = config.cache.prefetch ? new Prefetcher(blobs, config.cache.prefetch_concurrency, metrics, log) : null;
   const admin = createAdmin({
     settings: config.admin,

@@ -61,8 +61,9 @@ export interface BlobStoreEvents {
 
 /**
  * Blobs by digest. A store holds a committed blob only if a hasher verified its content; it never decides what is
- * valid itself. The filesystem (fs-blob-store.ts) is the default store, an OSS bucket (oss-blob-store.ts) the other;
- * memory-blob-store.ts serves unit tests.
+ * valid itself. The filesystem (fs-blob-store.ts) is the default store; with an OSS bucket (oss-blob-store.ts) the
+ * filesystem stays in front of it (tiered-blob-store.ts), where delete(), list() and leftovers are the local
+ * disk's; memory-blob-store.ts serves unit tests.
  */
 export interface BlobStore {
   /** The size of a committed blob, or null. */

@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import type { Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 import type { Config } from '../config/load.js';
 import type { OssStorageConfig } from '../config/storage.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -17,6 +17,7 @@ import { OssBlobStore, type OssStoreOptions } from './oss-blob-store.js';
 import { OssManifestStore } from './oss-manifest-store.js';
 import { reconcile } from './reconcile.js';
 import { SharedManifests } from './shared-manifests.js';
+import { TieredBlobStore } from './tiered-blob-store.js';
 
 export interface CacheDeps {
   log: Logger;
@@ -46,17 +47,18 @@ export async function openCacheDatabase(dir: string): Promise<Db> {
 }
 
 /**
- * The blob store: the cache directory's blobs/, or with `oss` (storage.backend = "oss") the bucket, writers
- * spooling to the cache directory's tmp/. The database's `blobs` table follows its commits and deletes.
+ * The blob store: the cache directory's blobs/, or with `oss` (storage.backend = "oss") those as a local copy in
+ * front of the bucket (tiered-blob-store.ts). The database's `blobs` table follows the local commits and deletes.
  */
-export function openBlobStore(dir: string, db: Db, now: () => number, oss?: OssStorageConfig): { store: BlobStore; index: BlobIndex } {
+export function openBlobStore(dir: string, db: Db, now: () => number, oss?: OssStorageConfig, log: Logger = pino({ level: 'silent' })): { store: BlobStore; index: BlobIndex } {
   const layout = cacheLayout(dir);
-  const store = oss ? new OssBlobStore(ossStoreOptions(oss, layout.tmp)) : new FsBlobStore(layout);
+  const local = new FsBlobStore(layout);
+  const store = oss ? new TieredBlobStore(local, new OssBlobStore(ossStoreOptions(oss, layout.tmp)), { log }) : local;
   return { store, index: new BlobIndex(db, now).follow(store) };
 }
 
 function ossStoreOptions(oss: OssStorageConfig, tmpDir: string): OssStoreOptions {
-  const { accessKeyId, accessKeySecret, timeout, part_size, ...where } = oss;
+  const { accessKeyId, accessKeySecret, timeout, part_size, redirect: _redirect, ...where } = oss;
   return { ...where, accessKeyId: accessKeyId.reveal(), accessKeySecret: accessKeySecret.reveal(), timeoutMs: timeout, partSize: part_size, tmpDir };
 }
 
@@ -64,7 +66,7 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
   const { log, now, metrics } = deps;
   const dir = config.storage.dir;
   const db = await openCacheDatabase(dir);
-  const { store, index } = openBlobStore(dir, db, now, config.storage.oss);
+  const { store, index } = openBlobStore(dir, db, now, config.storage.oss, log);
   await store.prepare();
   const manifestStore = new ManifestStore(db, now);
   const oss = config.storage.oss;
@@ -115,16 +117,23 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
           throw new Error((err as Error).message); // reported by its message, not SQLite's code
         }
       },
-      [config.storage.oss ? 'bucket' : 'cacheDir']: () => store.probe(),
+      ...storeReadiness(store),
     },
     async close() {
       if (gcTimer) clearInterval(gcTimer);
+      if (store instanceof TieredBlobStore) await store.copiesEnded();
       await evictor?.evict();
       await sharedManifests?.settled();
       accessLog.close();
       db.close();
     },
   };
+}
+
+/** The cache directory can be written; with the bucket behind it, the bucket answers too. */
+function storeReadiness(store: BlobStore): Record<string, () => Promise<void>> {
+  if (!(store instanceof TieredBlobStore)) return { cacheDir: () => store.probe() };
+  return { cacheDir: () => store.local.probe(), bucket: () => store.shared.probe() };
 }
 
 /** Keeps the blobs under storage.max_size, if set: told of every commit, and run once now if over already. */
@@ -136,6 +145,7 @@ function startEvictor(config: Config, db: Db, store: BlobStore, manifests: Manif
     maxBytes,
     lowWatermark: 0.9,
     log: deps.log,
+    keepsManifests: store instanceof TieredBlobStore,
     onEvicted: (blobs, bytes, manifestCount) => {
       metrics.evictions.inc({ kind: 'blob' }, blobs);
       metrics.evictions.inc({ kind: 'manifest' }, manifestCount);
@@ -143,6 +153,7 @@ function startEvictor(config: Config, db: Db, store: BlobStore, manifests: Manif
     },
   });
   store.on('commit', (blob) => evictor.added(blob.size));
+  if (store instanceof TieredBlobStore) store.reserveCopiesIn(evictor);
   metrics.cacheLimit.set(evictor.maxBytes);
   if (evictor.totalBytes > evictor.maxBytes) void evictor.evict();
   return evictor;

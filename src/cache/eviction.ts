@@ -12,6 +12,8 @@ export interface EvictionOptions {
   /** Eviction frees down to this fraction of maxBytes, so it does not run on every commit. */
   lowWatermark: number;
   log: Logger;
+  /** The blobs stay readable behind the local copies evicted (the bucket): the manifests referencing them stay too. */
+  keepsManifests?: boolean;
   onEvicted?: (blobs: number, bytes: number, manifests: number) => void;
 }
 
@@ -110,7 +112,7 @@ export class Evictor implements FillSpace {
           continue;
         }
         // the manifests and tags leading to the blob go first, so none ever points at a missing layer
-        manifests += this.manifests.dropReferencing(c.digest).length;
+        if (!this.opts.keepsManifests) manifests += this.manifests.dropReferencing(c.digest).length;
         await this.blobs.delete(c.digest);
         this.#total -= c.size;
         blobs++;

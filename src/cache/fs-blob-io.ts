@@ -51,7 +51,8 @@ export class FsBlobWriter implements BlobWriter {
 
   constructor(
     readonly digest: string,
-    private readonly path: string,
+    /** The temp file the bytes are written to until commit. */
+    readonly path: string,
     handle: FileHandle,
     private readonly target: string,
     private readonly tell: { committed(blob: BlobInfo): void; closed(): void },

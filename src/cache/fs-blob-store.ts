@@ -4,7 +4,7 @@ import { constants } from 'node:fs';
 import { mkdir, open, readdir, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { isDigest } from '../oci/digest.js';
-import type { BlobInfo, BlobReader, BlobStore, BlobStoreEvents, BlobWriter, Leftover } from './blob-store.js';
+import type { BlobInfo, BlobReader, BlobStore, BlobStoreEvents, Leftover } from './blob-store.js';
 import { ReadBuffers } from './fs-file-sender.js';
 import { FsBlobReader, FsBlobWriter } from './fs-blob-io.js';
 import type { CacheLayout } from './layout.js';
@@ -44,7 +44,7 @@ export class FsBlobStore extends EventEmitter<BlobStoreEvents> implements BlobSt
     }
   }
 
-  async createWriter(digest: string): Promise<BlobWriter> {
+  async createWriter(digest: string): Promise<FsBlobWriter> {
     const path = join(this.layout.tmp, `${digest.replace(':', '-')}.${randomBytes(6).toString('hex')}`);
     const handle = await open(path, 'wx+');
     this.#writing.add(path);

@@ -70,8 +70,16 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
   async createWriter(digest: string): Promise<BlobWriter> {
     const spoolPath = join(this.opts.tmpDir, `${digest.replace(':', '-')}.${randomBytes(6).toString('hex')}.oss`);
     const handle = await open(spoolPath, 'wx+');
-    const spool = new FsBlobWriter(digest, spoolPath, handle, '', { committed: () => {}, closed: () => {} });
-    const target = { client: this.#client, bucket: this.opts.bucket, key: this.#key(digest), partSize: this.opts.partSize, spool, spoolPath };
+    return this.writerOver(new FsBlobWriter(digest, spoolPath, handle, '', { committed: () => {}, closed: () => {} }));
+  }
+
+  /**
+   * A writer uploading what spool is given, its part uploads reading spool's file by its path. The writer closes
+   * spool but never commits it: the tiered store commits its local writer after the upload was completed.
+   */
+  writerOver(spool: FsBlobWriter): OssBlobWriter {
+    const { digest } = spool;
+    const target = { client: this.#client, bucket: this.opts.bucket, key: this.#key(digest), partSize: this.opts.partSize, spool };
     return new OssBlobWriter(digest, target, {
       committed: (blob) => this.emit('commit', blob),
       started: (uploadId) => this.#ownUploads.add(uploadId),
@@ -104,13 +112,19 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
 
   /** Multipart uploads under the prefix that no writer of this process owns, and objects not named for a digest. */
   async leftovers(olderThan: number): Promise<Leftover[]> {
+    const found = await this.staleUploads(olderThan);
+    for await (const o of this.#objects()) {
+      if (!isDigest(`sha256:${o.name}`) && o.lastModified < olderThan) found.push({ name: this.#blobsPrefix + o.name, size: o.size });
+    }
+    return found;
+  }
+
+  /** Multipart uploads under the prefix that no writer of this process owns, initiated before olderThan. */
+  async staleUploads(olderThan: number): Promise<Leftover[]> {
     const found: Leftover[] = [];
     for (const u of await this.#uploads()) {
       if (this.#ownUploads.has(u.uploadId) || u.initiated >= olderThan) continue;
       found.push({ name: `${u.key}${UPLOAD_MARK}${u.uploadId}`, size: await this.#uploadedBytes(u.key, u.uploadId) });
-    }
-    for await (const o of this.#objects()) {
-      if (!isDigest(`sha256:${o.name}`) && o.lastModified < olderThan) found.push({ name: this.#blobsPrefix + o.name, size: o.size });
     }
     return found;
   }
@@ -152,7 +166,7 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
   async prepare(): Promise<void> {
     await rm(this.opts.tmpDir, { recursive: true, force: true });
     await mkdir(this.opts.tmpDir, { recursive: true });
-    await this.removeLeftovers((await this.leftovers(Date.now() - (this.opts.staleUploadMs ?? 86_400_000))).filter((l) => l.name.includes(UPLOAD_MARK)));
+    await this.removeLeftovers(await this.staleUploads(Date.now() - (this.opts.staleUploadMs ?? 86_400_000)));
   }
 
   /** GetBucketInfo: the bucket exists and the credentials are accepted. */

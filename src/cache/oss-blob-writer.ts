@@ -14,9 +14,8 @@ export interface OssWriterTarget {
   bucket: string;
   key: string;
   partSize: number;
-  /** The local spool holding every written byte (read() and part uploads read it); its file is at spoolPath. */
+  /** The local spool holding every written byte (read() and part uploads read it, the latter by its file's path). */
   spool: FsBlobWriter;
-  spoolPath: string;
 }
 
 /**
@@ -110,11 +109,11 @@ export class OssBlobWriter implements BlobWriter {
       return;
     }
     this.#scheduled.add(part);
-    const { client, bucket, key, partSize, spoolPath } = this.target;
+    const { client, bucket, key, partSize, spool } = this.target;
     const task = (async () => {
       const uploadId = await this.#initiated();
       const { etag } = await withRetries(() =>
-        ossCall('UploadPart', bucket, key, () => client.uploadPart(key, uploadId, part + 1, spoolPath, part * partSize, end)),
+        ossCall('UploadPart', bucket, key, () => client.uploadPart(key, uploadId, part + 1, spool.path, part * partSize, end)),
       );
       this.#parts.push({ number: part + 1, etag });
     })().catch((err: unknown) => {

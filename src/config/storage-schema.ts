@@ -25,6 +25,8 @@ export const ossStorage = z
     timeout: duration('60s'),
     /** Multipart upload part size: OSS takes 100 KiB to 5 GiB per part and at most 10 000 parts per object. */
     part_size: byteSize(100 * 1024, 5 * 1024 ** 3).default('8MiB'),
+    /** Blob GETs of blobs in the bucket are answered with a 307 to a presigned URL (clients that reach the bucket). */
+    redirect: z.boolean().default(false),
   })
   .strict()
   .superRefine((o, ctx) => {

@@ -11,6 +11,7 @@ export interface OssStorageConfig {
   prefix: string;
   timeout: number;
   part_size: number;
+  redirect: boolean;
   accessKeyId: Secret;
   accessKeySecret: Secret;
 }

@@ -22,6 +22,9 @@ export interface BlobBody extends StreamedBody {
   release(): void;
 }
 
+/** How long the presigned URL a blob GET is redirected to stays valid (a started download outlives it). */
+const REDIRECT_TTL_MS = 5 * 60_000;
+
 /** Blobs: local first; a miss starts or joins the single fill for that digest. */
 export class BlobService {
   constructor(
@@ -30,7 +33,20 @@ export class BlobService {
     private readonly log: Logger,
     private readonly metrics: Metrics,
     private readonly access: AccessLog,
+    /** storage.oss.redirect: blob GETs of blobs in the bucket are answered with a presigned URL. */
+    private readonly opts: { redirect?: boolean } = {},
   ) {}
+
+  /** Where to redirect a blob GET to (storage.oss.redirect), or null to serve it here: not in the bucket, or OSS failed. */
+  async redirect(digest: string): Promise<string | null> {
+    if (!this.opts.redirect || !this.store.presignedUrl) return null;
+    try {
+      return await this.store.presignedUrl(digest, REDIRECT_TTL_MS);
+    } catch (err) {
+      this.log.warn({ digest, err: (err as Error).message }, 'blob GET not redirected to the bucket: served by the mirror');
+      return null;
+    }
+  }
 
   /**
    * A blob for a client (by address: the fills a client may start at once are limited, see FillSlots). A

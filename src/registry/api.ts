@@ -88,6 +88,12 @@ async function handle(c: Context<Env>, deps: RegistryApiDeps): Promise<Response>
         const headers = { ...common, 'content-type': 'application/octet-stream', 'x-cache': outcome, ...(size !== null ? { 'content-length': String(size) } : {}) };
         return bufferedResponse(c, 200, headers, null);
       }
+      const location = await deps.blobs.redirect(path.digest);
+      if (location) {
+        c.set('cache', 'hit');
+        // Not cacheable like the bytes: the link expires.
+        return bufferedResponse(c, 307, { ...REGISTRY_HEADERS, 'docker-content-digest': path.digest, location, 'content-length': '0' }, null);
+      }
       const blob = await deps.blobs.get(to, path.digest, c.get('client'));
       c.set('cache', blob.outcome);
       const range = blob.size === null ? null : parseRange(requestHeader(c, 'range'), blob.size);

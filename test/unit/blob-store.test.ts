@@ -9,6 +9,7 @@ import { cacheLayout } from '../../src/cache/layout.js';
 import { MemoryBlobStore } from '../../src/cache/memory-blob-store.js';
 import { randomBlob, sha256 } from '../support/fake-upstream.js';
 import { OSS_PREFIX, ossStoreFixture } from '../support/oss-store.js';
+import { tieredStoreFixture } from '../support/tiered-store.js';
 import { blobStoreContract } from './blob-store-contract.js';
 
 /** Every file under dir, relative to it. */
@@ -74,6 +75,28 @@ blobStoreContract(
       reopen: () => f.newStore(),
       prepareSparesRecentLeftovers: true,
       cleanup: () => f.cleanup(),
+    };
+  },
+  { outlivesProcess: true },
+);
+
+blobStoreContract(
+  'local disk in front of OSS (test server)',
+  async () => {
+    const t = await tieredStoreFixture();
+    let leftovers = 0;
+    return {
+      store: t.store,
+      residue: async () => [...(await t.diskFiles()).filter((name) => !name.endsWith('mirror.db')), ...t.f.bucketResidue()],
+      async leaveCrashLeftover(bytes, ageMs) {
+        const path = join(t.layout.tmp, `sha256-${'0'.repeat(64)}.crashed${leftovers++}`);
+        await writeFile(path, Buffer.alloc(bytes));
+        const at = new Date(Date.now() - ageMs);
+        await utimes(path, at, at);
+      },
+      reopen: () => t.newStore(),
+      sharedTier: true,
+      cleanup: () => t.cleanup(),
     };
   },
   { outlivesProcess: true },

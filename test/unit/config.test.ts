@@ -584,11 +584,11 @@ describe('[storage] backend', () => {
     const c = parse(oss({ bucket: 'mirror-blobs', region: 'cn-hangzhou', internal: true, prefix: 'acr/' }), OSS_ENV);
     expect(c.storage.backend).toBe('oss');
     const { accessKeyId, accessKeySecret, ...rest } = c.storage.oss!;
-    expect(rest).toEqual({ bucket: 'mirror-blobs', region: 'oss-cn-hangzhou', internal: true, prefix: 'acr/', timeout: 60_000, part_size: 8 * 1024 * 1024 });
+    expect(rest).toEqual({ bucket: 'mirror-blobs', region: 'oss-cn-hangzhou', internal: true, prefix: 'acr/', timeout: 60_000, part_size: 8 * 1024 * 1024, redirect: false });
     expect([accessKeyId.reveal(), accessKeySecret.reveal()]).toEqual(['LTAI-id', 'the-oss-secret']);
     expect(JSON.stringify(c)).not.toContain('the-oss-secret');
-    const named = parse(oss({ bucket: 'mirror-blobs', endpoint: 'https://oss-cn-shanghai-internal.aliyuncs.com', access_key_id_env: 'OSS_ID', access_key_secret_env: 'OSS_SECRET', part_size: '16MiB', timeout: '2m' }), { OSS_ID: 'i', OSS_SECRET: 's' });
-    expect(named.storage.oss).toMatchObject({ endpoint: 'https://oss-cn-shanghai-internal.aliyuncs.com', part_size: 16 * 1024 * 1024, timeout: 120_000, prefix: '' });
+    const named = parse(oss({ bucket: 'mirror-blobs', endpoint: 'https://oss-cn-shanghai-internal.aliyuncs.com', access_key_id_env: 'OSS_ID', access_key_secret_env: 'OSS_SECRET', part_size: '16MiB', timeout: '2m', redirect: true }), { OSS_ID: 'i', OSS_SECRET: 's' });
+    expect(named.storage.oss).toMatchObject({ endpoint: 'https://oss-cn-shanghai-internal.aliyuncs.com', part_size: 16 * 1024 * 1024, timeout: 120_000, prefix: '', redirect: true });
     expect(parse({ storage: { backend: 'fs' } }).storage.oss).toBeUndefined();
   });
 

@@ -1,16 +1,14 @@
 import { createServer, request as httpRequest } from 'node:http';
 import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BlobStore } from '../../src/cache/blob-store.js';
-import { DigestHasher } from '../../src/cache/digest.js';
-import { Fill, type BlobSource } from '../../src/cache/fill.js';
 import { openBlobStore, openCacheDatabase } from '../../src/cache/cache.js';
 import { FsBlobStore } from '../../src/cache/fs-blob-store.js';
-import { OssBlobStore } from '../../src/cache/oss-blob-store.js';
 import { OssStoreError } from '../../src/cache/oss-client.js';
+import { TieredBlobStore } from '../../src/cache/tiered-blob-store.js';
 import { parseConfig } from '../../src/config/load.js';
 import { eventually } from '../support/eventually.js';
+import { fillOf, gatedSource, verified } from '../support/gated-source.js';
 import { randomBlob, sha256 } from '../support/fake-upstream.js';
 import { OSS_BUCKET, OSS_PREFIX, ossStoreFixture, type OssStoreFixture, TEST_PART_SIZE } from '../support/oss-store.js';
 
@@ -21,40 +19,6 @@ beforeEach(async () => {
 afterEach(() => f.cleanup());
 
 const keyOf = (digest: string) => `${OSS_PREFIX}blobs/sha256/${digest.slice(7)}`;
-
-/** Serves blob in 64 KiB chunks; holds back everything from `holdAt` on until release() (when given). */
-function gatedSource(blob: Buffer, holdAt = Infinity): BlobSource & { release(): void } {
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  return {
-    label: 'test upstream',
-    release,
-    async open({ start }) {
-      let at = start;
-      const body = new ReadableStream<Uint8Array>({
-        async pull(c) {
-          if (at >= blob.length) return c.close();
-          if (at >= holdAt) await gate;
-          const end = Math.min(at + 64 * 1024, blob.length, at < holdAt ? holdAt : Infinity);
-          c.enqueue(new Uint8Array(blob.subarray(at, end)));
-          at = end;
-        },
-      });
-      return { start, size: blob.length, body };
-    },
-  };
-}
-
-const fillOf = (digest: string, source: BlobSource, store: BlobStore = f.store) =>
-  new Fill(digest, source, store, { timeoutMs: 30_000, maxResumes: 0, log: pino({ level: 'silent' }) });
-
-const verified = (blob: Buffer) => {
-  const hasher = new DigestHasher(sha256(blob));
-  hasher.add(0, blob);
-  const result = hasher.verify();
-  if (!('verified' in result)) throw new Error('test blob does not match');
-  return result.verified;
-};
 
 /** What a consumer of a store reader's sendTo() got, and whether the response was ended or destroyed. */
 async function sendAll(store: BlobStore, digest: string): Promise<{ bytes: Buffer; ended: boolean }> {
@@ -71,7 +35,7 @@ describe('OssBlobStore with a fill', () => {
     const blob = randomBlob(40 * TEST_PART_SIZE + 12_345, 31);
     const digest = sha256(blob);
     const source = gatedSource(blob, blob.length - 1000);
-    const fill = fillOf(digest, source);
+    const fill = fillOf(digest, source, f.store);
     const running = fill.run();
     // Held back before the last 1000 bytes: parts are up, the upload is open, no object yet.
     // 30 parts: the fill's third 1 MiB write has begun, so its memory no longer holds the first MiB.
@@ -101,7 +65,7 @@ describe('OssBlobStore with a fill', () => {
     // Over the fill's 1 MiB write batch, so that parts are uploaded before the end shows the mismatch.
     const blob = randomBlob(20 * TEST_PART_SIZE + 7, 32);
     const claimed = sha256(randomBlob(20 * TEST_PART_SIZE + 7, 33));
-    const fill = fillOf(claimed, gatedSource(blob));
+    const fill = fillOf(claimed, gatedSource(blob), f.store);
     await fill.run();
     expect(fill.state).toBe('failed');
     expect(fill.error?.message).toMatch(/does not match its digest/);
@@ -115,7 +79,7 @@ describe('OssBlobStore with a fill', () => {
     const blob = randomBlob(4 * TEST_PART_SIZE + 99, 34);
     const digest = sha256(blob);
     f.oss.faults.failNext(1, (r) => r.operation === 'UploadPart' && r.partNumber === 2);
-    const fill = fillOf(digest, gatedSource(blob));
+    const fill = fillOf(digest, gatedSource(blob), f.store);
     await fill.run();
     expect(fill.committed).toBe(true);
     expect(f.oss.faults.count('UploadPart')).toBe(6);
@@ -126,7 +90,7 @@ describe('OssBlobStore with a fill', () => {
   it('fails the fill cleanly, with no upload left open, when a part keeps failing', async () => {
     const blob = randomBlob(4 * TEST_PART_SIZE + 99, 35);
     f.oss.faults.failNext(100, (r) => r.operation === 'UploadPart' && r.partNumber === 3);
-    const fill = fillOf(sha256(blob), gatedSource(blob));
+    const fill = fillOf(sha256(blob), gatedSource(blob), f.store);
     await fill.run();
     expect(fill.state).toBe('failed');
     expect(fill.error).toBeInstanceOf(OssStoreError);
@@ -242,13 +206,13 @@ describe('OssBlobStore', () => {
 });
 
 describe('storage.backend = "oss"', () => {
-  it('opens the OSS store on the configured bucket and prefix, the blobs table following its commits', async () => {
+  it('opens the local disk in front of the bucket and prefix configured, the blobs table following the local commits', async () => {
     const storage = { backend: 'oss', dir: f.tmpDir, oss: { bucket: OSS_BUCKET, endpoint: f.oss.endpoint, prefix: 'from-config/', part_size: '100KiB' } };
     const config = parseConfig({ storage }, { env: { ALIBABA_CLOUD_ACCESS_KEY_ID: 'store-ak', ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'store-secret' }, baseDir: '/', source: 'test' });
     const db = await openCacheDatabase(config.storage.dir);
     try {
       const { store, index } = openBlobStore(config.storage.dir, db, Date.now, config.storage.oss);
-      expect(store).toBeInstanceOf(OssBlobStore);
+      expect(store).toBeInstanceOf(TieredBlobStore);
       await store.prepare();
       await store.probe();
       const blob = randomBlob(250 * 1024, 40);

@@ -1,0 +1,158 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { BlobInfo, BlobReader, BlobStore, BlobStoreEvents, BlobWriter, Leftover } from './blob-store.js';
+import type { VerifiedDigest } from './digest.js';
+import type { FillSpace } from './fill-options.js';
+import type { FsBlobWriter } from './fs-blob-io.js';
+import type { FsBlobStore } from './fs-blob-store.js';
+import { CopyingReader, LocalCopy } from './local-copy.js';
+import type { OssBlobStore } from './oss-blob-store.js';
+import type { OssBlobWriter } from './oss-blob-writer.js';
+
+/** Names the bucket's leftovers among the disk's (whose names are paths under the cache directory). */
+const BUCKET_MARK = 'bucket:';
+
+export interface TieredStoreOptions {
+  log: Logger;
+  /** Whether a writer of digest uploads to the bucket too (default: always); otherwise it writes the local disk only. */
+  shareWrites?: (digest: string) => boolean;
+}
+
+/**
+ * The local disk (storage.dir, bounded by storage.max_size) in front of the bucket that replicas share. Reads
+ * try the disk first; a blob only in the bucket is streamed from there and copied to the disk as it passes
+ * (verified first, one copy per digest at a time). A writer writes the disk once: its file is the spool the
+ * bucket upload reads from, committed to the bucket first, then to the disk. Deletes and listings are the
+ * disk's only, so eviction and gc never delete a blob from the bucket, and start-up reconciliation walks the
+ * disk, not the bucket. Events are the disk's: the blob index describes the local copies.
+ */
+export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements BlobStore {
+  /** Copies from the bucket to the disk running now, by digest: each resolves once committed or given up. */
+  readonly #copying = new Map<string, Promise<void>>();
+  #space: FillSpace | null = null;
+
+  constructor(
+    readonly local: FsBlobStore,
+    readonly shared: OssBlobStore,
+    private readonly opts: TieredStoreOptions,
+  ) {
+    super();
+    local.on('commit', (blob) => this.emit('commit', blob));
+    local.on('delete', (digest) => this.emit('delete', digest));
+  }
+
+  inUse(digest: string): boolean {
+    return this.local.inUse(digest);
+  }
+
+  async stat(digest: string): Promise<{ size: number } | null> {
+    return (await this.local.stat(digest)) ?? this.shared.stat(digest);
+  }
+
+  async open(digest: string): Promise<BlobReader | null> {
+    const local = await this.local.open(digest);
+    if (local) return local;
+    const shared = await this.shared.open(digest);
+    return shared && new CopyingReader(shared, () => this.#startCopy(digest, shared.size));
+  }
+
+  /** Copies to the disk reserve their size here first (the evictor under storage.max_size), as fills do. */
+  reserveCopiesIn(space: FillSpace): void {
+    this.#space = space;
+  }
+
+  #startCopy(digest: string, size: number): LocalCopy | null {
+    if (this.#copying.has(digest)) return null;
+    let settled!: () => void;
+    this.#copying.set(digest, new Promise<void>((resolve) => (settled = resolve)).finally(() => this.#copying.delete(digest)));
+    return new LocalCopy(digest, size, { local: this.local, space: this.#space }, this.opts.log, settled);
+  }
+
+  /** Resolves once the copies to the disk running now have ended (before the database closes). */
+  async copiesEnded(): Promise<void> {
+    await Promise.all(this.#copying.values());
+  }
+
+  async createWriter(digest: string): Promise<BlobWriter> {
+    const local = await this.local.createWriter(digest);
+    if (!(this.opts.shareWrites?.(digest) ?? true)) return local;
+    return new TieredBlobWriter(this.shared.writerOver(local), local);
+  }
+
+  /** Removes the local copy only: the bucket keeps the blob. */
+  delete(digest: string): Promise<boolean> {
+    return this.local.delete(digest);
+  }
+
+  list(): AsyncIterable<BlobInfo> {
+    return this.local.list();
+  }
+
+  /** The disk's leftovers and the bucket's dead multipart uploads (never a walk over the bucket's objects). */
+  async leftovers(olderThan: number): Promise<Leftover[]> {
+    const uploads = await this.shared.staleUploads(olderThan);
+    return [...(await this.local.leftovers(olderThan)), ...uploads.map((u) => ({ ...u, name: BUCKET_MARK + u.name }))];
+  }
+
+  async removeLeftovers(leftovers: Leftover[]): Promise<void> {
+    const inBucket = (l: Leftover) => l.name.startsWith(BUCKET_MARK);
+    await this.local.removeLeftovers(leftovers.filter((l) => !inBucket(l)));
+    await this.shared.removeLeftovers(leftovers.filter(inBucket).map((l) => ({ ...l, name: l.name.slice(BUCKET_MARK.length) })));
+  }
+
+  /** The bucket's stale uploads are aborted, then the disk readied (both clear the same temp directory). */
+  async prepare(): Promise<void> {
+    await this.shared.prepare();
+    await this.local.prepare();
+  }
+
+  async probe(): Promise<void> {
+    await this.local.probe();
+    await this.shared.probe();
+  }
+
+  /** A link into the bucket, for a blob the bucket has (not one only on the disk or in a running fill). */
+  async presignedUrl(digest: string, ttlMs: number): Promise<string | null> {
+    return (await this.shared.stat(digest)) ? this.shared.presignedUrl(digest, ttlMs) : null;
+  }
+}
+
+/** Writes through the bucket writer (which spools to the local writer's file); commits the bucket first, then the disk. */
+class TieredBlobWriter implements BlobWriter {
+  constructor(
+    private readonly shared: OssBlobWriter,
+    private readonly local: FsBlobWriter,
+  ) {}
+
+  get digest(): string {
+    return this.local.digest;
+  }
+
+  write(offset: number, bytes: Buffer | Buffer[]): Promise<void> {
+    return this.shared.write(offset, bytes);
+  }
+
+  read(buffer: Buffer, position: number): Promise<number> {
+    return this.shared.read(buffer, position);
+  }
+
+  park(): Promise<void> {
+    return this.shared.park();
+  }
+
+  /** A 409 from the bucket (another replica committed the blob first) counts as committed there. */
+  async commit(verified: VerifiedDigest): Promise<void> {
+    await this.shared.commit(verified);
+    await this.local.commit(verified);
+  }
+
+  async abort(): Promise<void> {
+    await this.shared.abort();
+    await this.local.abort();
+  }
+
+  /** Closes the local writer too. */
+  close(): Promise<void> {
+    return this.shared.close();
+  }
+}
