@@ -121,7 +121,8 @@ program
   .description("exit 0 when the running mirror answers /healthz, else 1 (the container image's HEALTHCHECK)")
   .addOption(urlOption())
   .action(async (opts: { url?: string }) => {
-    process.exitCode = await healthcheck(mirror(opts.url), process.stderr);
+    // Docker reserves a HEALTHCHECK's exit code 2: a configuration error is unhealthy (1) too
+    process.exitCode = await healthcheck(mirror(opts.url, 1), process.stderr);
   });
 
 function urlOption(): Option {
@@ -129,20 +130,20 @@ function urlOption(): Option {
 }
 
 /** The mirror a command talks to: --url or $ACR_MIRROR_URL, else where the configuration says it listens. */
-function mirror(url: string | undefined): string {
-  return url ?? loading((opts) => mirrorUrl(loadListeners(opts)));
+function mirror(url: string | undefined, configErrorExit = 2): string {
+  return url ?? loading((opts) => mirrorUrl(loadListeners(opts)), configErrorExit);
 }
 
 function load() {
   return loading(loadConfig);
 }
 
-/** Loads (part of) the configuration named by --config; a configuration error ends the process with exit code 2. */
-function loading<T>(loader: (opts: LoadOptions) => T): T {
+/** Loads (part of) the configuration named by --config; a configuration error ends the process (exit code 2 unless told). */
+function loading<T>(loader: (opts: LoadOptions) => T, configErrorExit = 2): T {
   try {
     return loader({ ...(program.opts().config ? { path: program.opts().config as string } : {}) });
   } catch (err) {
-    if (err instanceof ConfigError) exitWithProblem(err.message);
+    if (err instanceof ConfigError) exitWithProblem(err.message, configErrorExit);
     throw err;
   }
 }
@@ -153,9 +154,9 @@ function startupFailed(err: unknown): never {
   throw err;
 }
 
-function exitWithProblem(message: string): never {
+function exitWithProblem(message: string, exitCode = 2): never {
   process.stderr.write(`acr-mirror: ${message}\n`);
-  process.exit(2);
+  process.exit(exitCode);
 }
 
 await program.parseAsync(process.argv);

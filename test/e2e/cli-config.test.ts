@@ -74,6 +74,10 @@ describe('commands that talk to a running mirror find it from the configuration'
 
   it('healthcheck, and --url still wins over the configuration', async () => {
     expect((await cli(['--config', configPath, 'healthcheck'])).code).toBe(0);
+    // Docker reserves a HEALTHCHECK's exit code 2, which every other command uses for a configuration error
+    const misconfigured = await cli(['--config', join(dir, 'absent.toml'), 'healthcheck']);
+    expect(misconfigured.code).toBe(1);
+    expect(misconfigured.stderr).toContain('config file not found');
     const nobody = `http://127.0.0.1:${await freePort()}`;
     const elsewhere = await cli(['--config', configPath, 'healthcheck', '--url', nobody]);
     expect(elsewhere.code).toBe(1);
