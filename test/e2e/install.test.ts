@@ -14,7 +14,7 @@ describe('acr-mirror on PATH', () => {
   it('the package names dist/main.js as the acr-mirror command, and the README installs it', () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
     expect(pkg.bin).toEqual({ 'acr-mirror': 'dist/main.js' });
-    expect(readmeBlocks('sh').some((b) => /^sudo npm install -g \.\s/m.test(b) && /^npm ci && npm run build/m.test(b))).toBe(true);
+    expect(readmeBlocks('sh').some((b) => /^sudo npm install -g \.\s/m.test(b) && /^sudo npm ci && sudo npm run build/m.test(b))).toBe(true);
   });
 
   it('the built dist/main.js starts with a shebang and is executable', () => {

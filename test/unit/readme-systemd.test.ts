@@ -78,7 +78,7 @@ describe('README systemd unit', () => {
     expect([node, command]).toEqual(['/usr/bin/node', 'serve']);
     expect(setup).toMatch(new RegExp(`^sudo install -m 0644 \\S+/config\\.toml ${config}\\s`, 'm'));
     // the code is where the install commands put it
-    const checkout = /^git clone \S+ (\S+)/m.exec(install)![1]!;
+    const checkout = /^sudo git clone \S+ (\S+)/m.exec(install)![1]!;
     expect(main).toBe(`${checkout}/dist/main.js`);
     expect(one('Service', 'WorkingDirectory')).toBe(`/var/lib/${one('Service', 'StateDirectory')}`);
   });
