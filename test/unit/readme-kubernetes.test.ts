@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { ENV_OVERRIDES } from '../../src/config/env-overrides.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
+import { startupWarnings } from '../../src/server.js';
 import { imageEnv } from '../support/dockerfile.js';
 import { readmeBlocks } from '../support/readme.js';
 
@@ -122,6 +123,11 @@ describe('README Kubernetes manifests', () => {
     for (const { variable, section, key } of ENV_OVERRIDES) {
       if (podEnv()[variable]) expect(raw[section]?.[key], `${section}.${key} is overridden by ${variable}`).toBeUndefined();
     }
+  });
+
+  it('start without a warning: the admin API only over loopback (kubectl exec), clients from the allowed networks', () => {
+    expect(startupWarnings(podConfig())).toEqual([]);
+    expect(podConfig().access.allow.every((cidr) => cidr.startsWith('127.'))).toBe(false);
   });
 
   it('probe /healthz and /readyz on the port the configuration listens on', () => {
