@@ -3,10 +3,11 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT } from '../support/dockerfile.js';
 import { readmeBlocks } from '../support/readme.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
 
 const MAIN = join(ROOT, 'dist/main.js');
 

@@ -4,11 +4,12 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
-import { ROOT } from '../support/dockerfile.js';
 import { readmeBlocks } from '../support/readme.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
 
 const unitText = readmeBlocks('ini').find((b) => b.includes('[Service]'))!;
 const setup = readmeBlocks('sh').find((b) => b.includes('useradd'))!;
