@@ -11,19 +11,22 @@ RUN npm run build && npm prune --omit=dev
 
 # Run stage: only the compiled code, production dependencies and the default config.
 FROM node:20-bookworm-slim
-ENV NODE_ENV=production ACR_MIRROR_CONFIG=/etc/acr-mirror/config.toml
+# Where the image runs decides these, not the config: the cache in the /data volume, the registry API on every
+# address of the container (clients arrive through the container network), private networks allowed. They override
+# a mounted config.toml (README: "Command line"); set them with -e to change them.
+ENV NODE_ENV=production ACR_MIRROR_CONFIG=/etc/acr-mirror/config.toml \
+    ACR_MIRROR_LISTEN=0.0.0.0:5000 ACR_MIRROR_STORAGE_DIR=/data \
+    ACR_MIRROR_ALLOW=10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,127.0.0.0/8,fc00::/7,::1/128
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY config.toml /etc/acr-mirror/config.toml
-# The default config serves loopback and keeps the cache in ./data; the image serves private networks (clients
-# arrive through the container network) and keeps the cache in the /data volume. Mount your own config to change it.
-RUN sed -i 's|^dir = "data"|dir = "/data"|; s|^listen = "127.0.0.1:5000"|listen = "0.0.0.0:5000"|; s|^allow = \[.*\]|allow = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "fc00::/7", "::1/128"]|' /etc/acr-mirror/config.toml \
-  && mkdir -p /data && chown node:node /data
+RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME /data
 EXPOSE 5000
-HEALTHCHECK --interval=30s --timeout=3s CMD node -e "fetch('http://127.0.0.1:5000/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+# Probes /healthz where the configuration (ACR_MIRROR_LISTEN above, or -e) says the mirror listens.
+HEALTHCHECK --interval=30s --timeout=5s CMD ["node", "/app/dist/main.js", "healthcheck"]
 ENTRYPOINT ["node", "/app/dist/main.js"]
 CMD ["serve"]

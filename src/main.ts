@@ -3,8 +3,10 @@ import { Command, Option } from 'commander';
 import { warmCli } from './admin/cli.js';
 import { exportCli, importCli } from './cli/bundle.js';
 import { gcCommand } from './cli/gc.js';
+import { healthcheck } from './cli/healthcheck.js';
+import { mirrorUrl } from './cli/mirror-url.js';
 import { dataDirProblem } from './config/data-dir.js';
-import { ConfigError, loadConfig, type Config } from './config/load.js';
+import { ConfigError, loadConfig, loadListeners, type LoadOptions } from './config/load.js';
 import { parseDuration } from './config/units.js';
 import { createLogger } from './observability/logger.js';
 import { StartupError, startServer } from './server.js';
@@ -70,10 +72,10 @@ program
   .requiredOption('-o, --output <file>', 'the bundle to write')
   .option('--platform <platform>', 'all (default), or os/arch[/variant]; repeat or comma-separate', (p: string, all: string[] = []) => [...all, p])
   .option('--referrers', 'also the referrers of every image (signatures, SBOMs), for verification behind the air gap')
-  .addOption(new Option('--url <url>', 'the mirror').env('ACR_MIRROR_URL').default('http://127.0.0.1:5000'))
+  .addOption(urlOption())
   .addOption(new Option('--token <token>', 'admin token (prefer the environment variable)').env('ACR_MIRROR_ADMIN_TOKEN'))
-  .action(async (refs: string[], opts: { output: string; platform?: string[]; referrers?: boolean; url: string; token?: string }) => {
-    process.exitCode = await exportCli({ ...opts, refs, platforms: opts.platform ?? [], stderr: process.stderr, stdout: process.stdout });
+  .action(async (refs: string[], opts: { output: string; platform?: string[]; referrers?: boolean; url?: string; token?: string }) => {
+    process.exitCode = await exportCli({ ...opts, url: mirror(opts.url), refs, platforms: opts.platform ?? [], stderr: process.stderr, stdout: process.stdout });
   });
 
 program
@@ -84,11 +86,11 @@ program
   .option('--names-from <file>', 'read such repositories from a file, one a line (# comments)')
   .option('--replace', 'allow moving a tag the mirror already has to another digest')
   .option('--expect-digest <digest>', 'refuse the bundle unless its index.json has this digest (as export printed it)')
-  .addOption(new Option('--url <url>', 'the mirror').env('ACR_MIRROR_URL').default('http://127.0.0.1:5000'))
+  .addOption(urlOption())
   .addOption(new Option('--token <token>', 'admin token (prefer the environment variable)').env('ACR_MIRROR_ADMIN_TOKEN'))
-  .action(async (file: string, opts: { name?: string[]; namesFrom?: string; replace?: boolean; expectDigest?: string; url: string; token?: string }) => {
+  .action(async (file: string, opts: { name?: string[]; namesFrom?: string; replace?: boolean; expectDigest?: string; url?: string; token?: string }) => {
     const { name, replace, ...rest } = opts;
-    process.exitCode = await importCli({ ...rest, file, names: name ?? [], replace: replace === true, stderr: process.stderr, stdout: process.stdout });
+    process.exitCode = await importCli({ ...rest, url: mirror(rest.url), file, names: name ?? [], replace: replace === true, stderr: process.stderr, stdout: process.stdout });
   });
 
 program
@@ -98,12 +100,12 @@ program
   .option('--platform <platform>', 'all (default), or os/arch[/variant] like linux/arm64; repeat or comma-separate', (p: string, all: string[] = []) => [...all, p])
   .option('-f, --file <path>', 'read references from a file, one per line (# comments)')
   .option('--referrers', 'also the referrers of every image (signatures, SBOMs) with their blobs')
-  .addOption(new Option('--url <url>', 'the mirror').env('ACR_MIRROR_URL').default('http://127.0.0.1:5000'))
+  .addOption(urlOption())
   .addOption(new Option('--token <token>', 'admin token (prefer the environment variable)').env('ACR_MIRROR_ADMIN_TOKEN'))
   .addHelpText('after', '\nExit status: 0 every image warmed, 1 some image failed, 2 the warm could not be started or followed.')
-  .action(async (refs: string[], opts: { platform?: string[]; file?: string; referrers?: boolean; url: string; token?: string }) => {
+  .action(async (refs: string[], opts: { platform?: string[]; file?: string; referrers?: boolean; url?: string; token?: string }) => {
     process.exitCode = await warmCli({
-      url: opts.url,
+      url: mirror(opts.url),
       token: opts.token,
       refs,
       ...(opts.file ? { file: opts.file } : {}),
@@ -114,11 +116,34 @@ program
     });
   });
 
-function load(): Config {
+program
+  .command('healthcheck')
+  .description("exit 0 when the running mirror answers /healthz, else 1 (the container image's HEALTHCHECK)")
+  .addOption(urlOption())
+  .action(async (opts: { url?: string }) => {
+    // Docker reserves a HEALTHCHECK's exit code 2: a configuration error is unhealthy (1) too
+    process.exitCode = await healthcheck(mirror(opts.url, 1), process.stderr);
+  });
+
+function urlOption(): Option {
+  return new Option('--url <url>', 'the mirror (default: the listen address of the configuration)').env('ACR_MIRROR_URL');
+}
+
+/** The mirror a command talks to: --url or $ACR_MIRROR_URL, else where the configuration says it listens. */
+function mirror(url: string | undefined, configErrorExit = 2): string {
+  return url ?? loading((opts) => mirrorUrl(loadListeners(opts)), configErrorExit);
+}
+
+function load() {
+  return loading(loadConfig);
+}
+
+/** Loads (part of) the configuration named by --config; a configuration error ends the process (exit code 2 unless told). */
+function loading<T>(loader: (opts: LoadOptions) => T, configErrorExit = 2): T {
   try {
-    return loadConfig({ ...(program.opts().config ? { path: program.opts().config as string } : {}) });
+    return loader({ ...(program.opts().config ? { path: program.opts().config as string } : {}) });
   } catch (err) {
-    if (err instanceof ConfigError) exitWithProblem(err.message);
+    if (err instanceof ConfigError) exitWithProblem(err.message, configErrorExit);
     throw err;
   }
 }
@@ -129,9 +154,9 @@ function startupFailed(err: unknown): never {
   throw err;
 }
 
-function exitWithProblem(message: string): never {
+function exitWithProblem(message: string, exitCode = 2): never {
   process.stderr.write(`acr-mirror: ${message}\n`);
-  process.exit(2);
+  process.exit(exitCode);
 }
 
 await program.parseAsync(process.argv);

@@ -24,6 +24,7 @@ export async function exportCli(opts: BundleCliOptions & { refs: string[]; platf
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ images: opts.refs, platforms: platforms.length === 0 || platforms.includes('all') ? 'all' : platforms, ...(opts.referrers ? { referrers: true } : {}) }),
   });
+  if (typeof res === 'string') return fail(opts, 'export', res);
   if (!res.ok) return fail(opts, 'export', await errorText(res));
   const total = Number(res.headers.get('content-length') ?? 0);
   const bar = progress(opts, total);
@@ -80,6 +81,7 @@ export async function importCli(opts: ImportCliOptions): Promise<number> {
   const body = Readable.toWeb(createReadStream(opts.file).pipe(counting(bar))) as ReadableStream<Uint8Array>;
   const res = await request(opts, `/admin/import?${query}`, { method: 'POST', headers: { 'content-type': 'application/x-tar' }, body, duplex: 'half' } as RequestInit);
   bar?.stop();
+  if (typeof res === 'string') return fail(opts, 'import', res);
   if (!res.ok) return fail(opts, 'import', await errorText(res));
   const report = (await res.json()) as ImportAnswer;
   opts.stdout.write(`imported ${report.images.join(', ')}: ${report.blobs} blob(s), ${formatBytes(report.bytes)} (index.json ${report.indexDigest})\n`);
@@ -90,8 +92,14 @@ export async function importCli(opts: ImportCliOptions): Promise<number> {
   return 0;
 }
 
-async function request(opts: BundleCliOptions, path: string, init: RequestInit): Promise<Response> {
-  return fetch(`${opts.url.replace(/\/+$/, '')}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${opts.token}` } });
+/** The mirror's answer, or why the mirror could not be reached. */
+async function request(opts: BundleCliOptions, path: string, init: RequestInit): Promise<Response | string> {
+  const base = opts.url.replace(/\/+$/, '');
+  try {
+    return await fetch(`${base}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${opts.token}` } });
+  } catch (err) {
+    return `cannot reach the mirror at ${base}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`;
+  }
 }
 
 function progress(opts: BundleCliOptions, total: number): SingleBar | null {

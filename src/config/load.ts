@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { LOOPBACK_NETWORKS } from '../access/address-list.js';
 import { type HtpasswdUser, parseHtpasswd } from '../access/client-access.js';
+import { withEnvOverrides } from './env-overrides.js';
 import { formatIssue } from './issues.js';
 import { configSchema, type ConfigFile, type UpstreamSettings } from './schema.js';
 import { Secret } from './secret.js';
@@ -76,28 +77,61 @@ export interface LoadOptions {
 }
 
 export function loadConfig(opts: LoadOptions = {}): Config {
+  const { raw, baseDir, source, env } = readConfigFile(opts);
+  return parseConfig(raw, { env, baseDir, source });
+}
+
+export interface Listeners {
+  /** server.listen: the plain HTTP listener. */
+  listen: string;
+  /** server.tls_listen, when HTTPS is served too. */
+  tls_listen?: string;
+  source: string;
+}
+
+/**
+ * The listen addresses of the configuration, for commands that talk to a running mirror: the file is validated, but
+ * its secrets (passwords, tokens, keys) are not read, as the operator's shell need not have them.
+ */
+export function loadListeners(opts: LoadOptions = {}): Listeners {
+  const { raw, source } = readConfigFile(opts);
+  const { listen, tls_listen } = validate(raw, source).server;
+  return { listen, ...(tls_listen ? { tls_listen } : {}), source };
+}
+
+/** The configuration file (or none: built-in defaults) parsed, with the overrides of the environment applied. */
+function readConfigFile(opts: LoadOptions): { raw: unknown; baseDir: string; source: string; env: NodeJS.ProcessEnv } {
   const env = opts.env ?? process.env;
   const cwd = opts.cwd ?? process.cwd();
   const explicit = opts.path ?? env.ACR_MIRROR_CONFIG;
   const path = explicit ? resolve(cwd, explicit) : resolve(cwd, 'config.toml');
-  if (explicit && !existsSync(path)) throw new ConfigError(`config file not found: ${path}`);
-  if (!existsSync(path)) return parseConfig({}, { env, baseDir: cwd, source: 'built-in defaults' });
-  let raw: unknown;
+  const found = existsSync(path);
+  if (explicit && !found) throw new ConfigError(`config file not found: ${path}`);
+  const { raw, applied } = withEnvOverrides(found ? parseTomlFile(path) : {}, env, cwd);
+  const file = found ? path : 'built-in defaults';
+  const source = applied.length ? `${file} with ${applied.join(', ')} from the environment` : file;
+  return { raw, baseDir: found ? dirname(path) : cwd, source, env };
+}
+
+function parseTomlFile(path: string): unknown {
   try {
-    raw = parseToml(readFileSync(path, 'utf8'));
+    return parseToml(readFileSync(path, 'utf8'));
   } catch (err) {
     throw new ConfigError(`${path}: not valid TOML: ${(err as Error).message}`);
   }
-  return parseConfig(raw, { env, baseDir: dirname(path), source: path });
+}
+
+function validate(raw: unknown, source: string): ConfigFile {
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(`${source}: invalid configuration:\n${parsed.error.issues.map((issue) => formatIssue(issue, raw, configSchema)).join('\n')}`);
+  }
+  return parsed.data;
 }
 
 /** Validates a parsed TOML document, resolves secrets and paths. Throws ConfigError naming every wrong key. */
 export function parseConfig(raw: unknown, ctx: { env: NodeJS.ProcessEnv; baseDir: string; source: string }): Config {
-  const parsed = configSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw new ConfigError(`${ctx.source}: invalid configuration:\n${parsed.error.issues.map((issue) => formatIssue(issue, raw, configSchema)).join('\n')}`);
-  }
-  const file = parsed.data;
+  const file = validate(raw, ctx.source);
   const problems: string[] = [];
   const upstreams: Record<string, UpstreamConfig> = {};
   for (const [name, u] of Object.entries(file.upstreams)) {
