@@ -48,6 +48,7 @@ export function routeKind(path: string): string {
     return 'other';
   }
   if (path === '/metrics' || path === '/healthz' || path === '/readyz') return path.slice(1);
+  if (path.startsWith('/_cluster/')) return 'cluster';
   return 'other';
 }
 

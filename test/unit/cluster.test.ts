@@ -1,0 +1,152 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ownerOf } from '../../src/cluster/rendezvous.js';
+import { FakeUpstream, makeImage } from '../support/fake-upstream.js';
+import { CLUSTER_SECRET, type Replica, startCluster, stopCluster, upstreamBlobBytes } from '../support/cluster.js';
+
+const MiB = 1024 * 1024;
+let fake: FakeUpstream;
+let replicas: Replica[] = [];
+
+afterEach(async () => {
+  await stopCluster(replicas);
+  replicas = [];
+});
+
+/** The replica that owns digest and another one. */
+function roles(digest: string): { owner: Replica; other: Replica } {
+  const url = ownerOf(digest, replicas.map((r) => r.url));
+  return { owner: replicas.find((r) => r.url === url)!, other: replicas.find((r) => r.url !== url)! };
+}
+
+async function pull(r: Replica, repo: string, digest: string): Promise<Buffer> {
+  const res = await r.m.request(`/v2/${repo}/blobs/${digest}`);
+  expect(res.status).toBe(200);
+  return Buffer.from(await res.arrayBuffer());
+}
+
+const metric = async (r: Replica, name: string) => {
+  const text = await r.m.mirror.metrics.text();
+  return text.split('\n').filter((l) => l.startsWith(name)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+};
+
+describe('cluster: the forwarding endpoint', () => {
+  it('is open only with the cluster secret, and serves blobs (Range too) and manifests by digest', async () => {
+    fake = new FakeUpstream();
+    const img = fake.add(makeImage('team/app', 'v1', [200_000]));
+    replicas = await startCluster(fake, 2);
+    const [layer, bytes] = [...img.blobs].at(-1)!;
+    const url = `${replicas[0]!.url}/_cluster/v1/acr/team/app/blobs/${layer}`;
+    for (const authorization of [undefined, 'Bearer wrong-secret-of-any-length', `Basic ${CLUSTER_SECRET}`, `Bearer ${CLUSTER_SECRET}x`]) {
+      const res = await fetch(url, { headers: authorization ? { authorization } : {} });
+      expect(res.status, authorization).toBe(401);
+      expect(await res.text()).not.toContain(CLUSTER_SECRET);
+    }
+    expect(fake.count({ host: 'oss.test' })).toBe(0);
+
+    const auth = { authorization: `Bearer ${CLUSTER_SECRET}` };
+    const full = await fetch(url, { headers: auth });
+    expect(full.status).toBe(200);
+    expect(Buffer.from(await full.arrayBuffer()).equals(bytes)).toBe(true);
+    const part = await fetch(url, { headers: { ...auth, range: 'bytes=1000-' } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get('content-range')).toBe(`bytes 1000-${bytes.length - 1}/${bytes.length}`);
+    expect(Buffer.from(await part.arrayBuffer()).equals(bytes.subarray(1000))).toBe(true);
+
+    const manifest = await fetch(`${replicas[0]!.url}/_cluster/v1/acr/team/app/manifests/${img.manifestDigest}`, { headers: auth });
+    expect(manifest.status).toBe(200);
+    expect(Buffer.from(await manifest.arrayBuffer()).equals(img.manifest)).toBe(true);
+    const byTag = await fetch(`${replicas[0]!.url}/_cluster/v1/acr/team/app/manifests/v1`, { headers: auth });
+    expect(byTag.status).toBe(404);
+    const unknownUpstream = await fetch(`${replicas[0]!.url}/_cluster/v1/other/team/app/blobs/${layer}`, { headers: auth });
+    expect(unknownUpstream.status).toBe(404);
+    for (const r of replicas) expect(r.logs.join('')).not.toContain(CLUSTER_SECRET);
+  });
+});
+
+describe('cluster: a miss is fetched once, by the owner of its digest', () => {
+  it('a blob and its manifest pulled through two replicas come from the upstream once', async () => {
+    fake = new FakeUpstream();
+    const img = fake.add(makeImage('team/app', 'v1', [3 * MiB]));
+    replicas = await startCluster(fake, 2);
+    const [layer, bytes] = [...img.blobs].at(-1)!;
+    const { owner, other } = roles(layer);
+
+    expect((await pull(other, 'team/app', layer)).equals(bytes)).toBe(true);
+    expect((await pull(owner, 'team/app', layer)).equals(bytes)).toBe(true);
+    expect(upstreamBlobBytes(fake, layer, bytes.length)).toBe(bytes.length);
+    expect(await metric(other, 'acr_mirror_cluster_forwarded_total{kind="blob"}')).toBe(1);
+    expect(await metric(owner, 'acr_mirror_cluster_forwarded_total')).toBe(0);
+
+    const manifestOwner = roles(img.manifestDigest);
+    for (const r of [manifestOwner.other, manifestOwner.owner]) {
+      const res = await r.m.request(`/v2/team/app/manifests/${img.manifestDigest}`);
+      expect(res.status).toBe(200);
+      expect(Buffer.from(await res.arrayBuffer()).equals(img.manifest)).toBe(true);
+    }
+    expect(fake.count({ host: 'registry.test', authorized: true, pathIncludes: `/manifests/${img.manifestDigest}` })).toBe(1);
+    expect(await metric(manifestOwner.other, 'acr_mirror_cluster_forwarded_total{kind="manifest"}')).toBe(1);
+  });
+
+  it('concurrent pulls through three replicas share the owner\'s one download', async () => {
+    fake = new FakeUpstream();
+    const img = fake.add(makeImage('team/app', 'v1', [4 * MiB, 2 * MiB, 1 * MiB]));
+    replicas = await startCluster(fake, 3);
+    const layers = [...img.blobs];
+    const pulled = await Promise.all(replicas.flatMap((r) => layers.map(([digest]) => pull(r, 'team/app', digest))));
+    pulled.forEach((b, i) => expect(b.equals(layers[i % layers.length]![1])).toBe(true));
+    for (const [digest, bytes] of layers) expect(upstreamBlobBytes(fake, digest, bytes.length)).toBe(bytes.length);
+  });
+});
+
+describe('cluster: an owner that does not answer', () => {
+  it('is down: the other replica fetches the blob itself', async () => {
+    fake = new FakeUpstream();
+    const img = fake.add(makeImage('team/app', 'v1', [MiB]));
+    replicas = await startCluster(fake, 2);
+    const [layer, bytes] = [...img.blobs].at(-1)!;
+    const { owner, other } = roles(layer);
+    owner.stop();
+    expect((await pull(other, 'team/app', layer)).equals(bytes)).toBe(true);
+    expect(await metric(other, 'acr_mirror_cluster_owner_unreachable_total{kind="blob",reason="network"}')).toBe(1);
+    expect(other.logs.join('')).toContain('cluster owner did not answer a forwarded miss');
+  });
+
+  it('answers no headers within forward_timeout: the other replica fetches the blob itself', async () => {
+    fake = new FakeUpstream();
+    const img = fake.add(makeImage('team/app', 'v1', [MiB]));
+    replicas = await startCluster(fake, 2, { forward_timeout: '200ms' });
+    const [layer, bytes] = [...img.blobs].at(-1)!;
+    const { owner, other } = roles(layer);
+    owner.setListener(() => () => {}); // accepts, never answers
+    expect((await pull(other, 'team/app', layer)).equals(bytes)).toBe(true);
+    expect(await metric(other, 'acr_mirror_cluster_owner_unreachable_total{kind="blob",reason="timeout"}')).toBe(1);
+  });
+
+  it('dies in the middle of a blob: the other replica resumes from the upstream with the exact bytes', async () => {
+    fake = new FakeUpstream();
+    const img = fake.add(makeImage('team/app', 'v1', [4 * MiB]));
+    replicas = await startCluster(fake, 2);
+    const [layer, bytes] = [...img.blobs].at(-1)!;
+    const { owner, other } = roles(layer);
+    owner.setListener((serve) => (req, res) => {
+      let sent = 0;
+      const write = res.write.bind(res) as (chunk: Buffer, ...rest: unknown[]) => boolean;
+      res.write = ((chunk: Buffer, ...rest: unknown[]) => {
+        if (res.socket?.destroyed || sent >= MiB) return true;
+        sent += chunk.length;
+        const ok = write(chunk, ...rest);
+        if (sent >= MiB) {
+          res.socket?.end();
+          owner.stop();
+        }
+        return ok;
+      }) as typeof res.write;
+      serve(req, res);
+    });
+    expect((await pull(other, 'team/app', layer)).equals(bytes)).toBe(true);
+    const resumed = fake.calls.filter((c) => c.host === 'oss.test' && c.path.startsWith(`/blobs/${layer}`) && /^bytes=[1-9]\d*-$/.test(c.range ?? ''));
+    expect(resumed.length).toBe(1);
+    expect(Number(/^bytes=(\d+)-/.exec(resumed[0]!.range!)![1])).toBeGreaterThanOrEqual(MiB);
+    expect(await metric(other, 'acr_mirror_cluster_owner_unreachable_total{kind="blob",reason="network"}')).toBe(1);
+  });
+});
