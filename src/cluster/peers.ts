@@ -100,7 +100,9 @@ export class ClusterPeers {
     }
     if (res.status >= 200 && res.status < 300) return res;
     await discard(res);
-    this.#unreachable(kind, owner, 'status', `answered ${res.status}`);
+    // Not taken as the upstream's word: an owner still on a version without this endpoint answers 404 too.
+    if (res.status === 404) this.deps.metrics.clusterOwnerUnreachable.inc({ kind, reason: 'not_found' });
+    else this.#unreachable(kind, owner, 'status', `answered ${res.status}`);
     return null;
   }
 

@@ -78,7 +78,7 @@ export class Metrics {
   });
   readonly clusterOwnerUnreachable = new Counter({
     name: 'acr_mirror_cluster_owner_unreachable_total',
-    help: 'Forwarded misses the owner did not answer (refused, timeout, error status); this replica fetched them itself',
+    help: 'Forwarded misses the owner did not answer (network, timeout, status, not_found); this replica fetched them itself',
     labelNames: ['kind', 'reason'] as const,
     registers: [this.registry],
   });

@@ -111,6 +111,20 @@ describe('cluster: an owner that does not answer', () => {
     expect(other.logs.join('')).toContain('cluster owner did not answer a forwarded miss');
   });
 
+  it('answers 404: not taken as the upstream\'s word (an owner on an older version answers that too), the other replica asks the upstream', async () => {
+    fake = new FakeUpstream();
+    fake.add(makeImage('team/app', 'v1', [1000]));
+    replicas = await startCluster(fake, 2);
+    const missing = `sha256:${'ab'.repeat(32)}`;
+    const { owner, other } = roles(missing);
+    const res = await other.m.request(`/v2/team/app/blobs/${missing}`);
+    expect(res.status).toBe(404);
+    expect(fake.count({ host: 'registry.test', authorized: true, pathIncludes: `/blobs/${missing}` })).toBe(2);
+    expect(await metric(other, 'acr_mirror_cluster_owner_unreachable_total{kind="blob",reason="not_found"}')).toBe(1);
+    expect(other.logs.join('')).not.toContain('cluster owner did not answer');
+    expect(owner.logs.join('')).toContain(missing);
+  });
+
   it('answers no headers within forward_timeout: the other replica fetches the blob itself', async () => {
     fake = new FakeUpstream();
     const img = fake.add(makeImage('team/app', 'v1', [MiB]));
