@@ -98,6 +98,31 @@ describe('cluster: a miss is fetched once, by the owner of its digest', () => {
   });
 });
 
+describe('cluster: prefetch on a replica', () => {
+  it('fetches the layers another member owns through that owner, which caches them', async () => {
+    fake = new FakeUpstream();
+    replicas = await startCluster(fake, 2, {}, { cache: { prefetch: true, orphan_fill_grace: '1s' } });
+    // the members' ports are the OS's choice: an image with layers owned by each member
+    let img = makeImage('team/app', 'v1', [MiB, 512 * 1024, 256 * 1024]);
+    for (let seed = 2; new Set([...img.blobs.keys()].map((d) => roles(d).owner)).size < 2; seed++) img = makeImage('team/app', 'v1', [MiB, 512 * 1024, 256 * 1024], seed);
+    fake.add(img);
+    const res = await replicas[0]!.m.request('/v2/team/app/manifests/v1');
+    expect(res.status).toBe(200);
+    await replicas[0]!.m.mirror.fills.settled();
+    await replicas[1]!.m.mirror.fills.settled();
+    const layers = [...img.blobs].filter(([, bytes]) => bytes.length >= 256 * 1024);
+    for (const [digest, bytes] of layers) {
+      expect(upstreamBlobBytes(fake, digest, bytes.length), digest).toBe(bytes.length);
+      // the replica that prefetched has each layer, and so has the layer's owner
+      for (const r of new Set([replicas[0]!, roles(digest).owner])) {
+        const cached = await r.m.request(`/v2/team/app/blobs/${digest}`);
+        expect(cached.headers.get('x-cache'), `${digest} on ${r.url}`).toBe('hit');
+        expect(Buffer.from(await cached.arrayBuffer()).equals(bytes)).toBe(true);
+      }
+    }
+  });
+});
+
 describe('cluster: an owner that does not answer', () => {
   it('is down: the other replica fetches the blob itself', async () => {
     fake = new FakeUpstream();
