@@ -24,7 +24,11 @@ export interface Replica {
 }
 
 /** `count` replicas of one cluster in front of one FakeUpstream, listening on 127.0.0.1 (ports chosen by the OS). */
-export async function startCluster(fake: FakeUpstream, count: number, cluster: Record<string, unknown> = {}, config: Record<string, unknown> = {}): Promise<Replica[]> {
+export async function startCluster(
+  fake: FakeUpstream,
+  count: number,
+  opts: { cluster?: Record<string, unknown>; config?: Record<string, unknown>; env?: Record<string, string> } = {},
+): Promise<Replica[]> {
   const servers = await Promise.all(Array.from({ length: count }, () => listen()));
   const members = servers.map((s) => s.url);
   return Promise.all(
@@ -32,8 +36,8 @@ export async function startCluster(fake: FakeUpstream, count: number, cluster: R
       const logs: string[] = [];
       const log = pino({ level: 'info' }, new Writable({ write: (chunk, _e, done) => (logs.push(String(chunk)), done()) }));
       const m = await startTestMirror(fake, {
-        config: { cache: { prefetch: false, orphan_fill_grace: '1s' }, ...config, cluster: { self: url, members, secret_env: 'CLUSTER_SECRET', ...cluster } },
-        env: { CLUSTER_SECRET },
+        config: { cache: { prefetch: false, orphan_fill_grace: '1s' }, ...opts.config, cluster: { self: url, members, secret_env: 'CLUSTER_SECRET', ...opts.cluster } },
+        env: { CLUSTER_SECRET, ...opts.env },
         log,
       });
       const serve = getRequestListener(m.mirror.app.fetch) as Listener;

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ownerOf } from '../../src/cluster/rendezvous.js';
-import { FakeUpstream, makeImage } from '../support/fake-upstream.js';
+import { ADMIN_ENV, finishedJob, startWarm } from '../support/admin.js';
+import { FakeUpstream, type FakeImage, makeImage } from '../support/fake-upstream.js';
 import { CLUSTER_SECRET, type Replica, startCluster, stopCluster, upstreamBlobBytes } from '../support/cluster.js';
 
 const MiB = 1024 * 1024;
@@ -98,28 +99,42 @@ describe('cluster: a miss is fetched once, by the owner of its digest', () => {
   });
 });
 
-describe('cluster: prefetch on a replica', () => {
-  it('fetches the layers another member owns through that owner, which caches them', async () => {
+describe('cluster: prefetch and warm jobs on a replica', () => {
+  /** Two replicas, and an image with layers owned by each (the members' ports are the OS's choice). */
+  async function twoOwners(prefetch: boolean): Promise<FakeImage> {
     fake = new FakeUpstream();
-    replicas = await startCluster(fake, 2, {}, { cache: { prefetch: true, orphan_fill_grace: '1s' } });
-    // the members' ports are the OS's choice: an image with layers owned by each member
-    let img = makeImage('team/app', 'v1', [MiB, 512 * 1024, 256 * 1024]);
-    for (let seed = 2; new Set([...img.blobs.keys()].map((d) => roles(d).owner)).size < 2; seed++) img = makeImage('team/app', 'v1', [MiB, 512 * 1024, 256 * 1024], seed);
-    fake.add(img);
-    const res = await replicas[0]!.m.request('/v2/team/app/manifests/v1');
-    expect(res.status).toBe(200);
-    await replicas[0]!.m.mirror.fills.settled();
-    await replicas[1]!.m.mirror.fills.settled();
-    const layers = [...img.blobs].filter(([, bytes]) => bytes.length >= 256 * 1024);
-    for (const [digest, bytes] of layers) {
+    replicas = await startCluster(fake, 2, { config: { cache: { prefetch, orphan_fill_grace: '1s' } }, env: ADMIN_ENV });
+    const sizes = [MiB, 512 * 1024, 256 * 1024];
+    let img = makeImage('team/app', 'v1', sizes);
+    for (let seed = 2; new Set([...img.blobs.keys()].map((d) => roles(d).owner)).size < 2; seed++) img = makeImage('team/app', 'v1', sizes, seed);
+    return fake.add(img);
+  }
+
+  /** Each layer was downloaded once, and is cached on replicas[0] (which fetched the image) and on its owner. */
+  async function expectFetchedThroughOwners(img: FakeImage): Promise<void> {
+    for (const r of replicas) await r.m.mirror.fills.settled();
+    for (const [digest, bytes] of img.blobs) {
       expect(upstreamBlobBytes(fake, digest, bytes.length), digest).toBe(bytes.length);
-      // the replica that prefetched has each layer, and so has the layer's owner
       for (const r of new Set([replicas[0]!, roles(digest).owner])) {
         const cached = await r.m.request(`/v2/team/app/blobs/${digest}`);
         expect(cached.headers.get('x-cache'), `${digest} on ${r.url}`).toBe('hit');
         expect(Buffer.from(await cached.arrayBuffer()).equals(bytes)).toBe(true);
       }
     }
+  }
+
+  it('prefetch fetches the layers another member owns through that owner, which caches them', async () => {
+    const img = await twoOwners(true);
+    expect((await replicas[0]!.m.request('/v2/team/app/manifests/v1')).status).toBe(200);
+    await replicas[0]!.m.mirror.fills.settled();
+    await expectFetchedThroughOwners(img);
+  });
+
+  it('a warm job does the same', async () => {
+    const img = await twoOwners(false);
+    const job = await finishedJob(replicas[0]!.m, (await startWarm(replicas[0]!.m, { images: ['team/app:v1'] })).id);
+    expect(job.state).toBe('done');
+    await expectFetchedThroughOwners(img);
   });
 });
 
@@ -153,7 +168,7 @@ describe('cluster: an owner that does not answer', () => {
   it('answers no headers within forward_timeout: the other replica fetches the blob itself', async () => {
     fake = new FakeUpstream();
     const img = fake.add(makeImage('team/app', 'v1', [MiB]));
-    replicas = await startCluster(fake, 2, { forward_timeout: '200ms' });
+    replicas = await startCluster(fake, 2, { cluster: { forward_timeout: '200ms' } });
     const [layer, bytes] = [...img.blobs].at(-1)!;
     const { owner, other } = roles(layer);
     owner.setListener(() => () => {}); // accepts, never answers
