@@ -21,11 +21,18 @@ export type ForwardKind = 'blob' | 'manifest';
 const IDLE_TIMEOUT_MS = 60_000;
 /** An unreachable owner is logged at most this often (each failure is counted in the metrics). */
 const WARN_INTERVAL_MS = 60_000;
+/**
+ * After an owner failed to answer, misses of its digests go straight to the upstream this long: an owner that
+ * hangs would otherwise cost every such miss forward_timeout, and a fill that starts from the upstream can be
+ * segmented.
+ */
+export const OWNER_RETRY_MS = 10_000;
 
 /** This replica's side of the cluster: who owns a digest, and asking the owner for a miss (one hop). */
 export class ClusterPeers {
   readonly #transport: Transport;
   readonly #warnedAt = new Map<string, number>();
+  readonly #failedAt = new Map<string, number>();
 
   constructor(
     private readonly config: ClusterConfig,
@@ -43,6 +50,13 @@ export class ClusterPeers {
   /** Whether this replica owns digest (for the composition root: which fills write what is shared). */
   owns(digest: string): boolean {
     return this.ownerOf(digest) === this.config.self;
+  }
+
+  /** The member a miss of digest is forwarded to now: null when this replica owns it or its owner just failed. */
+  forwardTo(digest: string): string | null {
+    const owner = this.ownerOf(digest);
+    if (owner === this.config.self) return null;
+    return this.deps.now() - (this.#failedAt.get(owner) ?? -Infinity) < OWNER_RETRY_MS ? null : owner;
   }
 
   /** A byte range of a blob from its owner, or null when the owner did not answer it (fetch it yourself). */
@@ -109,9 +123,10 @@ export class ClusterPeers {
   #unreachable(kind: ForwardKind, owner: string, reason: 'network' | 'timeout' | 'status', detail: string): void {
     this.deps.metrics.clusterOwnerUnreachable.inc({ kind, reason });
     const now = this.deps.now();
+    this.#failedAt.set(owner, now);
     if (now - (this.#warnedAt.get(owner) ?? -Infinity) < WARN_INTERVAL_MS) return;
     this.#warnedAt.set(owner, now);
-    this.deps.log.warn({ owner, kind, reason: detail }, 'cluster owner did not answer a forwarded miss; fetching from the upstream instead');
+    this.deps.log.warn({ owner, kind, reason: detail, retryInMs: OWNER_RETRY_MS }, 'cluster owner did not answer a forwarded miss; fetching from the upstream instead');
   }
 }
 

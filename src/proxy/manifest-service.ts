@@ -86,7 +86,7 @@ export class ManifestService {
 
   /** Whether a miss of digest goes to the member that owns it (a GET there, even for HEAD: the owner caches it). */
   #forwards(digest: string, lookup: ManifestLookup): boolean {
-    return this.opts.routing !== undefined && !lookup.fromPeer && !this.opts.routing.owns(digest);
+    return this.opts.routing !== undefined && !lookup.fromPeer && this.opts.routing.forwards(digest);
   }
 
   async #byDigest(

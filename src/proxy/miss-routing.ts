@@ -7,9 +7,9 @@ import type { UpstreamTarget } from './target.js';
  * (cluster/): the upstream itself, or the replica that owns the digest. Without it every miss goes upstream.
  */
 export interface MissRouting {
-  /** Whether this replica asks the upstream about digest itself (it owns the digest). */
-  owns(digest: string): boolean;
-  /** A blob miss's source: `upstream` as given when owned here, else the owner first, then `upstream`. */
+  /** Whether a miss of digest goes to another member now (it owns the digest and did not just fail to answer). */
+  forwards(digest: string): boolean;
+  /** A blob miss's source: the owner first, then `upstream`, when forwarded; else `upstream` as given. */
   blobSource(target: UpstreamTarget, digest: string, upstream: BlobSource): BlobSource;
   /** A manifest by digest from its owner (bytes matching digest), or null: fetch it from the upstream. */
   manifest(target: UpstreamTarget, digest: string, accept: readonly string[]): Promise<ManifestAnswer | null>;

@@ -27,7 +27,7 @@ export interface Replica {
 export async function startCluster(
   fake: FakeUpstream,
   count: number,
-  opts: { cluster?: Record<string, unknown>; config?: Record<string, unknown>; env?: Record<string, string> } = {},
+  opts: { cluster?: Record<string, unknown>; config?: Record<string, unknown>; env?: Record<string, string>; now?: () => number } = {},
 ): Promise<Replica[]> {
   const servers = await Promise.all(Array.from({ length: count }, () => listen()));
   const members = servers.map((s) => s.url);
@@ -39,6 +39,7 @@ export async function startCluster(
         config: { cache: { prefetch: false, orphan_fill_grace: '1s' }, ...opts.config, cluster: { self: url, members, secret_env: 'CLUSTER_SECRET', ...opts.cluster } },
         env: { CLUSTER_SECRET, ...opts.env },
         log,
+        ...(opts.now ? { now: opts.now } : {}),
       });
       const serve = getRequestListener(m.mirror.app.fetch) as Listener;
       route.listener = serve;

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { OWNER_RETRY_MS } from '../../src/cluster/peers.js';
 import { ownerOf } from '../../src/cluster/rendezvous.js';
 import { ADMIN_ENV, finishedJob, startWarm } from '../support/admin.js';
 import { FakeUpstream, type FakeImage, makeImage } from '../support/fake-upstream.js';
@@ -149,6 +150,29 @@ describe('cluster: an owner that does not answer', () => {
     expect((await pull(other, 'team/app', layer)).equals(bytes)).toBe(true);
     expect(await metric(other, 'acr_mirror_cluster_owner_unreachable_total{kind="blob",reason="network"}')).toBe(1);
     expect(other.logs.join('')).toContain('cluster owner did not answer a forwarded miss');
+  });
+
+  it('that failed is not asked for OWNER_RETRY_MS: misses of its digests go to the upstream at once, then it is asked again', async () => {
+    fake = new FakeUpstream();
+    let clock = Date.now();
+    replicas = await startCluster(fake, 2, { now: () => clock });
+    const [owner, other] = replicas as [Replica, Replica];
+    const sizes = [10_000, 20_000, 30_000, 40_000, 50_000, 60_000];
+    let img = makeImage('team/app', 'v1', sizes);
+    const owned = () => [...img.blobs].filter(([digest]) => roles(digest).owner === owner);
+    for (let seed = 2; owned().length < 3; seed++) img = makeImage('team/app', 'v1', sizes, seed);
+    fake.add(img);
+    const [first, second, third] = owned() as [[string, Buffer], [string, Buffer], [string, Buffer]];
+    owner.stop();
+    const unreachable = () => metric(other, 'acr_mirror_cluster_owner_unreachable_total');
+
+    expect((await pull(other, 'team/app', first[0])).equals(first[1])).toBe(true);
+    expect(await unreachable()).toBe(1);
+    expect((await pull(other, 'team/app', second[0])).equals(second[1])).toBe(true);
+    expect(await unreachable()).toBe(1);
+    clock += OWNER_RETRY_MS;
+    expect((await pull(other, 'team/app', third[0])).equals(third[1])).toBe(true);
+    expect(await unreachable()).toBe(2);
   });
 
   it('answers 404: not taken as the upstream\'s word (an owner on an older version answers that too), the other replica asks the upstream', async () => {
