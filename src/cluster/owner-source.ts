@@ -8,22 +8,19 @@ import type { ClusterPeers, ForwardTarget } from './peers.js';
  * Only bytes from the upstream are reported to the upstream's byte count.
  */
 export function ownerFirst(peers: ClusterPeers, owner: string, to: ForwardTarget, digest: string, upstream: BlobSource): BlobSource {
-  let fromOwner = true;
-  let answeredBy: 'owner' | 'upstream' = 'owner';
+  let from: 'owner' | 'upstream' = 'owner';
   return {
     label: `${upstream.label} via ${owner}`,
     onBytes: (n) => {
-      if (answeredBy === 'upstream') upstream.onBytes?.(n);
+      if (from === 'upstream') upstream.onBytes?.(n);
     },
     open: async (range, signal) => {
-      const answer = fromOwner ? await peers.openBlob(owner, to, digest, range, signal) : null;
+      const answer = from === 'owner' ? await peers.openBlob(owner, to, digest, range, signal) : null;
       if (answer) {
         if (range.start === 0) peers.answered('blob');
-        answeredBy = 'owner';
         return answer;
       }
-      fromOwner = false;
-      answeredBy = 'upstream';
+      from = 'upstream';
       return upstream.open(range, signal);
     },
   };

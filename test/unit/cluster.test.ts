@@ -1,5 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { OWNER_RETRY_MS } from '../../src/cluster/peers.js';
+import { pino } from 'pino';
+import { ClusterPeers, OWNER_RETRY_MS } from '../../src/cluster/peers.js';
+import { Secret } from '../../src/config/secret.js';
+import { Metrics } from '../../src/observability/metrics.js';
 import { ownerOf } from '../../src/cluster/rendezvous.js';
 import { ADMIN_ENV, finishedJob, startWarm } from '../support/admin.js';
 import { FakeUpstream, type FakeImage, makeImage } from '../support/fake-upstream.js';
@@ -30,6 +33,22 @@ const metric = async (r: Replica, name: string) => {
   const text = await r.m.mirror.metrics.text();
   return text.split('\n').filter((l) => l.startsWith(name)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
 };
+
+describe('cluster: ownership as each member sees it', () => {
+  it('exactly one member owns each digest (owns), and the others forward its misses to it (forwardTo)', async () => {
+    const members = ['http://10.0.0.11:5000', 'http://10.0.0.12:5000', 'http://10.0.0.13:5000'];
+    const views = members.map(
+      (self) => new ClusterPeers({ self, members, secret: new Secret(CLUSTER_SECRET), forward_timeout: 5000 }, { log: pino({ level: 'silent' }), metrics: new Metrics(), now: Date.now }),
+    );
+    for (let i = 0; i < 300; i++) {
+      const digest = `sha256:${i.toString(16).padStart(64, '0')}`;
+      const owners = views.filter((v) => v.owns(digest));
+      expect(owners).toHaveLength(1);
+      for (const v of views) expect(v.forwardTo(digest)).toBe(v === owners[0] ? null : ownerOf(digest, members));
+    }
+    await Promise.all(views.map((v) => v.close()));
+  });
+});
 
 describe('cluster: the forwarding endpoint', () => {
   it('is open only with the cluster secret, and serves blobs (Range too) and manifests by digest', async () => {
