@@ -208,6 +208,21 @@ describe('cluster: an owner that does not answer', () => {
     expect(owner.logs.join('')).toContain(missing);
   });
 
+  it('is down: the other replica fetches a manifest by digest itself', async () => {
+    fake = new FakeUpstream();
+    const img = fake.add(makeImage('team/app', 'v1', [1000]));
+    replicas = await startCluster(fake, 2);
+    const { owner, other } = roles(img.manifestDigest);
+    owner.stop();
+    const res = await other.m.request(`/v2/team/app/manifests/${img.manifestDigest}`, { method: 'HEAD' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('docker-content-digest')).toBe(img.manifestDigest);
+    expect(await metric(other, 'acr_mirror_cluster_owner_unreachable_total{kind="manifest",reason="network"}')).toBe(1);
+    const again = await other.m.request(`/v2/team/app/manifests/${img.manifestDigest}`);
+    expect(again.headers.get('x-cache')).toBe('hit');
+    expect(Buffer.from(await again.arrayBuffer()).equals(img.manifest)).toBe(true);
+  });
+
   it('answers no headers within forward_timeout: the other replica fetches the blob itself', async () => {
     fake = new FakeUpstream();
     const img = fake.add(makeImage('team/app', 'v1', [MiB]));
