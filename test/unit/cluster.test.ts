@@ -84,6 +84,22 @@ describe('cluster: the forwarding endpoint', () => {
   });
 });
 
+describe('cluster: one hop', () => {
+  it('a forwarded miss reaching a member that does not own the digest (member lists that differ) is fetched there, not forwarded again', async () => {
+    fake = new FakeUpstream();
+    const img = fake.add(makeImage('team/app', 'v1', [100_000]));
+    replicas = await startCluster(fake, 2);
+    const [layer, bytes] = [...img.blobs].at(-1)!;
+    const { owner, other } = roles(layer);
+    const res = await fetch(`${other.url}/_cluster/v1/acr/team/app/blobs/${layer}`, { headers: { authorization: `Bearer ${CLUSTER_SECRET}` } });
+    expect(res.status).toBe(200);
+    expect(Buffer.from(await res.arrayBuffer()).equals(bytes)).toBe(true);
+    expect(await metric(other, 'acr_mirror_cluster_forwarded_total')).toBe(0);
+    expect(owner.logs.join('')).not.toContain('/_cluster/');
+    expect(upstreamBlobBytes(fake, layer, bytes.length)).toBe(bytes.length);
+  });
+});
+
 describe('cluster: a miss is fetched once, by the owner of its digest', () => {
   it('a blob and its manifest pulled through two replicas come from the upstream once', async () => {
     fake = new FakeUpstream();
