@@ -1,5 +1,7 @@
 import { type Context, Hono } from 'hono';
 import { ClientAccess } from './access/client-access.js';
+import { ClusterPeers } from './cluster/peers.js';
+import { clusterRouting } from './cluster/routing.js';
 import { createAdmin } from './admin/admin.js';
 import { authorize, type Env, requestLog } from './http/middleware.js';
 import { opsApi } from './http/ops.js';
@@ -20,6 +22,7 @@ import { ReferrersService } from './proxy/referrers-service.js';
 import { TagService } from './proxy/tag-service.js';
 import { ReferrersStore } from './cache/referrers-store.js';
 import { registryApi } from './registry/api.js';
+import { clusterApi } from './registry/cluster-api.js';
 import { RouteTable } from './routing/routes.js';
 import type { Fetch } from './upstream/transport.js';
 import { createUpstreamClients } from './upstream/upstreams.js';
@@ -50,6 +53,8 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
   const now = deps.now ?? Date.now;
   const log = deps.log;
   const metrics = new Metrics();
+  // peers.owns(digest) says which fills are this replica's to share (the OSS tier may take it).
+  const peers = config.cluster ? new ClusterPeers(config.cluster, { log, metrics, now }) : null;
   const cache = await openCache(config, { log, now, metrics });
   const { db, blobStore, manifestStore, accessLog, fills } = cache;
   const upstreams = createUpstreamClients(config, { log, metrics, now, ...(deps.fetch ? { fetch: deps.fetch } : {}), ...(deps.sleep ? { sleep: deps.sleep } : {}) });
@@ -64,7 +69,9 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     return { client: clients.get(resolved.upstream)!, repo: resolved.remoteName };
   };
 
+  const routing = peers ? clusterRouting(peers) : undefined;
   const manifests = new ManifestService(manifestStore, {
+    ...(routing ? { routing } : {}),
     tagTtlMs: config.cache.tag_ttl,
     now,
     log,
@@ -80,7 +87,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     log,
     onStale: (upstream) => metrics.staleServed.inc({ upstream }),
   });
-  const blobs = new BlobService(blobStore, fills, log, metrics, accessLog, { redirect: config.storage.oss?.redirect ?? false });
+  const blobs = new BlobService(blobStore, fills, log, metrics, accessLog, { redirect: config.storage.oss?.redirect ?? false, routing });
   const prefetcher = config.cache.prefetch ? new Prefetcher(blobs, config.cache.prefetch_concurrency, metrics, log) : null;
   const admin = createAdmin({
     settings: config.admin,
@@ -124,6 +131,10 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
   app.use('/metrics', authorize(access));
   app.route('/', opsApi({ checks: cache.readiness, metrics, upstreams: upstreams.states }));
   app.route('/', admin.app);
+  if (config.cluster) {
+    const target = (upstream: string, repo: string) => (clients.has(upstream) ? { client: clients.get(upstream)!, repo } : null);
+    app.route('/', clusterApi({ secret: config.cluster.secret, target, blobs, manifests, onServed: (kind, bytes) => metrics.servedBytes.inc({ kind }, bytes) }));
+  }
   app.route('/', api);
 
   return {
@@ -138,6 +149,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     async close() {
       prefetcher?.stop();
       await upstreams.close();
+      await peers?.close();
       admin.close();
       await cache.close();
     },

@@ -39,6 +39,7 @@ export async function startServer(config: Config, log: Logger, deps: Omit<Mirror
       upstreams: Object.keys(config.upstreams),
       allow: config.access.allow,
       login: config.access.users ? 'htpasswd' : 'none',
+      ...(config.cluster ? { cluster: { self: config.cluster.self, members: config.cluster.members.length } } : {}),
     },
     'listening',
   );

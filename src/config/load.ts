@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { LOOPBACK_NETWORKS } from '../access/address-list.js';
 import { type HtpasswdUser, parseHtpasswd } from '../access/client-access.js';
+import { type ClusterConfig, clusterSettings } from './cluster.js';
 import { withEnvOverrides } from './env-overrides.js';
 import { formatIssue } from './issues.js';
 import { configSchema, type ConfigFile, type UpstreamSettings } from './schema.js';
@@ -52,12 +53,14 @@ export interface AdminSettings {
   httpsListener: boolean;
 }
 
-export interface Config extends Omit<ConfigFile, 'upstreams' | 'storage' | 'server' | 'access' | 'admin'> {
+export interface Config extends Omit<ConfigFile, 'upstreams' | 'storage' | 'server' | 'access' | 'admin' | 'cluster'> {
   server: { listen: string; shutdown_timeout: number; max_connections: number; headers_timeout: number; request_timeout: number; tls?: TlsSettings };
   access: { allow: string[]; users: HtpasswdUser[] | null };
   admin: AdminSettings;
   storage: StorageConfig;
   upstreams: Record<string, UpstreamConfig>;
+  /** Set when [cluster] is configured. */
+  cluster: ClusterConfig | undefined;
   /** Where the configuration came from, for the start-up log line. */
   source: string;
 }
@@ -153,6 +156,7 @@ export function parseConfig(raw: unknown, ctx: { env: NodeJS.ProcessEnv; baseDir
   const users = file.access.htpasswd ? htpasswdUsers(file.access.htpasswd, readFile, problems) : null;
   const admin = adminSettings(file.admin, { accessAllow: file.access.allow, httpsListener: tls !== undefined }, ctx.env, readFile, problems);
   const storage = storageSettings(file.storage, ctx.env, ctx.baseDir, problems);
+  const cluster = file.cluster ? clusterSettings(file.cluster, ctx.env, readFile, problems) : undefined;
   if (problems.length) throw new ConfigError(`${ctx.source}: invalid configuration:\n${problems.join('\n')}`);
   return {
     ...file,
@@ -161,6 +165,7 @@ export function parseConfig(raw: unknown, ctx: { env: NodeJS.ProcessEnv; baseDir
     admin,
     storage,
     upstreams,
+    cluster,
     source: ctx.source,
   };
 }

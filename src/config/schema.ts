@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { byteSize, duration } from './schema-units.js';
+import { clusterSchema } from './cluster-schema.js';
 import { ossStorage } from './storage-schema.js';
 
 /** ACR's token services for every region: public, VPC, Enterprise and Enterprise VPC. */
@@ -232,6 +233,7 @@ export const configSchema = z
       .record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'upstream names use letters, digits, - and _'), upstream)
       .default({ acr: { url: 'https://registry.cn-hangzhou.aliyuncs.com' } } as never),
     routes: z.array(route).optional(),
+    cluster: clusterSchema.optional(),
   })
   .strict()
   .transform((cfg, ctx) => {

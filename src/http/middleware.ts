@@ -53,6 +53,7 @@ export function routeKind(path: string): string {
   }
   if (path === '/metrics' || path === '/healthz' || path === '/readyz') return path.slice(1);
   if (path === '/admin' || path.startsWith('/admin/')) return 'admin';
+  if (path.startsWith('/_cluster/')) return 'cluster';
   return 'other';
 }
 

@@ -70,6 +70,18 @@ export class Metrics {
   readonly upstreamUp = new Gauge({ name: 'acr_mirror_upstream_up', help: '1 while the upstream breaker is closed, 0 while the upstream is marked down', labelNames: ['upstream'] as const, registers: [this.registry] });
   readonly staleServed = new Counter({ name: 'acr_mirror_stale_served_total', help: 'Cached tags and referrers lists served because the upstream could not be asked', labelNames: ['upstream'] as const, registers: [this.registry] });
   readonly notFoundHits = new Counter({ name: 'acr_mirror_not_found_hits_total', help: 'Manifest requests answered 404 from the negative cache (cache.not_found_ttl) without asking the upstream', labelNames: ['upstream'] as const, registers: [this.registry] });
+  readonly clusterForwarded = new Counter({
+    name: 'acr_mirror_cluster_forwarded_total',
+    help: 'Blob and manifest misses answered by the cluster member that owns the digest instead of the upstream',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly clusterOwnerUnreachable = new Counter({
+    name: 'acr_mirror_cluster_owner_unreachable_total',
+    help: 'Forwarded misses the owner did not answer (network, timeout, status, not_found); this replica fetched them itself',
+    labelNames: ['kind', 'reason'] as const,
+    registers: [this.registry],
+  });
   readonly cacheBytes: Gauge = new Gauge({
     name: 'acr_mirror_cache_size_bytes',
     help: 'Bytes of committed blobs in the cache',

@@ -8,12 +8,17 @@ import type { BlobSource } from '../cache/fill.js';
 import type { StreamedBody } from '../http/stream-response.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ByteRange } from '../http/range.js';
+import type { MissRouting } from './miss-routing.js';
 import type { UpstreamTarget } from './target.js';
 
 export type CacheOutcome = 'hit' | 'miss' | 'joined' | 'stale';
 
-/** Who asks for a fill: a client by address, or a warm job (with the signal that stops it waiting for a slot). */
-type Asker = { client: string | undefined } | { warm: AbortSignal | undefined };
+/**
+ * Who asks for a fill: a client by address, a warm job (with the signal that stops it waiting for a slot), or
+ * another cluster member forwarding its client's miss (the client was counted there: like a warm job, it counts
+ * only against cache.max_fills here, and its fill is always from the upstream: one hop).
+ */
+type Asker = { client: string | undefined } | { warm: AbortSignal | undefined } | { peer: AbortSignal | undefined };
 
 /** A blob ready to be sent: call stream() or sendTo() once, or release() if no body is sent (HEAD, 416). */
 export interface BlobBody extends StreamedBody {
@@ -33,8 +38,12 @@ export class BlobService {
     private readonly log: Logger,
     private readonly metrics: Metrics,
     private readonly access: AccessLog,
-    /** storage.oss.redirect: blob GETs of blobs in the bucket are answered with a presigned URL. */
-    private readonly opts: { redirect?: boolean } = {},
+    private readonly opts: {
+      /** storage.oss.redirect: blob GETs of blobs in the bucket are answered with a presigned URL. */
+      redirect?: boolean;
+      /** Set in a cluster: misses of digests another member owns are fetched through it. */
+      routing?: MissRouting;
+    } = {},
   ) {}
 
   /** Where to redirect a blob GET to (storage.oss.redirect), or null to serve it here: not in the bucket, or OSS failed. */
@@ -52,13 +61,22 @@ export class BlobService {
    * A blob for a client (by address: the fills a client may start at once are limited, see FillSlots). A
    * fill's body holds the fill until it is streamed or released.
    */
-  async get(target: UpstreamTarget, digest: string, client: string | undefined): Promise<BlobBody> {
+  get(target: UpstreamTarget, digest: string, client: string | undefined): Promise<BlobBody> {
+    return this.#get(target, digest, { client });
+  }
+
+  /** A blob for another cluster member that forwarded its miss here (the owner): never forwarded again. */
+  getForPeer(target: UpstreamTarget, digest: string, signal: AbortSignal | undefined): Promise<BlobBody> {
+    return this.#get(target, digest, { peer: signal });
+  }
+
+  async #get(target: UpstreamTarget, digest: string, asker: { client: string | undefined } | { peer: AbortSignal | undefined }): Promise<BlobBody> {
     const local = await this.store.open(digest);
     if (local) {
       this.access.blob(digest);
       return fromStore(local, 'hit');
     }
-    const { fill, joined, release } = this.#join(target, digest, { client });
+    const { fill, joined, release } = await this.#join(target, digest, asker);
     try {
       await fill.ready;
       if (fill.readable) return fromFill(fill, joined ? 'joined' : 'miss', release);
@@ -134,24 +152,27 @@ export class BlobService {
     return local.size;
   }
 
-  /** Joins the running fill for digest, or starts one from the target's upstream (a warm job waits for a slot). */
-  #join(target: UpstreamTarget, digest: string, starter: { client: string | undefined }): JoinedFill;
-  #join(target: UpstreamTarget, digest: string, starter: { warm: AbortSignal | undefined }): Promise<JoinedFill>;
+  /**
+   * Joins the running fill for digest, or starts one from the target's upstream, through the digest's owner in a
+   * cluster unless a peer asks (a warm job or a peer waits for a slot).
+   */
   #join(target: UpstreamTarget, digest: string, starter: Asker): JoinedFill | Promise<JoinedFill> {
     const observer = target.client.observer;
-    const source: BlobSource = {
+    const upstream: BlobSource = {
       label: target.client.label,
       open: (range, signal) => target.client.openBlob(target.repo, digest, range, signal),
       onBytes: (n) => observer.received('blob', n),
       segments: target.client.fillPlan,
     };
+    const source = this.opts.routing && !('peer' in starter) ? this.opts.routing.blobSource(target, digest, upstream) : upstream;
     const onFinish = (finished: Fill) => this.#finished(finished, target);
     const counted = (joining: JoinedFill) => {
       if (joining.joined) this.metrics.fillJoins.inc();
       return joining;
     };
-    if ('warm' in starter) return this.fills.joinWhenFree(digest, source, onFinish, starter.warm).then(counted);
-    return counted(this.fills.join(digest, source, starter, onFinish));
+    if ('client' in starter) return counted(this.fills.join(digest, source, starter, onFinish));
+    const signal = 'warm' in starter ? starter.warm : starter.peer;
+    return this.fills.joinWhenFree(digest, source, onFinish, signal).then(counted);
   }
 
   #finished(fill: Fill, target: UpstreamTarget): void {

@@ -11,6 +11,7 @@ import { SingleFlight } from '../util/single-flight.js';
 import { truncate } from '../util/truncate.js';
 import type { CacheOutcome } from './blob-service.js';
 import { acceptable, upstreamAccept } from './media-types.js';
+import type { MissRouting } from './miss-routing.js';
 import type { NotFoundCache } from './not-found-cache.js';
 import { upstreamUnavailable } from '../upstream/errors.js';
 import type { UpstreamTarget } from './target.js';
@@ -37,11 +38,15 @@ export interface ManifestServiceOptions {
   notFound: NotFoundCache;
   /** Manifests and tags shared with other replicas (storage.backend = "oss"): looked in before the upstream is asked. */
   shared?: SharedManifests;
+  /** Set in a cluster: a manifest by digest another member owns is fetched through it. */
+  routing?: MissRouting;
 }
 
 export interface ManifestLookup {
   /** Ask the upstream even if it answered 404 within not_found_ttl, and forget that answer (warm, admin). */
   refresh?: boolean;
+  /** Another cluster member forwarded this miss here (the owner): ask the upstream, never forward it again. */
+  fromPeer?: boolean;
 }
 
 /**
@@ -70,7 +75,7 @@ export class ManifestService {
     const refresh = lookup.refresh ?? false;
     const served =
       ref.kind === 'digest'
-        ? await this.#byDigest(target, ref.digest, clientAccept, head, refresh)
+        ? await this.#byDigest(target, ref.digest, clientAccept, head, { refresh, forward: this.#forwards(ref.digest, lookup) })
         : await this.#byTag(target, ref.tag, clientAccept, head, refresh);
     if (!isManifestMediaType(served.mediaType)) {
       // Cached before ingest checked media types: its bytes may be a page a browser would render on our origin.
@@ -82,17 +87,28 @@ export class ManifestService {
     return served;
   }
 
-  async #byDigest(target: UpstreamTarget, digest: string, accept: readonly string[], head: boolean, refresh: boolean): Promise<ServedManifest> {
+  /** Whether a miss of digest goes to the member that owns it (a GET there, even for HEAD: the owner caches it). */
+  #forwards(digest: string, lookup: ManifestLookup): boolean {
+    return this.opts.routing !== undefined && !lookup.fromPeer && this.opts.routing.forwards(digest);
+  }
+
+  async #byDigest(
+    target: UpstreamTarget,
+    digest: string,
+    accept: readonly string[],
+    head: boolean,
+    { refresh, forward }: { refresh: boolean; forward: boolean },
+  ): Promise<ServedManifest> {
     const local = this.store.get(digest) ?? (await this.opts.shared?.manifest(digest));
     if (local) return serve(local, 'hit', head);
     return this.#ask(target, digest, refresh, async () => {
-      if (head) {
+      if (head && !forward) {
         const answer = await target.client.headManifest(target.repo, digest, upstreamAccept(accept));
         if (answer.digest === digest && answer.mediaType && Number.isFinite(answer.size)) {
           return { digest, mediaType: answer.mediaType, size: answer.size, body: null, outcome: 'miss' };
         }
       }
-      const fetched = await this.#fetch(target, digest, accept, digest);
+      const fetched = await this.#fetch(target, digest, accept, digest, forward);
       return serve(fetched, 'miss', head);
     });
   }
@@ -179,11 +195,15 @@ export class ManifestService {
     return serve(fetched, 'miss', head);
   }
 
-  /** GETs a manifest upstream (one request per upstream+repo+reference at a time), verifies and stores it. */
-  #fetch(target: UpstreamTarget, reference: string, accept: readonly string[], expected: string | null): Promise<StoredManifest> {
+  /**
+   * GETs a manifest upstream, or by digest from the member that owns it when `forward` (the upstream if it does not
+   * answer); one request per upstream+repo+reference at a time. Verifies and stores it.
+   */
+  #fetch(target: UpstreamTarget, reference: string, accept: readonly string[], expected: string | null, forward = false): Promise<StoredManifest> {
     const key = `${target.client.name}\n${target.repo}\n${reference}\n${accept.join(',')}`;
     return this.#fetches.run(key, async () => {
-      const answer = await target.client.getManifest(target.repo, reference, upstreamAccept(accept));
+      const fromOwner = forward && expected ? await this.opts.routing!.manifest(target, expected, accept) : null;
+      const answer = fromOwner ?? (await target.client.getManifest(target.repo, reference, upstreamAccept(accept)));
       if (expected && answer.digest !== expected) {
         throw new RegistryError(
           'UPSTREAM_BAD_RESPONSE',

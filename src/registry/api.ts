@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono';
 import { RegistryError } from '../http/errors.js';
 import { REGISTRY_HEADERS } from '../http/respond.js';
-import { bufferedResponse, streamResponse } from '../http/stream-response.js';
+import { bufferedResponse } from '../http/stream-response.js';
 import type { BlobService } from '../proxy/blob-service.js';
 import type { ManifestService, ServedManifest } from '../proxy/manifest-service.js';
 import { acceptedTypes } from '../proxy/media-types.js';
@@ -10,10 +10,10 @@ import type { ReferrersService } from '../proxy/referrers-service.js';
 import type { TagService } from '../proxy/tag-service.js';
 import { OCI_INDEX } from '../oci/media-types.js';
 import { FILTERS_APPLIED_HEADER, referrersIndex } from '../oci/referrers.js';
-import { parseRange } from '../http/range.js';
 import { type Env, requestHeader } from '../http/middleware.js';
 import { referenceString } from '../oci/reference.js';
 import { parseRegistryPath } from './path.js';
+import { blobHeaders, blobResponse, manifestResponse } from './responses.js';
 
 export interface RegistryApiDeps {
   /** Client repository name (+ containerd's ns) -> upstream target; throws NAME_UNKNOWN when no route matches. */
@@ -69,23 +69,14 @@ async function handle(c: Context<Env>, deps: RegistryApiDeps): Promise<Response>
       if (!head) deps.onManifestServed?.(to, m);
       if (path.reference.kind === 'tag') deps.onTagRequest(to.client.name, to.repo, path.reference.tag);
       c.set('cache', m.outcome);
-      const headers = {
-        ...REGISTRY_HEADERS,
-        'content-type': m.mediaType,
-        'content-length': String(m.size),
-        'docker-content-digest': m.digest,
-        etag: `"${m.digest}"`,
-        'x-cache': m.outcome,
-      };
-      return bufferedResponse(c, 200, headers, head ? null : m.body);
+      return manifestResponse(c, m, head);
     }
     case 'blob': {
       const to = target(c, deps, path.name, path.digest);
-      const common = { ...REGISTRY_HEADERS, 'docker-content-digest': path.digest, etag: `"${path.digest}"`, 'accept-ranges': 'bytes', 'cache-control': 'max-age=31536000' };
       if (head) {
         const { size, outcome } = await deps.blobs.head(to, path.digest);
         c.set('cache', outcome);
-        const headers = { ...common, 'content-type': 'application/octet-stream', 'x-cache': outcome, ...(size !== null ? { 'content-length': String(size) } : {}) };
+        const headers = { ...blobHeaders(path.digest), 'content-type': 'application/octet-stream', 'x-cache': outcome, ...(size !== null ? { 'content-length': String(size) } : {}) };
         return bufferedResponse(c, 200, headers, null);
       }
       const location = await deps.blobs.redirect(path.digest);
@@ -96,19 +87,7 @@ async function handle(c: Context<Env>, deps: RegistryApiDeps): Promise<Response>
       }
       const blob = await deps.blobs.get(to, path.digest, c.get('client'));
       c.set('cache', blob.outcome);
-      const range = blob.size === null ? null : parseRange(requestHeader(c, 'range'), blob.size);
-      if (range === 'unsatisfiable') {
-        blob.release();
-        throw new RegistryError('RANGE_INVALID', `range not satisfiable for a blob of ${blob.size} bytes`, { headers: { 'content-range': `bytes */${blob.size}` } });
-      }
-      const headers: Record<string, string> = { ...common, 'content-type': 'application/octet-stream', 'x-cache': blob.outcome };
-      if (range) {
-        headers['content-range'] = `bytes ${range.start}-${range.end}/${blob.size}`;
-        headers['content-length'] = String(range.end - range.start + 1);
-      } else if (blob.size !== null) {
-        headers['content-length'] = String(blob.size);
-      }
-      return streamResponse(c, range ? 206 : 200, headers, blob, range ?? undefined, (n) => deps.onServed('blob', n));
+      return blobResponse(c, path.digest, blob, (n) => deps.onServed('blob', n));
     }
     case 'referrers': {
       const to = target(c, deps, path.name, path.digest);

@@ -18,6 +18,8 @@ const LAYERS: Record<string, number> = {
   cache: 1,
   upstream: 1,
   proxy: 2,
+  /** replicas sharing the upstream downloads (misses forwarded to a digest's owner) */
+  cluster: 2,
   routing: 2,
   registry: 3,
   admin: 3,

@@ -13,7 +13,7 @@ const blocks = (lang: string) => [...README.matchAll(new RegExp('```' + lang + '
 const mirrorConfigs = blocks('toml').filter((b) => /^\[(server|access|storage|cache|log|admin|upstreams\.[^\]]+)\]|^\[\[routes\]\]/m.test(b));
 const clientConfigs = blocks('toml').filter((b) => !mirrorConfigs.includes(b));
 
-const ENV = { ACR_PASSWORD: 'x', ACR_MIRROR_ADMIN_TOKEN: 'an-admin-token-for-the-test', ALIBABA_CLOUD_ACCESS_KEY_ID: 'id', ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'secret' };
+const ENV = { ACR_PASSWORD: 'x', ACR_MIRROR_ADMIN_TOKEN: 'an-admin-token-for-the-test', ALIBABA_CLOUD_ACCESS_KEY_ID: 'id', ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'secret', ACR_MIRROR_CLUSTER_SECRET: '8d41c7e09b2f46a3a5e6f1c07b9d2e54' };
 
 describe('README examples', () => {
   it('has the examples this test is meant to check', () => {

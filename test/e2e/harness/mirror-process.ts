@@ -27,6 +27,8 @@ export interface MirrorProcessOptions {
   env?: Record<string, string>;
   /** Reuse a data directory (restart tests). */
   dataDir?: string;
+  /** The listener's address, known before start (cluster members); a free loopback port by default. */
+  listen?: string;
 }
 
 /** Runs the built CLI (`node dist/main.js serve`) as a child process on a free loopback port. */
@@ -35,7 +37,7 @@ export async function startMirror(opts: MirrorProcessOptions): Promise<MirrorPro
   const dataDir = opts.dataDir ?? join(dir, 'data');
   const configPath = join(dir, 'config.toml');
   await writeFile(configPath, opts.config.replaceAll('{{data}}', dataDir));
-  const child = spawn(process.execPath, [MAIN, '--config', configPath, 'serve', '--listen', '127.0.0.1:0'], {
+  const child = spawn(process.execPath, [MAIN, '--config', configPath, 'serve', '--listen', opts.listen ?? '127.0.0.1:0'], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_PROXY: '127.0.0.1,localhost', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
