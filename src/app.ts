@@ -53,9 +53,8 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
   const now = deps.now ?? Date.now;
   const log = deps.log;
   const metrics = new Metrics();
-  // peers.owns(digest) says which fills are this replica's to share (the OSS tier may take it).
   const peers = config.cluster ? new ClusterPeers(config.cluster, { log, metrics, now }) : null;
-  const cache = await openCache(config, { log, now, metrics });
+  const cache = await openCache(config, { log, now, metrics, ...(peers ? { shareWrites: (digest: string) => peers.forwardTo(digest) === null } : {}) });
   const { db, blobStore, manifestStore, accessLog, fills } = cache;
   const upstreams = createUpstreamClients(config, { log, metrics, now, ...(deps.fetch ? { fetch: deps.fetch } : {}), ...(deps.sleep ? { sleep: deps.sleep } : {}) });
   const clients = upstreams.clients;

@@ -23,6 +23,11 @@ export interface CacheDeps {
   log: Logger;
   now: () => number;
   metrics: Metrics;
+  /**
+   * With the bucket: whether a fill of digest uploads it there too (in a cluster, only when no other member is
+   * fetching it for this replica; that member's fill uploads it).
+   */
+  shareWrites?: (digest: string) => boolean;
 }
 
 /** The cache, opened and wired: database, blob store, manifests, fills, and its background work. */
@@ -50,10 +55,16 @@ export async function openCacheDatabase(dir: string): Promise<Db> {
  * The blob store: the cache directory's blobs/, or with `oss` (storage.backend = "oss") those as a local copy in
  * front of the bucket (tiered-blob-store.ts). The database's `blobs` table follows the local commits and deletes.
  */
-export function openBlobStore(dir: string, db: Db, now: () => number, oss?: OssStorageConfig, log: Logger = pino({ level: 'silent' })): { store: BlobStore; index: BlobIndex } {
+export function openBlobStore(
+  dir: string,
+  db: Db,
+  now: () => number,
+  oss?: OssStorageConfig,
+  { log = pino({ level: 'silent' }), shareWrites }: { log?: Logger; shareWrites?: (digest: string) => boolean } = {},
+): { store: BlobStore; index: BlobIndex } {
   const layout = cacheLayout(dir);
   const local = new FsBlobStore(layout);
-  const store = oss ? new TieredBlobStore(local, new OssBlobStore(ossStoreOptions(oss, layout.tmp)), { log }) : local;
+  const store = oss ? new TieredBlobStore(local, new OssBlobStore(ossStoreOptions(oss, layout.tmp)), { log, ...(shareWrites ? { shareWrites } : {}) }) : local;
   return { store, index: new BlobIndex(db, now).follow(store) };
 }
 
@@ -66,7 +77,7 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
   const { log, now, metrics } = deps;
   const dir = config.storage.dir;
   const db = await openCacheDatabase(dir);
-  const { store, index } = openBlobStore(dir, db, now, config.storage.oss, log);
+  const { store, index } = openBlobStore(dir, db, now, config.storage.oss, { log, ...(deps.shareWrites ? { shareWrites: deps.shareWrites } : {}) });
   await store.prepare();
   const manifestStore = new ManifestStore(db, now);
   const oss = config.storage.oss;
