@@ -12,7 +12,9 @@ const program = new Command()
   .name('acr-mirror')
   .description('Pull-through caching mirror for Alibaba Cloud Container Registry')
   .addOption(new Option('-c, --config <path>', 'configuration file (default: $ACR_MIRROR_CONFIG, else ./config.toml, else built-in defaults)'))
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // commander's own usage errors (a missing required option or argument, an unknown option) exit 2 like ours
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 
 program
   .command('serve', { isDefault: true })
