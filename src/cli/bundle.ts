@@ -15,8 +15,14 @@ export interface BundleCliOptions {
   stdout: NodeJS.WritableStream;
 }
 
+type ExportCliOptions = BundleCliOptions & { refs: string[]; platforms: string[]; referrers?: boolean; output: string };
+
 /** `acr-mirror export`: asks a running mirror for a bundle of the images (warming what is missing) and saves it. */
-export async function exportCli(opts: BundleCliOptions & { refs: string[]; platforms: string[]; referrers?: boolean; output: string }): Promise<number> {
+export function exportCli(opts: ExportCliOptions): Promise<number> {
+  return unlessUnreachable(opts, 'export', () => exportBundle(opts));
+}
+
+async function exportBundle(opts: ExportCliOptions): Promise<number> {
   if (opts.refs.length === 0) return usage(opts, 'export', 'name the images to export');
   if (!opts.token) return usage(opts, 'export', 'no admin token: set ACR_MIRROR_ADMIN_TOKEN or pass --token');
   const platforms = opts.platforms.flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean);
@@ -58,7 +64,11 @@ export interface ImportCliOptions extends BundleCliOptions {
 }
 
 /** `acr-mirror import`: sends a bundle to a running mirror, which verifies it and adds its images if allowed. */
-export async function importCli(opts: ImportCliOptions): Promise<number> {
+export function importCli(opts: ImportCliOptions): Promise<number> {
+  return unlessUnreachable(opts, 'import', () => importBundle(opts));
+}
+
+async function importBundle(opts: ImportCliOptions): Promise<number> {
   if (!opts.token) return usage(opts, 'import', 'no admin token: set ACR_MIRROR_ADMIN_TOKEN or pass --token');
   let size: number;
   const names = opts.names.flatMap((n) => n.split(',')).map((n) => n.trim()).filter(Boolean);
@@ -74,8 +84,9 @@ export async function importCli(opts: ImportCliOptions): Promise<number> {
   if (opts.expectDigest) query.set('expect_digest', opts.expectDigest);
   const bar = progress(opts, size);
   const body = Readable.toWeb(createReadStream(opts.file).pipe(counting(bar))) as ReadableStream<Uint8Array>;
-  const res = await request(opts, `/admin/import?${query}`, { method: 'POST', headers: { 'content-type': 'application/x-tar' }, body, duplex: 'half' } as RequestInit);
-  bar?.stop();
+  const res = await request(opts, `/admin/import?${query}`, { method: 'POST', headers: { 'content-type': 'application/x-tar' }, body, duplex: 'half' } as RequestInit).finally(() =>
+    bar?.stop(),
+  );
   if (!res.ok) return fail(opts, 'import', await errorText(res));
   const report = (await res.json()) as ImportReport;
   opts.stdout.write(`imported ${report.images.join(', ')}: ${report.blobs} blob(s), ${formatBytes(report.bytes)} (index.json ${report.indexDigest})\n`);
@@ -91,8 +102,26 @@ export async function importCli(opts: ImportCliOptions): Promise<number> {
   return 0;
 }
 
+class MirrorUnreachable extends Error {}
+
 async function request(opts: BundleCliOptions, path: string, init: RequestInit): Promise<Response> {
-  return fetch(`${opts.url.replace(/\/+$/, '')}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${opts.token}` } });
+  const base = opts.url.replace(/\/+$/, '');
+  try {
+    return await fetch(`${base}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${opts.token}` } });
+  } catch (err) {
+    const reason = ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
+    throw new MirrorUnreachable(`cannot reach the mirror at ${base}: ${reason}`);
+  }
+}
+
+/** Runs a command; a mirror that cannot be reached is a failure (exit status 1) with one line saying so. */
+async function unlessUnreachable(opts: BundleCliOptions, command: string, run: () => Promise<number>): Promise<number> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof MirrorUnreachable) return fail(opts, command, err.message);
+    throw err;
+  }
 }
 
 function progress(opts: BundleCliOptions, total: number): SingleBar | null {

@@ -1,6 +1,7 @@
 // acr-mirror export and import as an operator runs them: the built CLI against mirrors in this process. A bundle
 // filtered to some platforms says which it holds and warns about the indexes it leaves incomplete; an import
 // says what it added under which names; a missing required option is a usage error (exit 2).
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeUpstream, makeImage, makeIndex } from '../support/fake-upstream.js';
@@ -15,6 +16,15 @@ async function mirror(fake: FakeUpstream, config: Record<string, unknown> = {}):
   const m = await serveMirror(fake, config);
   mirrors.push(m);
   return m;
+}
+
+/** A port on 127.0.0.1 nothing listens on (it was free a moment ago). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 function upstream() {
@@ -73,5 +83,15 @@ describe('acr-mirror export and import', () => {
     expect(unnamed.stderr).toContain('acr-mirror import: name the repositories the bundle may add');
     const unknown = await online.cli(['gc', '--no-such-option']);
     expect(unknown.code).toBe(2);
+  });
+
+  it('a mirror that cannot be reached is one line and exit status 1, not a stack trace', async () => {
+    const online = await mirror(new FakeUpstream());
+    const url = `http://127.0.0.1:${await closedPort()}`;
+    for (const args of [['export', 'team/app:v1', '-o', join(online.dir, 'x.tar')], ['import', join(import.meta.dirname, 'bundle-cli.test.ts'), '--name', 'team/app']]) {
+      const r = await online.cli([...args, '--url', url]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`^(exporting .*\\n)?acr-mirror ${args[0]}: cannot reach the mirror at ${url}: .*\\n$`));
+    }
   });
 });
