@@ -58,7 +58,13 @@ describe('acr-mirror warm on a terminal', () => {
 
   it('the bars drawn on a terminal stream fit it and show the speed measured between updates', () => {
     const written: string[] = [];
-    const tty = Object.assign(new Writable({ write: (chunk, _enc, cb) => cb(void written.push(String(chunk))) }), { isTTY: true, columns: 80 });
+    const stream = new Writable({
+      write(chunk, _enc, done) {
+        written.push(String(chunk));
+        done();
+      },
+    });
+    const tty = Object.assign(stream, { isTTY: true, columns: 80 });
     const job: JobView = {
       id: 'j1', state: 'running', platforms: 'all', errors: [], attempts: 1, createdAt: '', bytesDone: 0, bytesTotal: 10 * MiB,
       images: [
@@ -72,7 +78,6 @@ describe('acr-mirror warm on a terminal', () => {
     const running = { ...job.images[0]!, bytesDone: 4 * MiB };
     view.update({ ...job, bytesDone: 4 * MiB, images: [running, job.images[1]!] });
     view.stop();
-    // eslint-disable-next-line no-control-regex
     const screen = written.join('').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').split(/[\r\n]+/).filter(Boolean);
     expect(screen).toHaveLength(3);
     for (const l of screen) expect(l.length, l).toBeLessThan(80);
