@@ -15,7 +15,9 @@ const program = new Command()
   .name('acr-mirror')
   .description('Pull-through caching mirror for Alibaba Cloud Container Registry')
   .addOption(new Option('-c, --config <path>', 'configuration file (default: $ACR_MIRROR_CONFIG, else ./config.toml, else built-in defaults)'))
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // commander's own usage errors (a missing required option or argument, an unknown option) exit 2 like ours
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 
 program
   .command('serve', { isDefault: true })
@@ -53,16 +55,17 @@ program
 program
   .command('gc')
   .description('remove unreferenced cache entries and stale temp files, and print what was freed')
-  .option('--dry-run', 'only print what would be freed')
+  .option('--dry-run', 'only print what would be freed (exactly what a run now would free; changes nothing)')
+  .option('-v, --verbose', 'list every manifest, referrers list, blob and temp file freed')
   .option('--grace <duration>', 'keep what was used within this long (default: storage.gc_grace)')
-  .action(async (opts: { dryRun?: boolean; grace?: string }) => {
+  .action(async (opts: { dryRun?: boolean; verbose?: boolean; grace?: string }) => {
     const config = load();
     const graceMs = opts.grace === undefined ? undefined : parseDuration(opts.grace);
     if (graceMs === null) {
       process.stderr.write(`acr-mirror: --grace: invalid duration "${opts.grace}" (use e.g. 30m, 24h, 7d)\n`);
       process.exit(2);
     }
-    await gcCommand(config, { dryRun: opts.dryRun === true, ...(graceMs !== undefined ? { graceMs } : {}), out: process.stdout });
+    await gcCommand(config, { dryRun: opts.dryRun === true, verbose: opts.verbose === true, ...(graceMs !== undefined ? { graceMs } : {}), out: process.stdout });
   });
 
 program

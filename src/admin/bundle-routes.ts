@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { PassThrough, Readable } from 'node:stream';
 import { type BundleSourceDeps, planBundle, writeBundle } from '../bundle/export.js';
 import { type BundleImportDeps, importBundle } from '../bundle/import.js';
+import { incompleteHeader, platformsOf } from '../bundle/platforms.js';
 import { RegistryError } from '../http/errors.js';
 import type { Env } from '../http/middleware.js';
 import { parseDigest } from '../oci/digest.js';
@@ -17,7 +18,8 @@ export interface BundleRoutesDeps {
 }
 
 /**
- * POST /admin/export: an OCI layout tar of the images; X-Bundle-Index-Digest is the sha256 of its index.json.
+ * POST /admin/export: an OCI layout tar of the images; X-Bundle-Index-Digest is the sha256 of its index.json,
+ * X-Bundle-Platforms the platforms it holds, X-Bundle-Incomplete the indexes it holds only in part (platforms.ts).
  * POST /admin/import?names=<repository>[,...]&replace=true&expect_digest=sha256:...: such a tar as the body; names
  * (repeated or comma-separated) are the repositories it may add, required.
  */
@@ -38,6 +40,8 @@ export function bundleRoutes(app: Hono<Env>, deps: BundleRoutesDeps): void {
         'content-length': String(plan.bytes),
         'x-bundle-images': String(plan.index.length),
         'x-bundle-index-digest': plan.indexDigest,
+        'x-bundle-platforms': platformsOf(plan.images).join(','),
+        'x-bundle-incomplete': incompleteHeader(plan.images),
       },
     });
   });

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import { formatBytes, listedLines } from './format.js';
-import type { ImageStatus, JobView } from './jobs.js';
+import type { JobView } from './jobs.js';
 import { readEvents } from './sse-client.js';
+import { progressView } from './warm-progress.js';
 
 export interface WarmCliOptions {
   /** The running mirror, e.g. http://127.0.0.1:5000. */
@@ -16,7 +16,7 @@ export interface WarmCliOptions {
   platforms?: string[];
   /** Also the referrers (signatures, SBOMs) of every image. */
   referrers?: boolean;
-  /** Progress bars (drawn on a terminal only) and errors. */
+  /** Progress (bars on a terminal, plain lines otherwise) and errors. */
   stderr: NodeJS.WriteStream;
   /** The final per-image summary. */
   stdout: NodeJS.WritableStream;
@@ -94,9 +94,9 @@ async function call(base: string, path: string, init: RequestInit): Promise<Resp
   throw new CliError(`${path}: ${res.status} ${message}`, res.status >= 500);
 }
 
-/** Follows the job's event stream to its end, drawing the bars; follows again when the stream breaks. */
+/** Follows the job's event stream to its end, showing its progress; follows again when the stream breaks. */
 async function follow(base: string, job: JobView, headers: Record<string, string>, out: NodeJS.WriteStream): Promise<JobView> {
-  const bars = new ProgressBars(job, out);
+  const bars = progressView(job, out);
   try {
     for (let failures = 0; job.state === 'running'; ) {
       try {
@@ -118,51 +118,6 @@ async function follow(base: string, job: JobView, headers: Record<string, string
     bars.stop();
   }
   return job;
-}
-
-/** One bar for the whole job and one per image, in bytes. */
-class ProgressBars {
-  readonly #multi: MultiBar;
-  readonly #total: SingleBar;
-  readonly #images: SingleBar[];
-  readonly #width: number;
-
-  constructor(job: JobView, stream: NodeJS.WriteStream) {
-    this.#multi = new MultiBar(
-      { stream, format: ' {bar} {percentage}% | {name} | {status}', hideCursor: true, clearOnComplete: false, autopadding: true },
-      Presets.shades_classic,
-    );
-    this.#width = Math.max('all images'.length, ...job.images.map((i) => i.ref.length));
-    this.#total = this.#multi.create(1, 0, { name: this.#pad('all images'), status: '' });
-    this.#images = job.images.map((i) => this.#multi.create(1, 0, { name: this.#pad(i.ref), status: i.state }));
-    this.update(job);
-  }
-
-  update(job: JobView): void {
-    const done = job.images.filter((i) => i.state === 'done').length;
-    this.#set(this.#total, job.bytesDone, job.bytesTotal, `${job.state}, ${done} of ${job.images.length} images, ${bytes(job)}`);
-    job.images.forEach((image, i) => this.#set(this.#images[i]!, image.bytesDone, image.bytesTotal, status(image)));
-  }
-
-  stop(): void {
-    this.#multi.stop();
-  }
-
-  #set(bar: SingleBar, value: number, total: number, text: string): void {
-    bar.setTotal(Math.max(total, 1));
-    bar.update(total ? value : 0, { status: text });
-  }
-
-  #pad(name: string): string {
-    return name.padEnd(this.#width);
-  }
-}
-
-const bytes = (x: { bytesDone: number; bytesTotal: number }) => `${formatBytes(x.bytesDone)} of ${formatBytes(x.bytesTotal)}`;
-
-function status(image: ImageStatus): string {
-  if (image.state === 'failed') return `failed: ${image.error ?? ''}`;
-  return image.bytesTotal ? `${image.state}, ${bytes(image)}` : image.state;
 }
 
 function summarize(job: JobView, out: NodeJS.WritableStream): void {

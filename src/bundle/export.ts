@@ -6,6 +6,7 @@ import type { BlobStore } from '../cache/blob-store.js';
 import type { ManifestStore } from '../cache/manifest-store.js';
 import { RegistryError } from '../http/errors.js';
 import { parseImageRef } from '../oci/image-ref.js';
+import { parseManifest } from '../oci/manifest.js';
 import { OCI_INDEX } from '../oci/media-types.js';
 import type { PlatformChoice } from '../oci/platform.js';
 import { referenceString } from '../oci/reference.js';
@@ -15,6 +16,7 @@ import type { ManifestService } from '../proxy/manifest-service.js';
 import type { ReferrersService } from '../proxy/referrers-service.js';
 import type { UpstreamTarget } from '../proxy/target.js';
 import { IMAGE_NAME, INDEX_FILE, type IndexEntry, LAYOUT_FILE, REF_NAME, blobEntry } from './layout.js';
+import { type HeldPlatforms, heldPlatforms } from './platforms.js';
 
 export interface BundleSourceDeps {
   route(name: string): UpstreamTarget;
@@ -28,6 +30,8 @@ export interface BundleSourceDeps {
 /** What a bundle will hold, with everything in it already in the cache. */
 export interface BundlePlan {
   index: IndexEntry[];
+  /** The images asked for (not their referrers), with the platforms the bundle holds of each. */
+  images: (HeldPlatforms & { name: string })[];
   manifests: string[];
   blobs: { digest: string; size: number }[];
   /** Exact size of the tar that writeBundle produces. */
@@ -44,6 +48,7 @@ export interface BundlePlan {
  */
 export async function planBundle(deps: BundleSourceDeps, refs: string[], choice: PlatformChoice, referrers = false): Promise<BundlePlan> {
   const index: IndexEntry[] = [];
+  const images: BundlePlan['images'] = [];
   const manifests = new Set<string>();
   const blobs = new Map<string, number>();
   const referrerEntries = new Set<string>();
@@ -57,6 +62,7 @@ export async function planBundle(deps: BundleSourceDeps, refs: string[], choice:
     for (const m of plan.manifests) manifests.add(m);
     const root = deps.manifestStore.get(plan.digest)!;
     const name = `${ref.name}${ref.reference.kind === 'tag' ? ':' : '@'}${referenceString(ref.reference)}`;
+    images.push({ name, ...heldPlatforms(parseManifest(root.body, root.digest), (d) => plan.manifests.includes(d)) });
     index.push({
       mediaType: root.mediaType,
       digest: root.digest,
@@ -78,7 +84,7 @@ export async function planBundle(deps: BundleSourceDeps, refs: string[], choice:
     [...blobs.values()].reduce((n, size) => n + entryBytes(size), 0) +
     1024;
   const indexDigest = `sha256:${createHash('sha256').update(indexBody).digest('hex')}`;
-  return { index, manifests: [...manifests], blobs: [...blobs].map(([digest, size]) => ({ digest, size })), bytes, indexDigest };
+  return { index, images, manifests: [...manifests], blobs: [...blobs].map(([digest, size]) => ({ digest, size })), bytes, indexDigest };
 }
 
 /** Writes the planned images as an OCI image layout in a tar (readable by skopeo's oci-archive transport). */

@@ -7,6 +7,7 @@ import type { UpstreamTarget } from '../proxy/target.js';
 import { truncate } from '../util/truncate.js';
 import { bundleError } from './bundle-error.js';
 import { type BundledImage, bundledImages, checkIndex, checkRulesGiven, type ImportRules, type TagChange, tagChanges } from './import-rules.js';
+import { type HeldPlatforms, heldPlatforms } from './platforms.js';
 import { type BundleLimits, DEFAULT_LIMITS, readStaged, type StagedBlob, stageBundle } from './staging.js';
 
 export interface BundleImportDeps {
@@ -17,8 +18,18 @@ export interface BundleImportDeps {
   maxBytes: number | null;
 }
 
+/** An image the import added: its name in the bundle (how clients pull it) and where the cache keeps it. */
+export interface ImportedImage extends HeldPlatforms {
+  name: string;
+  digest: string;
+  upstream: string;
+  /** The repository on the upstream (the route may rename it). */
+  repository: string;
+}
+
 export interface ImportReport {
   images: string[];
+  added: ImportedImage[];
   /** sha256 of the bundle's index.json (what `acr-mirror export` printed). */
   indexDigest: string;
   tags: TagChange[];
@@ -75,7 +86,14 @@ export async function importBundle(
     for (const image of targets) {
       if (image.tag) deps.manifestStore.setTag(image.upstream, image.repo, image.tag, image.entry.digest);
     }
-    return { images: images.map((i) => i.name), indexDigest, tags, manifests: manifests.size, blobs: layers.size, bytes };
+    const added = targets.map((t) => ({
+      name: t.name,
+      digest: t.entry.digest,
+      upstream: t.upstream,
+      repository: t.repo,
+      ...heldPlatforms(parseManifest(manifests.get(t.entry.digest)!.body, t.entry.digest), (d) => manifests.has(d)),
+    }));
+    return { images: images.map((i) => i.name), added, indexDigest, tags, manifests: manifests.size, blobs: layers.size, bytes };
   } finally {
     for (const { writer } of staged.values()) await writer.close();
   }

@@ -9,7 +9,7 @@ import type { BlobStore } from './blob-store.js';
 import { type Db, openDatabase } from './db.js';
 import { Evictor } from './eviction.js';
 import { FsBlobStore } from './fs-blob-store.js';
-import { collectGarbage } from './gc.js';
+import { collectGarbage, gcCounts } from './gc.js';
 import { BlobFills } from './inflight.js';
 import { cacheLayout } from './layout.js';
 import { ManifestStore } from './manifest-store.js';
@@ -103,7 +103,7 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
   );
   const runGc = async () => {
     try {
-      const report = await collectGarbage(db, store, { graceMs: config.storage.gc_grace, dryRun: false, now });
+      const report = gcCounts(await collectGarbage(db, store, { graceMs: config.storage.gc_grace, now }));
       if (report.manifests || report.blobs || report.tempFiles || report.referrerLists) log.info(report, 'garbage collected');
     } catch (err) {
       log.error({ err: (err as Error).message }, 'garbage collection failed');

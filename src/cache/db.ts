@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 
 export type Db = Database.Database;
@@ -84,6 +86,31 @@ export function openDatabase(path: string): Db {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
+  return prepared(db);
+}
+
+/**
+ * An in-memory copy of the database at path (an empty one when there is none), for a dry run: nothing it does
+ * reaches the file, and it creates no file (a database not in use is read as a file; one in use has its WAL beside it).
+ */
+export async function openDatabaseCopy(path: string): Promise<Db> {
+  if (!existsSync(path)) return prepared(new Database(':memory:'));
+  const image = existsSync(`${path}-wal`) ? serializeReadOnly(path) : await readFile(path);
+  // header bytes 18-19 say WAL: the copy has no file for one, so it journals in memory like a rollback database
+  image[18] = image[19] = 1;
+  return prepared(new Database(image));
+}
+
+function serializeReadOnly(path: string): Buffer {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    return db.serialize();
+  } finally {
+    db.close();
+  }
+}
+
+function prepared(db: Db): Db {
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   migrate(db);

@@ -1,11 +1,28 @@
-import type { BlobStore } from './blob-store.js';
+import type { BlobInfo, BlobStore, Leftover } from './blob-store.js';
 import type { Db } from './db.js';
 
 export interface GcOptions {
   /** Entries used or written within this long are kept. */
   graceMs: number;
-  dryRun: boolean;
   now: () => number;
+}
+
+/** A cached referrers list (see db.ts): artifactType '' for the whole list. */
+export interface ReferrersListKey {
+  upstream: string;
+  repo: string;
+  digest: string;
+  artifactType: string;
+}
+
+/** What a run removed, item by item (sizes in bytes; a manifest's is its body in the database). */
+export interface GcFreed {
+  manifests: BlobInfo[];
+  blobs: BlobInfo[];
+  leftovers: Leftover[];
+  referrerLists: ReferrersListKey[];
+  /** Blobs that qualified but were being read, so were kept. */
+  inUse: string[];
 }
 
 export interface GcReport {
@@ -14,86 +31,89 @@ export interface GcReport {
   blobBytes: number;
   tempFiles: number;
   tempBytes: number;
-  /** Blobs that qualified but were being read, so were kept. */
   inUse: number;
-  /** Cached referrers lists whose subject is not a cached manifest and that were not checked within the grace period. */
   referrerLists: number;
 }
 
 /**
- * Removes what nothing leads to any more: manifests that no tag and no other manifest references, whose subject
- * (a signature's or SBOM's image) is not cached, and that were not served within the grace period (pulls by digest keep theirs alive), then blobs that no remaining manifest
- * references and that were not read within the grace period, and the store's leftovers older than the grace
- * period (fills that a crashed or killed process left), and referrers lists of digests no longer cached. With dryRun,
- * only reports what it would remove.
+ * Removes what nothing leads to any more: manifests that no tag and no remaining manifest references, whose
+ * subject (a signature's or SBOM's image) does not remain cached, and that were not served within the grace
+ * period (pulls by digest keep theirs alive) - an index removed takes its unused children with it in the same
+ * run; then referrers lists of digests no longer cached and unchecked within the grace period, blobs that no
+ * remaining manifest references and that were not read within the grace period, and the store's leftovers older
+ * than the grace period (fills that a crashed or killed process left). A dry run gives it a copy of the database
+ * and a store that only pretends to delete (dry-run-blob-store.ts).
  */
-export async function collectGarbage(db: Db, store: BlobStore, opts: GcOptions): Promise<GcReport> {
+export async function collectGarbage(db: Db, store: BlobStore, opts: GcOptions): Promise<GcFreed> {
   const cutoff = opts.now() - opts.graceMs;
-  const report: GcReport = { manifests: 0, blobs: 0, blobBytes: 0, tempFiles: 0, tempBytes: 0, inUse: 0, referrerLists: 0 };
-
-  const manifests = db
-    .prepare(
-      `SELECT digest FROM manifests m
-        WHERE m.last_access < ?
-          AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.digest = m.digest)
-          AND NOT EXISTS (SELECT 1 FROM refs r WHERE r.child = m.digest)
-          AND NOT EXISTS (SELECT 1 FROM subjects s JOIN manifests k ON k.digest = s.subject WHERE s.manifest = m.digest)`,
+  const manifests = db.transaction(() => dropManifests(db, cutoff)).immediate();
+  const referrerLists = db
+    .prepare<[number], ReferrersListKey>(
+      `DELETE FROM referrers AS r
+        WHERE r.checked_at < ? AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = r.digest)
+        RETURNING upstream, repo, digest, artifact_type AS artifactType`,
     )
-    .all(cutoff) as { digest: string }[];
-  report.manifests = manifests.length;
-  if (!opts.dryRun) {
-    const drop = db.prepare('DELETE FROM manifests WHERE digest = ?');
-    db.transaction(() => manifests.forEach((m) => drop.run(m.digest)))();
-  }
-
-  const gone = new Set(manifests.map((m) => m.digest));
-  report.referrerLists = dropReferrerLists(db, cutoff, gone, opts.dryRun);
+    .all(cutoff);
+  const freed: GcFreed = { manifests, referrerLists, blobs: [], leftovers: [], inUse: [] };
   const blobs = db
-    .prepare(
-      `SELECT b.digest, b.size, group_concat(r.manifest) AS referrers FROM blobs b
-         LEFT JOIN refs r ON r.child = b.digest
-        WHERE b.last_access < ?
-        GROUP BY b.digest`,
+    .prepare<[number], BlobInfo>(
+      `SELECT digest, size FROM blobs b
+        WHERE b.last_access < ? AND NOT EXISTS (SELECT 1 FROM refs r WHERE r.child = b.digest)
+        ORDER BY digest`,
     )
-    .all(cutoff) as { digest: string; size: number; referrers: string | null }[];
-  for (const b of blobs) {
-    // with dryRun the manifests above are still in the database: count what their removal would orphan
-    const referrers = (b.referrers ?? '').split(',').filter((d) => d && !gone.has(d));
-    if (referrers.length > 0) continue;
-    if (opts.dryRun) {
-      if (store.inUse(b.digest)) report.inUse++;
-      else {
-        report.blobs++;
-        report.blobBytes += b.size;
-      }
-      continue;
-    }
-    if (await store.delete(b.digest)) {
-      report.blobs++;
-      report.blobBytes += b.size;
-    } else report.inUse++;
+    .all(cutoff);
+  for (const blob of blobs) {
+    if (await store.delete(blob.digest)) freed.blobs.push(blob);
+    else freed.inUse.push(blob.digest);
   }
-
-  const leftovers = await store.leftovers(cutoff);
-  report.tempFiles = leftovers.length;
-  report.tempBytes = leftovers.reduce((n, l) => n + l.size, 0);
-  if (!opts.dryRun) await store.removeLeftovers(leftovers);
-  return report;
+  freed.leftovers = await store.leftovers(cutoff);
+  await store.removeLeftovers(freed.leftovers);
+  return freed;
 }
 
-/** Referrers lists for a subject that is not (or, with this run, no longer) a cached manifest, unchecked since cutoff. */
-function dropReferrerLists(db: Db, cutoff: number, goneManifests: Set<string>, dryRun: boolean): number {
-  const stale = (
+/** Finds and deletes the unused manifests (in one transaction, so a tag set meanwhile keeps its manifest). */
+function dropManifests(db: Db, cutoff: number): BlobInfo[] {
+  const doomed = new Map(
     db
-      .prepare(
-        `SELECT r.rowid AS id, r.digest, EXISTS (SELECT 1 FROM manifests m WHERE m.digest = r.digest) AS cached
-           FROM referrers r WHERE r.checked_at < ?`,
+      .prepare<[number], BlobInfo>(
+        `SELECT digest, size FROM manifests m
+          WHERE m.last_access < ? AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.digest = m.digest)`,
       )
-      .all(cutoff) as { id: number; digest: string; cached: number }[]
-  ).filter((r) => !r.cached || goneManifests.has(r.digest));
-  if (!dryRun) {
-    const drop = db.prepare('DELETE FROM referrers WHERE rowid = ?');
-    db.transaction(() => stale.forEach((r) => drop.run(r.id)))();
+      .all(cutoff)
+      .map((m) => [m.digest, m]),
+  );
+  // a manifest stays while a manifest that lists it (its index) or that it refers to (its subject) stays
+  const keptBy = db
+    .prepare<[number], { digest: string; keeper: string }>(
+      `SELECT r.child AS digest, r.manifest AS keeper FROM refs r JOIN manifests c ON c.digest = r.child WHERE c.last_access < ?
+       UNION ALL
+       SELECT s.manifest, s.subject FROM subjects s JOIN manifests k ON k.digest = s.subject`,
+    )
+    .all(cutoff);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const { digest, keeper } of keptBy) {
+      if (doomed.has(digest) && !doomed.has(keeper)) {
+        doomed.delete(digest);
+        changed = true;
+      }
+    }
   }
-  return stale.length;
+  const drop = db.prepare('DELETE FROM manifests WHERE digest = ?');
+  for (const digest of doomed.keys()) drop.run(digest);
+  return [...doomed.values()];
+}
+
+/** The counts of a run (the mirror logs them). */
+export function gcCounts(freed: GcFreed): GcReport {
+  const bytes = (items: { size: number }[]) => items.reduce((n, i) => n + i.size, 0);
+  return {
+    manifests: freed.manifests.length,
+    blobs: freed.blobs.length,
+    blobBytes: bytes(freed.blobs),
+    tempFiles: freed.leftovers.length,
+    tempBytes: bytes(freed.leftovers),
+    inUse: freed.inUse.length,
+    referrerLists: freed.referrerLists.length,
+  };
 }

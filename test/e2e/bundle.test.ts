@@ -74,7 +74,7 @@ describe('export and import bundles', () => {
     up.proxy.reset();
     // the importer names what the bundle may add, and the index.json digest the exporter announced
     const unnamed = await cli(offline, ['import', bundle]);
-    expect(unnamed.code).toBe(1);
+    expect(unnamed.code).toBe(2); // a missing required option: a usage error
     expect(unnamed.err).toContain('name the repositories the bundle may add');
     const other = await cli(offline, ['import', bundle, '--name', 'team/app']);
     expect(other.code).toBe(1);

@@ -1,4 +1,5 @@
-import { mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -7,9 +8,10 @@ import { openDatabase } from '../../src/cache/db.js';
 import { openBlobStore } from '../../src/cache/cache.js';
 import { ManifestStore } from '../../src/cache/manifest-store.js';
 import { reconcile } from '../../src/cache/reconcile.js';
+import { gcCounts } from '../../src/cache/gc.js';
 import { gcCommand } from '../../src/cli/gc.js';
 import { parseConfig } from '../../src/config/load.js';
-import { FakeUpstream, makeArtifact, makeImage, randomBlob, sha256, type FakeImage } from '../support/fake-upstream.js';
+import { FakeUpstream, makeArtifact, makeImage, makeIndex, randomBlob, sha256, type FakeImage } from '../support/fake-upstream.js';
 import { startTestMirror, type TestMirror } from '../support/mirror.js';
 
 let m: TestMirror | undefined;
@@ -36,6 +38,11 @@ async function cacheWith(images: FakeImage[], at: number, byDigestOnly: FakeImag
   return dir;
 }
 
+/** Every file under dir with its size and modification time. */
+async function listTree(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true });
+  return Promise.all(entries.sort().map(async (e) => `${e} ${(await stat(join(dir, e))).size} ${(await stat(join(dir, e))).mtimeMs}`));
+}
 const blobFile = (dir: string, d: string) => join(dir, 'blobs', 'sha256', d.slice(7, 9), d.slice(7));
 const configFor = (dir: string) => parseConfig({ storage: { dir } }, { env: {}, baseDir: '/', source: 'test' });
 const sink = () => {
@@ -86,14 +93,14 @@ describe('acr-mirror gc', () => {
     const pinnedLayer = [...digestOnly.blobs.keys()].find((d) => digestOnly.blobs.get(d)!.length === 2000)!;
 
     const dry = sink();
-    const preview = await gcCommand(configFor(dir), { dryRun: true, out: dry.out });
+    const preview = gcCounts(await gcCommand(configFor(dir), { dryRun: true, out: dry.out }));
     expect(preview).toMatchObject({ manifests: 1, blobs: 2, tempFiles: 1, tempBytes: 300 });
     expect(dry.lines.join('')).toMatch(/^would free [\d.]+ KiB: 2 blob\(s\)/);
     expect(existsSync(blobFile(dir, pinnedLayer))).toBe(true);
     expect(existsSync(tmpFile)).toBe(true);
 
     const real = sink();
-    const report = await gcCommand(configFor(dir), { dryRun: false, out: real.out });
+    const report = gcCounts(await gcCommand(configFor(dir), { dryRun: false, out: real.out }));
     expect(report).toMatchObject({ manifests: 1, blobs: 2, tempFiles: 1 });
     expect(real.lines.join('')).toMatch(/^freed /);
     expect(existsSync(blobFile(dir, pinnedLayer))).toBe(false);
@@ -101,8 +108,63 @@ describe('acr-mirror gc', () => {
     for (const d of tagged.blobs.keys()) expect(existsSync(blobFile(dir, d))).toBe(true);
 
     // within the grace period nothing goes
-    const again = await gcCommand(configFor(dir), { dryRun: false, graceMs: 365 * DAY, out: sink().out });
+    const again = gcCounts(await gcCommand(configFor(dir), { dryRun: false, graceMs: 365 * DAY, out: sink().out }));
     expect(again).toMatchObject({ manifests: 0, blobs: 0, tempFiles: 0 });
+  });
+
+  it('takes an unused index with its children and their blobs in one run', async () => {
+    const { index, children } = makeIndex('team/multi', 'gone', ['amd64', 'arm64'], [1000], 3);
+    const kept = makeImage('team/kept', 'v1', [500], 4);
+    const dir = await cacheWith([kept], Date.now() - 3 * DAY, [index, ...children]);
+    const report = await gcCommand(configFor(dir), { dryRun: false, out: sink().out });
+    expect(report.manifests.map((m) => m.digest).sort()).toEqual([index.manifestDigest, ...children.map((c) => c.manifestDigest)].sort());
+    for (const child of children) for (const d of child.blobs.keys()) expect(existsSync(blobFile(dir, d))).toBe(false);
+    for (const d of kept.blobs.keys()) expect(existsSync(blobFile(dir, d))).toBe(true);
+    const again = gcCounts(await gcCommand(configFor(dir), { dryRun: false, out: sink().out }));
+    expect(again).toMatchObject({ manifests: 0, blobs: 0 });
+  });
+
+  it('--dry-run frees exactly what the run after it frees (reconciling included), lists it with --verbose, and leaves the directory as it was', async () => {
+    const { index, children } = makeIndex('team/multi', 'gone', ['amd64', 'arm64'], [1000], 3);
+    const broken = makeImage('team/broken', 'v1', [700, 800], 9);
+    const kept = makeImage('team/kept', 'v1', [500], 4);
+    const dir = await cacheWith([kept, broken], Date.now() - 3 * DAY, [index, ...children]);
+    // a layer of a tagged image lost from the disk: reconciling drops the image, whose other blobs are then free
+    const [lost] = [...broken.blobs.entries()].find(([, b]) => b.length === 700)!;
+    await rm(blobFile(dir, lost));
+    const tmpFile = join(dir, 'tmp', 'sha256-dead.abc');
+    await writeFile(tmpFile, Buffer.alloc(300));
+    const old = new Date(Date.now() - 2 * DAY);
+    await utimes(tmpFile, old, old);
+    const before = await listTree(dir);
+
+    const dry = sink();
+    const preview = await gcCommand(configFor(dir), { dryRun: true, verbose: true, out: dry.out });
+    expect(await listTree(dir)).toEqual(before);
+    const real = sink();
+    const freed = await gcCommand(configFor(dir), { dryRun: false, verbose: true, out: real.out });
+
+    expect(preview).toEqual(freed);
+    expect(freed.manifests).toHaveLength(3); // the broken image's manifest went with reconciling
+    expect(dry.lines.join('').replace(/would reconcile/g, 'reconciled').replace(/would free/g, 'freed')).toBe(real.lines.join(''));
+    const listing = real.lines.join('');
+    expect(listing).toContain(`manifest       ${index.manifestDigest}`);
+    for (const d of broken.blobs.keys()) if (d !== lost) expect(listing).toContain(`blob           ${d}`);
+    expect(listing).toContain(`temp file      ${join('tmp', 'sha256-dead.abc')}  300 B`);
+    expect(listing).toMatch(/^reconciled the database with the disk: 1 row\(s\) of missing blobs dropped/m);
+  });
+
+  it('--dry-run on a cache directory that does not exist creates nothing', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'acr-mirror-gc-'));
+    try {
+      const out = sink();
+      const report = gcCounts(await gcCommand(configFor(join(parent, 'data')), { dryRun: true, out: out.out }));
+      expect(report).toMatchObject({ manifests: 0, blobs: 0, tempFiles: 0, referrerLists: 0 });
+      expect(out.lines.join('')).toMatch(/^would free 0 B: /);
+      expect(await readdir(parent)).toEqual([]);
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
   });
 
   it('keeps the referrers (signatures, SBOMs) of a cached image, and their blobs, however long unused', async () => {
@@ -111,7 +173,7 @@ describe('acr-mirror gc', () => {
     const orphan = makeArtifact(makeImage('team/signed', 'gone', [10], 7), 'application/spdx+json', 8);
     const dir = await cacheWith([image], Date.now() - 3 * DAY, [signature, orphan]);
     const report = await gcCommand(configFor(dir), { dryRun: false, out: sink().out });
-    expect(report).toMatchObject({ manifests: 1 });
+    expect(report.manifests).toHaveLength(1);
     for (const d of signature.blobs.keys()) expect(existsSync(blobFile(dir, d))).toBe(true);
     const db = openDatabase(join(dir, 'mirror.db'));
     const kept = db.prepare('SELECT digest FROM manifests').all().map((r) => (r as { digest: string }).digest);
@@ -134,10 +196,10 @@ describe('acr-mirror gc', () => {
     };
     expect(subjects()).toEqual([image.manifestDigest, goneImage.manifestDigest].sort());
     const dry = await gcCommand(configFor(dir), { dryRun: true, out: sink().out });
-    expect(dry.referrerLists).toBe(1);
+    expect(dry.referrerLists).toHaveLength(1);
     expect(subjects()).toHaveLength(2);
     const report = await gcCommand(configFor(dir), { dryRun: false, out: sink().out });
-    expect(report.referrerLists).toBe(1);
+    expect(report.referrerLists).toHaveLength(1);
     expect(subjects()).toEqual([image.manifestDigest]);
   });
 
@@ -151,8 +213,10 @@ describe('acr-mirror gc', () => {
     expect((await m.request(path)).status).toBe(200);
     fake.intercept = () => new Response('down', { status: 404 });
 
+    const preview = await gcCommand(configFor(join(m.dir, 'data')), { dryRun: true, out: sink().out });
     const report = await gcCommand(configFor(join(m.dir, 'data')), { dryRun: false, out: sink().out });
-    expect(report.manifests).toBe(1);
+    expect(report.manifests).toHaveLength(1);
+    expect(preview).toEqual(report);
     expect((await m.request(path)).headers.get('x-cache')).toBe('hit'); // still in memory
     clock += 31_000;
     const gone = await m.request(path);
