@@ -14,6 +14,7 @@ import { BlobFills } from './inflight.js';
 import { cacheLayout } from './layout.js';
 import { ManifestStore } from './manifest-store.js';
 import { OssBlobStore, type OssStoreOptions } from './oss-blob-store.js';
+import { ossSigning } from './oss-credentials.js';
 import { reconcile } from './reconcile.js';
 
 export interface CacheDeps {
@@ -52,8 +53,8 @@ export function openBlobStore(dir: string, db: Db, now: () => number, oss?: OssS
 }
 
 function ossStoreOptions(oss: OssStorageConfig, tmpDir: string): OssStoreOptions {
-  const { accessKeyId, accessKeySecret, timeout, part_size, ...where } = oss;
-  return { ...where, accessKeyId: accessKeyId.reveal(), accessKeySecret: accessKeySecret.reveal(), timeoutMs: timeout, partSize: part_size, tmpDir };
+  const { credentials, timeout, part_size, ...where } = oss;
+  return { ...where, ...ossSigning(credentials), timeoutMs: timeout, partSize: part_size, tmpDir };
 }
 
 export async function openCache(config: Config, deps: CacheDeps): Promise<Cache> {

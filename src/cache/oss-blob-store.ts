@@ -11,7 +11,7 @@ import { OssBlobWriter } from './oss-blob-writer.js';
 import { isNotFound, ossCall, ossClient, type OssSettings } from './oss-client.js';
 import { ReaderCounts } from './reader-counts.js';
 
-export interface OssStoreOptions extends OssSettings {
+export type OssStoreOptions = OssSettings & {
   /** Keys live under it ("" or e.g. "mirror/"). */
   prefix: string;
   partSize: number;
@@ -19,7 +19,7 @@ export interface OssStoreOptions extends OssSettings {
   tmpDir: string;
   /** A multipart upload untouched this long is taken as dead and aborted by prepare() (default 24h). */
   staleUploadMs?: number;
-}
+};
 
 const UPLOAD_MARK = '?uploadId=';
 
@@ -161,6 +161,6 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
   }
 
   async presignedUrl(digest: string, ttlMs: number): Promise<string | null> {
-    return this.#client.signatureUrl(this.#key(digest), { expires: Math.max(1, Math.ceil(ttlMs / 1000)) });
+    return this.#client.asyncSignatureUrl(this.#key(digest), { expires: Math.max(1, Math.ceil(ttlMs / 1000)) });
   }
 }

@@ -1,7 +1,10 @@
-import OSS from 'ali-oss';
+import OSS, { type OSSOptions } from 'ali-oss';
+import { OssCredentialsError, type OssSigning } from './oss-credentials.js';
 
-/** Where the OSS store keeps its blobs and how it reaches the bucket (ali-oss settings). */
-export interface OssSettings {
+/** Where the OSS store keeps its blobs, how it reaches the bucket and signs its requests (ali-oss settings). */
+export type OssSettings = OssPlace & OssSigning;
+
+export interface OssPlace {
   bucket: string;
   /** e.g. https://oss-cn-hangzhou-internal.aliyuncs.com; or region (+ internal). */
   endpoint?: string;
@@ -9,22 +12,39 @@ export interface OssSettings {
   internal?: boolean;
   /** The endpoint is the bucket's own domain (also how a test server on localhost is reached). */
   cname?: boolean;
-  accessKeyId: string;
-  accessKeySecret: string;
   timeoutMs: number;
 }
 
 export function ossClient(s: OssSettings): OSS {
   return new OSS({
     bucket: s.bucket,
-    accessKeyId: s.accessKeyId,
-    accessKeySecret: s.accessKeySecret,
+    ...signing(s),
     ...(s.endpoint ? { endpoint: s.endpoint, secure: s.endpoint.startsWith('https://') } : { region: s.region!, internal: s.internal ?? false, secure: true }),
     ...(s.cname ? { cname: true } : {}),
     timeout: s.timeoutMs,
     // ali-oss sends a request again after a connection failure (a kept-alive socket the server closed), not after a 5xx.
     retryMax: 2,
   });
+}
+
+/**
+ * Temporary keys: ali-oss calls refreshSTSToken before each request (interval 0) and signs with what it answers, so
+ * every request carries the provider's current keys. The placeholders satisfy ali-oss's constructor and are replaced
+ * before the first request is signed.
+ */
+function signing(s: OssSigning): Pick<OSSOptions, 'accessKeyId' | 'accessKeySecret' | 'stsToken' | 'refreshSTSToken' | 'refreshSTSTokenInterval'> {
+  if (!('temporaryCredentials' in s)) return { accessKeyId: s.accessKeyId, accessKeySecret: s.accessKeySecret };
+  const credentials = s.temporaryCredentials;
+  return {
+    accessKeyId: 'pending',
+    accessKeySecret: 'pending',
+    stsToken: 'pending',
+    refreshSTSToken: async () => {
+      const keys = await credentials.current();
+      return { accessKeyId: keys.accessKeyId, accessKeySecret: keys.accessKeySecret, stsToken: keys.securityToken ?? '' };
+    },
+    refreshSTSTokenInterval: 0,
+  };
 }
 
 /**
@@ -63,6 +83,7 @@ export async function ossCall<T>(operation: string, bucket: string, key: string,
 
 export function toOssStoreError(operation: string, bucket: string, key: string, err: unknown): OssStoreError {
   if (err instanceof OssStoreError) return err;
+  if (err instanceof OssCredentialsError) return new OssStoreError(operation, bucket, key, 'CredentialsUnavailable', 0, undefined, err.message);
   const e = (err ?? {}) as { code?: unknown; status?: unknown; requestId?: unknown; name?: unknown; message?: unknown };
   const status = typeof e.status === 'number' ? e.status : -1;
   const message = typeof e.message === 'string' ? e.message : '';

@@ -32,7 +32,7 @@ export interface OpenUpload {
 type Ctx = Context<{ Bindings: HttpBindings }>;
 
 /** Sub-resources this server carries out; any other signed one is answered NotImplemented rather than misread. */
-const HANDLED_SUBRESOURCES = new Set(['bucketInfo', 'uploads', 'uploadId', 'partNumber', 'response-content-type', 'response-content-language',
+const HANDLED_SUBRESOURCES = new Set(['bucketInfo', 'security-token', 'uploads', 'uploadId', 'partNumber', 'response-content-type', 'response-content-language',
   'response-expires', 'response-cache-control', 'response-content-disposition', 'response-content-encoding']);
 
 export class OssTestServer {
@@ -41,6 +41,8 @@ export class OssTestServer {
   now: () => number = () => Date.now();
   readonly #buckets = new Map<string, OssBucket>();
   readonly #credentials: Map<string, string>;
+  /** accessKeyId -> the security token its requests must carry (temporary keys, STS). */
+  readonly #securityTokens = new Map<string, string>();
   readonly #cnameBucket: string;
   #server: ServerType | null = null;
   #port = 0;
@@ -89,6 +91,26 @@ export class OssTestServer {
     });
   }
 
+  /** Accepts a key pair from now on; with a security token, as temporary keys that must carry it. */
+  grant(accessKeyId: string, accessKeySecret: string, securityToken?: string): void {
+    this.#credentials.set(accessKeyId, accessKeySecret);
+    if (securityToken !== undefined) this.#securityTokens.set(accessKeyId, securityToken);
+  }
+
+  /** Refuses a key pair from now on (InvalidAccessKeyId), as OSS does once temporary keys expired. */
+  revoke(accessKeyId: string): void {
+    this.#credentials.delete(accessKeyId);
+    this.#securityTokens.delete(accessKeyId);
+  }
+
+  #checkSecurityToken(c: Ctx, query: URLSearchParams): void {
+    const accessKeyId = /^OSS ([^:\s]+):/.exec(c.req.header('authorization') ?? '')?.[1] ?? query.get('OSSAccessKeyId') ?? '';
+    const expected = this.#securityTokens.get(accessKeyId);
+    if (expected !== undefined && (c.req.header('x-oss-security-token') ?? query.get('security-token')) !== expected) {
+      throw new OssError(403, 'InvalidSecurityToken', 'The security token you provided is invalid.');
+    }
+  }
+
   #bucket(name = this.#cnameBucket): OssBucket {
     const bucket = this.#buckets.get(name);
     if (!bucket) throw new OssError(404, 'NoSuchBucket', 'The specified bucket does not exist.', { BucketName: name });
@@ -125,6 +147,7 @@ export class OssTestServer {
       const bucket = this.#bucket(hostname === 'localhost' || /^[\d.]+$/.test(hostname) ? this.#cnameBucket : hostname.split('.')[0]);
       const key = decodeKey(rawPath);
       verifyRequest({ method: c.req.method, headers: c.req.raw.headers, query, bucket: bucket.name, key }, this.#credentials, this.now());
+      this.#checkSecurityToken(c, query);
       const request = classify(c.req.method, bucket.name, key, query);
       if (this.faults.admit(request)) {
         await c.req.arrayBuffer();
