@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { warmCli } from './admin/cli.js';
+import { checkOssBucket, ossEndpointOf } from './cache/oss-bucket-check.js';
 import { exportCli, importCli } from './cli/bundle.js';
 import { gcCommand } from './cli/gc.js';
 import { ConfigError, loadConfig, type Config } from './config/load.js';
@@ -21,6 +22,7 @@ program
   .action(async (opts: { listen?: string }) => {
     const config = load();
     if (opts.listen) config.server.listen = opts.listen;
+    await refuseUnreachableBucket(config);
     const log = createLogger(config.log.level);
     const server = await startServer(config, log);
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
@@ -40,9 +42,11 @@ program
 program
   .command('check-config')
   .description('validate the configuration and exit')
-  .action(() => {
+  .action(async () => {
     const config = load();
-    process.stdout.write(`configuration OK (${config.source}): ${Object.keys(config.upstreams).length} upstream(s), ${config.routes.length} route(s)\n`);
+    await refuseUnreachableBucket(config);
+    const bucket = config.storage.oss ? `, OSS bucket ${config.storage.oss.bucket} at ${ossEndpointOf(config.storage.oss)} answers` : '';
+    process.stdout.write(`configuration OK (${config.source}): ${Object.keys(config.upstreams).length} upstream(s), ${config.routes.length} route(s)${bucket}\n`);
   });
 
 program
@@ -121,6 +125,14 @@ function load(): Config {
     }
     throw err;
   }
+}
+
+/** With storage.backend = "oss": the bucket must answer with the configured credentials, else exit 2 saying why. */
+async function refuseUnreachableBucket(config: Config): Promise<void> {
+  const problem = config.storage.oss ? await checkOssBucket(config.storage.oss) : null;
+  if (problem === null) return;
+  process.stderr.write(`acr-mirror: ${problem}\n`);
+  process.exit(2);
 }
 
 await program.parseAsync(process.argv);

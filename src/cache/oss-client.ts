@@ -59,7 +59,7 @@ export class OssStoreError extends Error {
     readonly code: string,
     readonly status: number,
     readonly requestId: string | undefined,
-    detail: string,
+    readonly detail: string,
   ) {
     const where = key ? `${bucket}/${key}` : `bucket ${bucket}`;
     super(`OSS ${operation} ${where} failed: ${code}${status > 0 ? ` (HTTP ${status})` : ''}: ${detail}${requestId ? ` (request id ${requestId})` : ''}`);
