@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/load.js';
 import type { OssStorageConfig } from '../config/storage.js';
 import type { Metrics } from '../observability/metrics.js';
+import { ossObserver, type OssObserver } from '../observability/oss-metrics.js';
 import { AccessLog } from './access-log.js';
 import { BlobIndex } from './blob-index.js';
 import type { BlobStore } from './blob-store.js';
@@ -46,9 +47,9 @@ export async function openCacheDatabase(dir: string): Promise<Db> {
  * The blob store: the cache directory's blobs/, or with `oss` (storage.backend = "oss") the bucket, writers
  * spooling to the cache directory's tmp/. The database's `blobs` table follows its commits and deletes.
  */
-export function openBlobStore(dir: string, db: Db, now: () => number, oss?: OssStorageConfig): { store: BlobStore; index: BlobIndex } {
+export function openBlobStore(dir: string, db: Db, now: () => number, oss?: OssStorageConfig, observer?: OssObserver): { store: BlobStore; index: BlobIndex } {
   const layout = cacheLayout(dir);
-  const store = oss ? new OssBlobStore(ossStoreOptions(oss, layout.tmp)) : new FsBlobStore(layout);
+  const store = oss ? new OssBlobStore({ ...ossStoreOptions(oss, layout.tmp), ...(observer ? { observer } : {}) }) : new FsBlobStore(layout);
   return { store, index: new BlobIndex(db, now).follow(store) };
 }
 
@@ -61,7 +62,7 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
   const { log, now, metrics } = deps;
   const dir = config.storage.dir;
   const db = await openCacheDatabase(dir);
-  const { store, index } = openBlobStore(dir, db, now, config.storage.oss);
+  const { store, index } = openBlobStore(dir, db, now, config.storage.oss, ossObserver(metrics));
   await store.prepare();
   const manifestStore = new ManifestStore(db, now);
   // In the background: start-up stays fast with a large cache. It snapshots the rows before listing the disk, so

@@ -4,6 +4,7 @@ import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type OSS from 'ali-oss';
 import { isDigest } from '../oci/digest.js';
+import { NO_OSS_OBSERVER, type OssObserver } from '../observability/oss-metrics.js';
 import type { BlobInfo, BlobReader, BlobStore, BlobStoreEvents, BlobWriter, Leftover } from './blob-store.js';
 import { FsBlobWriter } from './fs-blob-io.js';
 import { OssBlobReader } from './oss-blob-reader.js';
@@ -19,9 +20,13 @@ export type OssStoreOptions = OssSettings & {
   tmpDir: string;
   /** A multipart upload untouched this long is taken as dead and aborted by prepare() (default 24h). */
   staleUploadMs?: number;
+  /** Told of every OSS request and the body bytes moved (metrics). */
+  observer?: OssObserver;
 };
 
 const UPLOAD_MARK = '?uploadId=';
+/** The longest /readyz waits for the bucket. */
+const PROBE_TIMEOUT_MS = 3000;
 
 /**
  * Blobs in an OSS bucket through ali-oss, content-addressed at `<prefix>blobs/sha256/<hex>`: an object exists
@@ -33,10 +38,12 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
   /** Multipart uploads of this process's writers: never leftovers. */
   readonly #ownUploads = new Set<string>();
   readonly #blobsPrefix: string;
+  readonly #observer: OssObserver;
 
   constructor(private readonly opts: OssStoreOptions) {
     super();
     this.#client = ossClient(opts);
+    this.#observer = opts.observer ?? NO_OSS_OBSERVER;
     this.#blobsPrefix = `${opts.prefix.replace(/^\/+/, '').replace(/([^/])$/, '$1/')}blobs/sha256/`;
   }
 
@@ -45,7 +52,7 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
   }
 
   #call<T>(operation: string, key: string, call: (client: OSS) => Promise<T>): Promise<T> {
-    return ossCall(operation, this.opts.bucket, key, () => call(this.#client));
+    return ossCall(operation, this.opts.bucket, key, () => call(this.#client), this.#observer);
   }
 
   inUse(digest: string): boolean {
@@ -64,14 +71,14 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
   async open(digest: string): Promise<BlobReader | null> {
     const info = await this.stat(digest);
     if (!info) return null;
-    return new OssBlobReader({ client: this.#client, bucket: this.opts.bucket, key: this.#key(digest), timeoutMs: this.opts.timeoutMs }, info.size, this.#readers.acquire(digest));
+    return new OssBlobReader({ client: this.#client, bucket: this.opts.bucket, key: this.#key(digest), timeoutMs: this.opts.timeoutMs, observer: this.#observer }, info.size, this.#readers.acquire(digest));
   }
 
   async createWriter(digest: string): Promise<BlobWriter> {
     const spoolPath = join(this.opts.tmpDir, `${digest.replace(':', '-')}.${randomBytes(6).toString('hex')}.oss`);
     const handle = await open(spoolPath, 'wx+');
     const spool = new FsBlobWriter(digest, spoolPath, handle, '', { committed: () => {}, closed: () => {} });
-    const target = { client: this.#client, bucket: this.opts.bucket, key: this.#key(digest), partSize: this.opts.partSize, spool, spoolPath };
+    const target = { client: this.#client, bucket: this.opts.bucket, key: this.#key(digest), partSize: this.opts.partSize, spool, spoolPath, observer: this.#observer };
     return new OssBlobWriter(digest, target, {
       committed: (blob) => this.emit('commit', blob),
       started: (uploadId) => this.#ownUploads.add(uploadId),
@@ -155,9 +162,23 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
     await this.removeLeftovers((await this.leftovers(Date.now() - (this.opts.staleUploadMs ?? 86_400_000))).filter((l) => l.name.includes(UPLOAD_MARK)));
   }
 
-  /** GetBucketInfo: the bucket exists and the credentials are accepted. */
+  /**
+   * GetBucketInfo (a small answer): the bucket exists, answers and takes the credentials. Bounded for /readyz: the
+   * client's timeout and its retries after connection failures could otherwise hold the answer for minutes.
+   */
   async probe(): Promise<void> {
-    await this.#call('GetBucketInfo', '', (c) => c.getBucketInfo(this.opts.bucket));
+    const timeout = Math.min(this.opts.timeoutMs, PROBE_TIMEOUT_MS);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeout} ms`)), timeout);
+    });
+    const asked = this.#call('GetBucketInfo', '', (c) => c.getBucketInfo(this.opts.bucket, { timeout }));
+    asked.catch(() => {}); // answered after the deadline: already reported as late
+    try {
+      await Promise.race([asked, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async presignedUrl(digest: string, ttlMs: number): Promise<string | null> {

@@ -1,4 +1,5 @@
 import OSS, { type OSSOptions } from 'ali-oss';
+import { NO_OSS_OBSERVER } from '../observability/oss-metrics.js';
 import { OssCredentialsError, type OssSigning } from './oss-credentials.js';
 
 /** Where the OSS store keeps its blobs, how it reaches the bucket and signs its requests (ali-oss settings). */
@@ -72,12 +73,17 @@ export class OssStoreError extends Error {
   }
 }
 
-/** Runs one ali-oss call; its failure becomes an OssStoreError. */
-export async function ossCall<T>(operation: string, bucket: string, key: string, call: () => Promise<T>): Promise<T> {
+/** Runs one ali-oss call, told to the observer; its failure becomes an OssStoreError. */
+export async function ossCall<T>(operation: string, bucket: string, key: string, call: () => Promise<T>, observer = NO_OSS_OBSERVER): Promise<T> {
+  const started = performance.now();
   try {
-    return await call();
+    const answer = await call();
+    observer.request(operation, (performance.now() - started) / 1000);
+    return answer;
   } catch (err) {
-    throw toOssStoreError(operation, bucket, key, err);
+    const failure = toOssStoreError(operation, bucket, key, err);
+    observer.request(operation, (performance.now() - started) / 1000, failure);
+    throw failure;
   }
 }
 

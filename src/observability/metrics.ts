@@ -70,6 +70,16 @@ export class Metrics {
   readonly upstreamUp = new Gauge({ name: 'acr_mirror_upstream_up', help: '1 while the upstream breaker is closed, 0 while the upstream is marked down', labelNames: ['upstream'] as const, registers: [this.registry] });
   readonly staleServed = new Counter({ name: 'acr_mirror_stale_served_total', help: 'Cached tags and referrers lists served because the upstream could not be asked', labelNames: ['upstream'] as const, registers: [this.registry] });
   readonly notFoundHits = new Counter({ name: 'acr_mirror_not_found_hits_total', help: 'Manifest requests answered 404 from the negative cache (cache.not_found_ttl) without asking the upstream', labelNames: ['upstream'] as const, registers: [this.registry] });
+  readonly ossRequests = new Counter({ name: 'acr_mirror_oss_requests_total', help: 'OSS requests (each attempt) by operation and result (ok, not_found, error)', labelNames: ['operation', 'result'] as const, registers: [this.registry] });
+  readonly ossErrors = new Counter({ name: 'acr_mirror_oss_errors_total', help: 'Failed OSS requests by operation and OSS error code (or connection error)', labelNames: ['operation', 'code'] as const, registers: [this.registry] });
+  readonly ossBytes = new Counter({ name: 'acr_mirror_oss_bytes_total', help: 'Object body bytes sent to and received from OSS', labelNames: ['direction'] as const, registers: [this.registry] });
+  readonly ossRequestDuration = new Histogram({
+    name: 'acr_mirror_oss_request_duration_seconds',
+    help: 'OSS request latency by operation (a streamed GET: until its headers)',
+    labelNames: ['operation'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
   readonly cacheBytes: Gauge = new Gauge({
     name: 'acr_mirror_cache_size_bytes',
     help: 'Bytes of committed blobs in the cache',

@@ -149,6 +149,10 @@ export class OssTestServer {
       verifyRequest({ method: c.req.method, headers: c.req.raw.headers, query, bucket: bucket.name, key }, this.#credentials, this.now());
       this.#checkSecurityToken(c, query);
       const request = classify(c.req.method, bucket.name, key, query);
+      if (this.faults.stalls(request)) {
+        await new Promise((resolve) => c.env.incoming.socket.once('close', resolve));
+        return RESPONSE_ALREADY_SENT;
+      }
       if (this.faults.admit(request)) {
         await c.req.arrayBuffer();
         throw new OssError(500, 'InternalError', 'We encountered an internal error. Please try again.');

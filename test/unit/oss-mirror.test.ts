@@ -44,6 +44,9 @@ describe('a mirror with storage.backend = "oss"', () => {
     expect(Buffer.from(await ranged.arrayBuffer()).equals(layer.subarray(100_000, 250_001))).toBe(true);
     expect(upstreamBlobGets()).toBe(fetched);
     expect(f.oss.faults.count('GetObject') - gets).toBe(2);
+    const metrics = await (await m.request('/metrics')).text();
+    expect(metrics).toContain(`acr_mirror_oss_bytes_total{direction="sent"} ${layer.length}`);
+    expect(metrics).toContain('acr_mirror_oss_requests_total{operation="CompleteMultipartUpload",result="ok"} 1');
   });
 
   it('reports the bucket in /readyz, and not ready once OSS does not answer', async () => {
