@@ -6,6 +6,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { ossObserver, type OssObserver } from '../observability/oss-metrics.js';
 import { AccessLog } from './access-log.js';
 import { BlobIndex } from './blob-index.js';
+import { startBucketUpkeep } from './bucket-upkeep.js';
 import type { BlobStore } from './blob-store.js';
 import { type Db, openDatabase } from './db.js';
 import { Evictor } from './eviction.js';
@@ -70,6 +71,10 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
   void reconcile(index, store, manifestStore, log).catch((err: unknown) => log.error({ err: (err as Error).message }, 'cache reconciliation failed'));
   const accessLog = new AccessLog(db, now);
   const evictor = startEvictor(config, db, store, manifestStore, accessLog, deps);
+  const oss = config.storage.oss;
+  const stopBucketUpkeep = oss?.max_size
+    ? startBucketUpkeep({ ...oss, max_size: oss.max_size }, db, { log, now, observer: ossObserver(metrics), onEvicted: (blobs) => metrics.evictions.inc({ kind: 'bucket_blob' }, blobs) })
+    : null;
   const diskFaults = diskFaultReport(log, dir, metrics);
   store.on('commit', diskFaults.committed);
   const fills = new BlobFills(
@@ -114,6 +119,7 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
     },
     async close() {
       if (gcTimer) clearInterval(gcTimer);
+      await stopBucketUpkeep?.();
       await evictor?.evict();
       accessLog.close();
       db.close();

@@ -9,7 +9,8 @@ import type { BlobInfo, BlobReader, BlobStore, BlobStoreEvents, BlobWriter, Left
 import { FsBlobWriter } from './fs-blob-io.js';
 import { OssBlobReader } from './oss-blob-reader.js';
 import { OssBlobWriter } from './oss-blob-writer.js';
-import { isNotFound, ossCall, ossClient, type OssSettings } from './oss-client.js';
+import { isNotFound, ossClient, type OssSettings } from './oss-client.js';
+import { keyPrefix, OssObjects } from './oss-objects.js';
 import { ReaderCounts } from './reader-counts.js';
 
 export type OssStoreOptions = OssSettings & {
@@ -39,12 +40,14 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
   readonly #ownUploads = new Set<string>();
   readonly #blobsPrefix: string;
   readonly #observer: OssObserver;
+  readonly #bucket: OssObjects;
 
   constructor(private readonly opts: OssStoreOptions) {
     super();
     this.#client = ossClient(opts);
     this.#observer = opts.observer ?? NO_OSS_OBSERVER;
-    this.#blobsPrefix = `${opts.prefix.replace(/^\/+/, '').replace(/([^/])$/, '$1/')}blobs/sha256/`;
+    this.#bucket = new OssObjects(this.#client, opts.bucket, this.#observer);
+    this.#blobsPrefix = `${keyPrefix(opts.prefix)}blobs/sha256/`;
   }
 
   #key(digest: string): string {
@@ -52,7 +55,7 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
   }
 
   #call<T>(operation: string, key: string, call: (client: OSS) => Promise<T>): Promise<T> {
-    return ossCall(operation, this.opts.bucket, key, () => call(this.#client), this.#observer);
+    return this.#bucket.call(operation, key, call);
   }
 
   inUse(digest: string): boolean {
@@ -98,15 +101,9 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
     for await (const o of this.#objects()) if (isDigest(`sha256:${o.name}`)) yield { digest: `sha256:${o.name}`, size: o.size };
   }
 
-  /** Every object under blobs/sha256/, by its name there, one ListObjects page at a time. */
+  /** Every object under blobs/sha256/, by its name there. */
   async *#objects(): AsyncIterable<{ name: string; size: number; lastModified: number }> {
-    let marker: string | undefined;
-    do {
-      const query = { prefix: this.#blobsPrefix, 'max-keys': 1000, ...(marker === undefined ? {} : { marker }) };
-      const page = await this.#call('ListObjects', '', (c) => c.list(query));
-      for (const o of page.objects ?? []) yield { name: o.name.slice(this.#blobsPrefix.length), size: o.size, lastModified: Date.parse(o.lastModified) };
-      marker = page.isTruncated && page.nextMarker ? page.nextMarker : undefined;
-    } while (marker !== undefined);
+    for await (const o of this.#bucket.list(this.#blobsPrefix)) yield { name: o.key.slice(this.#blobsPrefix.length), size: o.size, lastModified: o.lastModified };
   }
 
   /** Multipart uploads under the prefix that no writer of this process owns, and objects not named for a digest. */

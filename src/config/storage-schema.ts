@@ -30,6 +30,8 @@ export const ossStorage = z
     timeout: duration('60s'),
     /** Multipart upload part size: OSS takes 100 KiB to 5 GiB per part and at most 10 000 parts per object. */
     part_size: byteSize(100 * 1024, 5 * 1024 ** 3).default('8MiB'),
+    /** Bytes of blobs the bucket may hold; one replica at a time (the evictor lease's holder) evicts. */
+    max_size: byteSize(1).optional(),
   })
   .strict()
   .superRefine((o, ctx) => {

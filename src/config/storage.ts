@@ -14,6 +14,7 @@ export interface OssStorageConfig {
   prefix: string;
   timeout: number;
   part_size: number;
+  max_size?: number;
   credentials: OssCredentialSettings;
 }
 

@@ -129,6 +129,11 @@ export class OssTestServer {
     return [...this.#bucket(bucket).uploads.values()].map((u) => ({ key: u.key, uploadId: u.uploadId, parts: [...u.parts.keys()].sort((a, b) => a - b) }));
   }
 
+  /** Makes an object look written at `lastModified` (as one committed long ago). */
+  backdateObject(key: string, lastModified: Date, bucket?: string): void {
+    this.#bucket(bucket).object(key).lastModified = lastModified;
+  }
+
   /** Makes an open multipart upload look initiated at `initiated` (as one a crashed process left long ago). */
   backdateUpload(uploadId: string, initiated: Date, bucket?: string): void {
     const upload = this.#bucket(bucket).uploads.get(uploadId);

@@ -59,4 +59,19 @@ describe('a mirror with storage.backend = "oss"', () => {
     const downBody = (await down.json()) as { checks: Record<string, string> };
     expect(downBody.checks.bucket).toBe('error: ECONNREFUSED');
   });
+
+  it('a blob gone from the bucket (evicted by another replica) is a miss: the next pull fetches it again', async () => {
+    expect((await m.request(`/v2/team/app/blobs/${digest}`)).status).toBe(200);
+    await m.mirror.fills.settled();
+    const key = `mirror-a/blobs/sha256/${digest.slice(7)}`;
+    await f.client.delete(key);
+    const fetched = upstreamBlobGets();
+
+    const again = await m.request(`/v2/team/app/blobs/${digest}`);
+    expect(again.status).toBe(200);
+    expect(Buffer.from(await again.arrayBuffer()).equals(layer)).toBe(true);
+    expect(upstreamBlobGets()).toBeGreaterThan(fetched);
+    await m.mirror.fills.settled();
+    expect(f.oss.objectBytes(key)?.equals(layer)).toBe(true);
+  });
 });
