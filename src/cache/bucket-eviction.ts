@@ -34,12 +34,19 @@ interface BucketBlob {
  * recent than minAgeMs. A replica that then finds a blob gone treats it as a miss and fetches it again.
  */
 export class BucketEviction {
+  #stopped = false;
+
   constructor(private readonly opts: BucketEvictionOptions) {}
+
+  /** Ends a round under way after its current delete, and any later one before it starts. */
+  stop(): void {
+    this.#stopped = true;
+  }
 
   /** One round: nothing unless this replica holds (or takes) the lease and the bucket is over the limit. */
   async run(): Promise<{ blobs: number; bytes: number }> {
     const freed = { blobs: 0, bytes: 0 };
-    if (!(await this.opts.lease.acquire())) return freed;
+    if (this.#stopped || !(await this.opts.lease.acquire())) return freed;
     const blobs = await this.#blobs();
     let total = blobs.reduce((sum, b) => sum + b.size, 0);
     if (total <= this.opts.maxBytes) return freed;
@@ -47,7 +54,7 @@ export class BucketEviction {
     const youngest = this.opts.now() - this.opts.minAgeMs;
     for (const blob of blobs.sort((a, b) => a.recency - b.recency || a.digest.localeCompare(b.digest))) {
       if (total <= target || blob.recency > youngest) break;
-      if (!this.opts.lease.holds()) break; // the lease ran out mid-round: another replica may be evicting now
+      if (this.#stopped || !this.opts.lease.holds()) break; // the lease ran out mid-round: another replica may be evicting now
       await this.opts.objects.delete(blob.key);
       total -= blob.size;
       freed.blobs++;

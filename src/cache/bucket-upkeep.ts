@@ -6,8 +6,7 @@ import type { OssObserver } from '../observability/oss-metrics.js';
 import { BucketEviction } from './bucket-eviction.js';
 import { BucketLease } from './bucket-lease.js';
 import type { Db } from './db.js';
-import { ossClient } from './oss-client.js';
-import { ossSigning } from './oss-credentials.js';
+import { ossClient, ossSettingsOf } from './oss-client.js';
 import { keyPrefix, OssObjects } from './oss-objects.js';
 
 export interface BucketUpkeepDeps {
@@ -29,9 +28,8 @@ const MIN_AGE_MS = 3_600_000;
  * holder evicts. Returns the function that stops it (waiting for a round under way) and gives the lease up.
  */
 export function startBucketUpkeep(oss: OssStorageConfig & { max_size: number }, db: Db, deps: BucketUpkeepDeps): () => Promise<void> {
-  const { bucket, endpoint, region, internal, timeout, credentials } = oss;
-  const client = ossClient({ bucket, ...(endpoint ? { endpoint } : { region: region!, internal }), timeoutMs: timeout, ...ossSigning(credentials) });
-  const objects = new OssObjects(client, bucket, deps.observer);
+  const bucket = oss.bucket;
+  const objects = new OssObjects(ossClient(ossSettingsOf(oss)), bucket, deps.observer);
   const prefix = keyPrefix(oss.prefix);
   const holder = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   const lease = new BucketLease({ objects, prefix, name: 'evictor', holder, now: deps.now, ttlMs: LEASE_TTL_MS, skewMarginMs: SKEW_MARGIN_MS });
@@ -48,6 +46,7 @@ export function startBucketUpkeep(oss: OssStorageConfig & { max_size: number }, 
   round();
   return async () => {
     clearInterval(timer);
+    eviction.stop();
     await running;
     await lease.release().catch(() => {}); // else the next holder waits for it to expire
   };

@@ -16,7 +16,7 @@ import { BlobFills } from './inflight.js';
 import { cacheLayout } from './layout.js';
 import { ManifestStore } from './manifest-store.js';
 import { OssBlobStore, type OssStoreOptions } from './oss-blob-store.js';
-import { ossSigning } from './oss-credentials.js';
+import { ossSettingsOf } from './oss-client.js';
 import { reconcile } from './reconcile.js';
 
 export interface CacheDeps {
@@ -55,8 +55,7 @@ export function openBlobStore(dir: string, db: Db, now: () => number, oss?: OssS
 }
 
 function ossStoreOptions(oss: OssStorageConfig, tmpDir: string): OssStoreOptions {
-  const { credentials, timeout, part_size, ...where } = oss;
-  return { ...where, ...ossSigning(credentials), timeoutMs: timeout, partSize: part_size, tmpDir };
+  return { ...ossSettingsOf(oss), prefix: oss.prefix, partSize: oss.part_size, tmpDir };
 }
 
 export async function openCache(config: Config, deps: CacheDeps): Promise<Cache> {

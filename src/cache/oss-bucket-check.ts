@@ -1,6 +1,5 @@
 import type { OssStorageConfig } from '../config/storage.js';
-import { ossClient, ossCall, OssStoreError } from './oss-client.js';
-import { ossSigning } from './oss-credentials.js';
+import { ossClient, ossCall, ossSettingsOf, OssStoreError } from './oss-client.js';
 
 /** What an OSS error code means for the bucket check, in the operator's words. */
 const REASONS: Record<string, string> = {
@@ -23,7 +22,7 @@ export function ossEndpointOf(oss: Pick<OssStorageConfig, 'endpoint' | 'region' 
  * the endpoint and why not, e.g. "OSS bucket acr-cache at https://...: access key rejected (InvalidAccessKeyId)".
  */
 export async function checkOssBucket(oss: OssStorageConfig): Promise<string | null> {
-  const client = ossClient({ bucket: oss.bucket, endpoint: ossEndpointOf(oss), timeoutMs: oss.timeout, ...ossSigning(oss.credentials) });
+  const client = ossClient(ossSettingsOf(oss));
   try {
     await ossCall('GetBucketInfo', oss.bucket, '', () => client.getBucketInfo(oss.bucket));
     return null;

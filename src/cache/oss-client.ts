@@ -1,6 +1,7 @@
 import OSS, { type OSSOptions } from 'ali-oss';
 import { NO_OSS_OBSERVER } from '../observability/oss-metrics.js';
-import { OssCredentialsError, type OssSigning } from './oss-credentials.js';
+import type { OssStorageConfig } from '../config/storage.js';
+import { OssCredentialsError, ossSigning, type OssSigning } from './oss-credentials.js';
 
 /** Where the OSS store keeps its blobs, how it reaches the bucket and signs its requests (ali-oss settings). */
 export type OssSettings = OssPlace & OssSigning;
@@ -14,6 +15,12 @@ export interface OssPlace {
   /** The endpoint is the bucket's own domain (also how a test server on localhost is reached). */
   cname?: boolean;
   timeoutMs: number;
+}
+
+/** How a client reaches the configured bucket and signs its requests. */
+export function ossSettingsOf(oss: OssStorageConfig): OssSettings {
+  const where = oss.endpoint ? { endpoint: oss.endpoint } : { region: oss.region!, internal: oss.internal };
+  return { bucket: oss.bucket, ...where, timeoutMs: oss.timeout, ...ossSigning(oss.credentials) };
 }
 
 export function ossClient(s: OssSettings): OSS {
