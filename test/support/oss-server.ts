@@ -5,7 +5,7 @@ import { type Context, Hono } from 'hono';
 import { type ListQuery, OssBucket, type OssObject, type StoredMeta } from './oss-bucket.js';
 import { OssFaults, type OssRequestInfo } from './oss-faults.js';
 import { bucketInfoXml, completeXml, initiateXml, listObjectsXml, listPartsXml, listUploadsXml } from './oss-results.js';
-import { isSignedSubresource, verifyRequest } from './oss-signature.js';
+import { isSignedSubresource, OssKeyring, verifyRequest } from './oss-signature.js';
 import { sendThrottled } from './oss-throttle.js';
 import { errorXml, OssError, parseCompleteRequest } from './oss-xml.js';
 
@@ -40,16 +40,15 @@ export class OssTestServer {
   /** The server's clock in ms; a test moves it to expire presigned URLs or to skew request dates. */
   now: () => number = () => Date.now();
   readonly #buckets = new Map<string, OssBucket>();
-  readonly #credentials: Map<string, string>;
-  /** accessKeyId -> the security token its requests must carry (temporary keys, STS). */
-  readonly #securityTokens = new Map<string, string>();
+  /** The key pairs accepted; a test grants (temporary keys with their security token) and revokes them. */
+  readonly keyring: OssKeyring;
   readonly #cnameBucket: string;
   #server: ServerType | null = null;
   #port = 0;
 
   private constructor(options: OssServerOptions) {
     for (const name of options.buckets ?? ['test-bucket']) this.#buckets.set(name, new OssBucket(name));
-    this.#credentials = new Map(Object.entries(options.credentials ?? { 'test-ak': 'test-secret' }));
+    this.keyring = new OssKeyring(options.credentials ?? { 'test-ak': 'test-secret' });
     this.#cnameBucket = options.cnameBucket ?? [...this.#buckets.keys()][0]!;
   }
 
@@ -89,26 +88,6 @@ export class OssTestServer {
       server.close(() => resolve());
       if ('closeAllConnections' in server) server.closeAllConnections();
     });
-  }
-
-  /** Accepts a key pair from now on; with a security token, as temporary keys that must carry it. */
-  grant(accessKeyId: string, accessKeySecret: string, securityToken?: string): void {
-    this.#credentials.set(accessKeyId, accessKeySecret);
-    if (securityToken !== undefined) this.#securityTokens.set(accessKeyId, securityToken);
-  }
-
-  /** Refuses a key pair from now on (InvalidAccessKeyId), as OSS does once temporary keys expired. */
-  revoke(accessKeyId: string): void {
-    this.#credentials.delete(accessKeyId);
-    this.#securityTokens.delete(accessKeyId);
-  }
-
-  #checkSecurityToken(c: Ctx, query: URLSearchParams): void {
-    const accessKeyId = /^OSS ([^:\s]+):/.exec(c.req.header('authorization') ?? '')?.[1] ?? query.get('OSSAccessKeyId') ?? '';
-    const expected = this.#securityTokens.get(accessKeyId);
-    if (expected !== undefined && (c.req.header('x-oss-security-token') ?? query.get('security-token')) !== expected) {
-      throw new OssError(403, 'InvalidSecurityToken', 'The security token you provided is invalid.');
-    }
   }
 
   #bucket(name = this.#cnameBucket): OssBucket {
@@ -151,8 +130,7 @@ export class OssTestServer {
       const hostname = host.replace(/:\d+$/, '');
       const bucket = this.#bucket(hostname === 'localhost' || /^[\d.]+$/.test(hostname) ? this.#cnameBucket : hostname.split('.')[0]);
       const key = decodeKey(rawPath);
-      verifyRequest({ method: c.req.method, headers: c.req.raw.headers, query, bucket: bucket.name, key }, this.#credentials, this.now());
-      this.#checkSecurityToken(c, query);
+      verifyRequest({ method: c.req.method, headers: c.req.raw.headers, query, bucket: bucket.name, key }, this.keyring, this.now());
       const request = classify(c.req.method, bucket.name, key, query);
       if (this.faults.stalls(request)) {
         await new Promise((resolve) => c.env.incoming.socket.once('close', resolve));

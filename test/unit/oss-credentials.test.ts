@@ -22,7 +22,7 @@ function renewingProvider(first: OssKeys) {
 
 describe('OSS store signing with temporary credentials (RAM role)', () => {
   it('signs every request with the keys the provider holds at the time, so renewed keys take over before the old expire', async () => {
-    f.oss.grant('sts-ak-1', 'sts-secret-1', 'token-1');
+    f.oss.keyring.grant('sts-ak-1', 'sts-secret-1', 'token-1');
     const provider = renewingProvider({ accessKeyId: 'sts-ak-1', accessKeySecret: 'sts-secret-1', securityToken: 'token-1' });
     const store = f.newStore({ temporaryCredentials: new TemporaryOssCredentials(provider, 'ECS RAM role test-role') });
     const blob = randomBlob(250 * 1024, 1);
@@ -30,9 +30,9 @@ describe('OSS store signing with temporary credentials (RAM role)', () => {
     expect(await store.stat(digest)).toEqual({ size: blob.length });
 
     // The provider renewed; the old keys then expire at OSS.
-    f.oss.grant('sts-ak-2', 'sts-secret-2', 'token-2');
+    f.oss.keyring.grant('sts-ak-2', 'sts-secret-2', 'token-2');
     provider.keys = { accessKeyId: 'sts-ak-2', accessKeySecret: 'sts-secret-2', securityToken: 'token-2' };
-    f.oss.revoke('sts-ak-1');
+    f.oss.keyring.revoke('sts-ak-1');
     expect(await store.stat(digest)).toEqual({ size: blob.length });
     const reader = (await store.open(digest))!;
     const chunks: Buffer[] = [];
@@ -44,7 +44,7 @@ describe('OSS store signing with temporary credentials (RAM role)', () => {
   });
 
   it('is refused without the security token OSS expects with the keys', async () => {
-    f.oss.grant('sts-ak-1', 'sts-secret-1', 'token-1');
+    f.oss.keyring.grant('sts-ak-1', 'sts-secret-1', 'token-1');
     const provider = renewingProvider({ accessKeyId: 'sts-ak-1', accessKeySecret: 'sts-secret-1', securityToken: 'stale-token' });
     const store = f.newStore({ temporaryCredentials: new TemporaryOssCredentials(provider, 'ECS RAM role test-role') });
     const err = await store.stat(sha256(Buffer.from('x'))).catch((e: unknown) => e);
