@@ -60,10 +60,21 @@ interface AliyunCredentialsModule {
   Config: new (config: Record<string, unknown>) => unknown;
 }
 
-/** The ECS instance's RAM role, through the instance metadata service (only reachable on ECS). */
+/**
+ * The ECS instance's RAM role, through the instance metadata service (only reachable on ECS). The SDK's client is
+ * made on first use, so that its refusals (ALIBABA_CLOUD_ECS_METADATA_DISABLED=true) are reported like any failure
+ * to get keys.
+ */
 export function ecsRamRoleCredentials(roleName: string): TemporaryOssCredentials {
-  const aliyun = require('@alicloud/credentials') as AliyunCredentialsModule;
-  return new TemporaryOssCredentials(new aliyun.default(new aliyun.Config({ type: 'ecs_ram_role', roleName })), `ECS RAM role ${roleName}`);
+  let credential: CredentialProvider | undefined;
+  const provider = {
+    getCredential: () => {
+      const aliyun = require('@alicloud/credentials') as AliyunCredentialsModule;
+      credential ??= new aliyun.default(new aliyun.Config({ type: 'ecs_ram_role', roleName }));
+      return credential.getCredential();
+    },
+  };
+  return new TemporaryOssCredentials(provider, `ECS RAM role ${roleName}`);
 }
 
 /** The configured way of signing, made usable by a client. */

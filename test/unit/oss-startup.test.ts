@@ -20,15 +20,15 @@ afterEach(async () => {
 });
 
 /** Runs the CLI with [storage.oss] on the test server; its exit code and output. */
-async function cli(command: string, o: { bucket?: string; endpoint?: string; key?: [string, string] } = {}) {
+async function cli(command: string, o: { bucket?: string; endpoint?: string; key?: [string, string]; more?: string[]; env?: Record<string, string> } = {}) {
   const [id, secret] = o.key ?? ['good-ak', 'good-secret'];
   const config = join(dir, 'config.toml');
   await writeFile(config, [
     '[server]', 'listen = "127.0.0.1:0"',
     '[storage]', 'backend = "oss"', `dir = "${join(dir, 'data')}"`,
-    '[storage.oss]', `bucket = "${o.bucket ?? 'acr-cache'}"`, `endpoint = "${o.endpoint ?? oss.endpoint}"`,
+    '[storage.oss]', `bucket = "${o.bucket ?? 'acr-cache'}"`, `endpoint = "${o.endpoint ?? oss.endpoint}"`, ...(o.more ?? []),
   ].join('\n'));
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', ALIBABA_CLOUD_ACCESS_KEY_ID: id, ALIBABA_CLOUD_ACCESS_KEY_SECRET: secret };
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(o.env ?? { ALIBABA_CLOUD_ACCESS_KEY_ID: id, ALIBABA_CLOUD_ACCESS_KEY_SECRET: secret }) };
   return new Promise<{ code: number; out: string; err: string }>((done) => {
     execFile(process.execPath, [MAIN, '-c', config, command], { env, timeout: 60_000 }, (error, out, err) => {
       done({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, out, err });
@@ -62,5 +62,16 @@ describe('the bucket check at start-up and in check-config', () => {
       const r = await cli(command, { endpoint });
       expect({ command, code: r.code, err: r.err }).toEqual({ command, code: 2, err: `acr-mirror: OSS bucket acr-cache at ${endpoint}: unreachable (ECONNREFUSED)\n` });
     }
+  });
+
+  it('a RAM role whose keys cannot be had: the reason from @alicloud/credentials, exit 2', async () => {
+    // The SDK refuses the metadata service when told to: no request leaves for 100.100.100.200.
+    const setting = { more: ['ecs_ram_role = "acr-mirror-oss"'], env: { ALIBABA_CLOUD_ECS_METADATA_DISABLED: 'true' } };
+    for (const command of ['serve', 'check-config']) {
+      const r = await cli(command, setting);
+      const reason = 'cannot get OSS credentials from ECS RAM role acr-mirror-oss: IMDS credentials is disabled';
+      expect({ command, code: r.code, err: r.err }).toEqual({ command, code: 2, err: `acr-mirror: OSS bucket acr-cache at ${oss.endpoint}: ${reason}\n` });
+    }
+    expect(oss.faults.count('GetBucketInfo')).toBe(0);
   });
 });
