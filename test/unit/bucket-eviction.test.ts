@@ -144,6 +144,15 @@ describe('bucket eviction', () => {
     expect(holderOf(`${LEASES}000000000001`)).toBe(results[0]!.blobs > 0 ? 'a' : 'b');
   });
 
+  it('once stopped (shutdown), starts no round', async () => {
+    await seedBlobs(4, 100 * KiB);
+    const eviction = evictionOf(leaseOf('a'), 100 * KiB);
+    eviction.stop();
+    expect(await eviction.run()).toEqual({ blobs: 0, bytes: 0 });
+    expect(blobKeys()).toHaveLength(4);
+    expect(leaseObjects()).toEqual([]);
+  });
+
   it('a replica that does not hold the lease evicts nothing, however full the bucket', async () => {
     await seedBlobs(4, 100 * KiB);
     expect(await leaseOf('a').acquire()).toBe(true);
