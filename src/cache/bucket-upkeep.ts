@@ -14,6 +14,8 @@ export interface BucketUpkeepDeps {
   now: () => number;
   observer: OssObserver;
   onEvicted: (blobs: number, bytes: number) => void;
+  /** After each round: whether this replica holds the evictor lease. */
+  holding: (held: boolean) => void;
 }
 
 /** The lease lasts a minute and is renewed every half; replicas' clocks must agree within 10 s (NTP does far better). */
@@ -39,7 +41,7 @@ export function startBucketUpkeep(oss: OssStorageConfig & { max_size: number }, 
   });
   let running: Promise<unknown> | null = null;
   const round = () => {
-    running ??= eviction.run().catch((err: unknown) => deps.log.error({ err: (err as Error).message, bucket }, 'bucket eviction failed')).finally(() => (running = null));
+    running ??= eviction.run().then(() => deps.holding(lease.holds())).catch((err: unknown) => deps.log.error({ err: (err as Error).message, bucket }, 'bucket eviction failed')).finally(() => (running = null));
   };
   const timer = setInterval(round, ROUND_EVERY_MS);
   timer.unref();

@@ -72,7 +72,11 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
   const evictor = startEvictor(config, db, store, manifestStore, accessLog, deps);
   const oss = config.storage.oss;
   const stopBucketUpkeep = oss?.max_size
-    ? startBucketUpkeep({ ...oss, max_size: oss.max_size }, db, { log, now, observer: ossObserver(metrics), onEvicted: (blobs) => metrics.evictions.inc({ kind: 'bucket_blob' }, blobs) })
+    ? startBucketUpkeep({ ...oss, max_size: oss.max_size }, db, {
+        log, now, observer: ossObserver(metrics),
+        onEvicted: (blobs) => metrics.evictions.inc({ kind: 'bucket_blob' }, blobs),
+        holding: (held) => metrics.ossEvictorLease.set(held ? 1 : 0),
+      })
     : null;
   const diskFaults = diskFaultReport(log, dir, metrics);
   store.on('commit', diskFaults.committed);

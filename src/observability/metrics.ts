@@ -73,6 +73,7 @@ export class Metrics {
   readonly ossRequests = new Counter({ name: 'acr_mirror_oss_requests_total', help: 'OSS requests (each attempt) by operation and result (ok, not_found, error)', labelNames: ['operation', 'result'] as const, registers: [this.registry] });
   readonly ossErrors = new Counter({ name: 'acr_mirror_oss_errors_total', help: 'Failed OSS requests by operation and OSS error code (or connection error)', labelNames: ['operation', 'code'] as const, registers: [this.registry] });
   readonly ossBytes = new Counter({ name: 'acr_mirror_oss_bytes_total', help: 'Object body bytes sent to and received from OSS', labelNames: ['direction'] as const, registers: [this.registry] });
+  readonly ossEvictorLease = new Gauge({ name: 'acr_mirror_oss_evictor_lease', help: '1 while this replica holds the bucket evictor lease (storage.oss.max_size), else 0', registers: [this.registry] });
   readonly ossRequestDuration = new Histogram({
     name: 'acr_mirror_oss_request_duration_seconds',
     help: 'OSS request latency by operation (a streamed GET: until its headers)',
