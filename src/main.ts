@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { warmCli } from './admin/cli.js';
+import { checkOssBucket, ossEndpointOf } from './cache/oss-bucket-check.js';
 import { exportCli, importCli } from './cli/bundle.js';
 import { gcCommand } from './cli/gc.js';
 import { healthcheck } from './cli/healthcheck.js';
 import { mirrorUrl } from './cli/mirror-url.js';
 import { dataDirProblem } from './config/data-dir.js';
-import { ConfigError, loadConfig, loadListeners, type LoadOptions } from './config/load.js';
+import { type Config, ConfigError, loadConfig, loadListeners, type LoadOptions } from './config/load.js';
 import { parseDuration } from './config/units.js';
 import { createLogger } from './observability/logger.js';
 import { StartupError, startServer } from './server.js';
@@ -26,6 +27,7 @@ program
   .action(async (opts: { listen?: string }) => {
     const config = load();
     if (opts.listen) config.server.listen = opts.listen;
+    await refuseUnreachableBucket(config);
     const log = createLogger(config.log.level);
     const server = await startServer(config, log).catch(startupFailed);
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
@@ -45,11 +47,13 @@ program
 program
   .command('check-config')
   .description('validate the configuration and exit')
-  .action(() => {
+  .action(async () => {
     const config = load();
     const dirProblem = dataDirProblem(config.storage.dir);
     if (dirProblem) exitWithProblem(dirProblem);
-    process.stdout.write(`configuration OK (${config.source}): ${Object.keys(config.upstreams).length} upstream(s), ${config.routes.length} route(s)\n`);
+    await refuseUnreachableBucket(config);
+    const bucket = config.storage.oss ? `, OSS bucket ${config.storage.oss.bucket} at ${ossEndpointOf(config.storage.oss)} answers` : '';
+    process.stdout.write(`configuration OK (${config.source}): ${Object.keys(config.upstreams).length} upstream(s), ${config.routes.length} route(s)${bucket}\n`);
   });
 
 program
@@ -160,6 +164,12 @@ function startupFailed(err: unknown): never {
 function exitWithProblem(message: string, exitCode = 2): never {
   process.stderr.write(`acr-mirror: ${message}\n`);
   process.exit(exitCode);
+}
+
+/** With storage.backend = "oss": the bucket must answer with the configured credentials, else exit 2 saying why. */
+async function refuseUnreachableBucket(config: Config): Promise<void> {
+  const problem = config.storage.oss ? await checkOssBucket(config.storage.oss) : null;
+  if (problem !== null) exitWithProblem(problem);
 }
 
 await program.parseAsync(process.argv);

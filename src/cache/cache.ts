@@ -3,8 +3,10 @@ import { type Logger, pino } from 'pino';
 import type { Config } from '../config/load.js';
 import type { OssStorageConfig } from '../config/storage.js';
 import type { Metrics } from '../observability/metrics.js';
+import { ossObserver, type OssObserver } from '../observability/oss-metrics.js';
 import { AccessLog } from './access-log.js';
 import { BlobIndex } from './blob-index.js';
+import { startBucketUpkeep } from './bucket-upkeep.js';
 import type { BlobStore } from './blob-store.js';
 import { type Db, openDatabase } from './db.js';
 import { Evictor } from './eviction.js';
@@ -15,6 +17,7 @@ import { cacheLayout } from './layout.js';
 import { ManifestStore } from './manifest-store.js';
 import { OssBlobStore, type OssStoreOptions } from './oss-blob-store.js';
 import { OssManifestStore } from './oss-manifest-store.js';
+import { ossSettingsOf } from './oss-client.js';
 import { reconcile } from './reconcile.js';
 import { SharedManifests } from './shared-manifests.js';
 import { TieredBlobStore } from './tiered-blob-store.js';
@@ -60,24 +63,25 @@ export function openBlobStore(
   db: Db,
   now: () => number,
   oss?: OssStorageConfig,
-  { log = pino({ level: 'silent' }), shareWrites }: { log?: Logger; shareWrites?: (digest: string) => boolean } = {},
+  { log = pino({ level: 'silent' }), shareWrites, observer }: { log?: Logger; shareWrites?: (digest: string) => boolean; observer?: OssObserver } = {},
 ): { store: BlobStore; index: BlobIndex } {
   const layout = cacheLayout(dir);
   const local = new FsBlobStore(layout);
-  const store = oss ? new TieredBlobStore(local, new OssBlobStore(ossStoreOptions(oss, layout.tmp)), { log, ...(shareWrites ? { shareWrites } : {}) }) : local;
+  if (!oss) return { store: local, index: new BlobIndex(db, now).follow(local) };
+  const shared = new OssBlobStore({ ...ossStoreOptions(oss, layout.tmp), ...(observer ? { observer } : {}) });
+  const store = new TieredBlobStore(local, shared, { log, ...(shareWrites ? { shareWrites } : {}) });
   return { store, index: new BlobIndex(db, now).follow(store) };
 }
 
 function ossStoreOptions(oss: OssStorageConfig, tmpDir: string): OssStoreOptions {
-  const { accessKeyId, accessKeySecret, timeout, part_size, redirect: _redirect, ...where } = oss;
-  return { ...where, accessKeyId: accessKeyId.reveal(), accessKeySecret: accessKeySecret.reveal(), timeoutMs: timeout, partSize: part_size, tmpDir };
+  return { ...ossSettingsOf(oss), prefix: oss.prefix, partSize: oss.part_size, tmpDir };
 }
 
 export async function openCache(config: Config, deps: CacheDeps): Promise<Cache> {
   const { log, now, metrics } = deps;
   const dir = config.storage.dir;
   const db = await openCacheDatabase(dir);
-  const { store, index } = openBlobStore(dir, db, now, config.storage.oss, { log, ...(deps.shareWrites ? { shareWrites: deps.shareWrites } : {}) });
+  const { store, index } = openBlobStore(dir, db, now, config.storage.oss, { log, observer: ossObserver(metrics), ...(deps.shareWrites ? { shareWrites: deps.shareWrites } : {}) });
   await store.prepare();
   const manifestStore = new ManifestStore(db, now);
   const oss = config.storage.oss;
@@ -87,6 +91,13 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
   void reconcile(index, store, manifestStore, log).catch((err: unknown) => log.error({ err: (err as Error).message }, 'cache reconciliation failed'));
   const accessLog = new AccessLog(db, now);
   const evictor = startEvictor(config, db, store, manifestStore, accessLog, deps);
+  const stopBucketUpkeep = oss?.max_size
+    ? startBucketUpkeep({ ...oss, max_size: oss.max_size }, db, {
+        log, now, observer: ossObserver(metrics),
+        onEvicted: (blobs) => metrics.evictions.inc({ kind: 'bucket_blob' }, blobs),
+        holding: (held) => metrics.ossEvictorLease.set(held ? 1 : 0),
+      })
+    : null;
   const diskFaults = diskFaultReport(log, dir, metrics);
   store.on('commit', diskFaults.committed);
   const fills = new BlobFills(
@@ -133,6 +144,7 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
     async close() {
       if (gcTimer) clearInterval(gcTimer);
       if (store instanceof TieredBlobStore) await store.copiesEnded();
+      await stopBucketUpkeep?.();
       await evictor?.evict();
       await sharedManifests?.settled();
       accessLog.close();

@@ -1,6 +1,7 @@
 import type OSS from 'ali-oss';
 import { PassThrough, pipeline, type Readable, Transform, type Writable } from 'node:stream';
 import type { BlobRange, BlobReader } from './blob-store.js';
+import type { OssObserver } from '../observability/oss-metrics.js';
 import { ossCall } from './oss-client.js';
 
 /**
@@ -12,7 +13,7 @@ export class OssBlobReader implements BlobReader {
   #used = false;
 
   constructor(
-    private readonly object: { client: OSS; bucket: string; key: string; timeoutMs: number },
+    private readonly object: { client: OSS; bucket: string; key: string; timeoutMs: number; observer: OssObserver },
     readonly size: number,
     private readonly done: () => void,
   ) {}
@@ -43,11 +44,11 @@ export class OssBlobReader implements BlobReader {
   }
 
   async #get(start: number, end: number, out: PassThrough, onBytes: (n: number) => void): Promise<void> {
-    const { client, bucket, key } = this.object;
+    const { client, bucket, key, observer } = this.object;
     let body: NodeJS.ReadableStream;
     try {
       const headers = { Range: `bytes=${start}-${end}`, 'x-oss-range-behavior': 'standard' };
-      const answer = await ossCall('GetObject', bucket, key, () => client.getStream(key, { headers }));
+      const answer = await ossCall('GetObject', bucket, key, () => client.getStream(key, { headers }), observer);
       body = answer.stream;
       const contentRange = answer.res.headers['content-range'] ?? '';
       if (answer.res.status !== 206 || !contentRange.startsWith(`bytes ${start}-${end}/`)) {
@@ -62,7 +63,11 @@ export class OssBlobReader implements BlobReader {
     // ali-oss times out a streamed GET only until its headers: a body that stalls this long breaks off.
     const idle = body as Readable & { setTimeout?(ms: number, onTimeout: () => void): void };
     idle.setTimeout?.(this.object.timeoutMs, () => idle.destroy(new Error(`OSS GetObject ${bucket}/${key}: no bytes for ${this.object.timeoutMs} ms`)));
-    pipeline(body, exactly(end - start + 1, onBytes, `OSS GetObject ${bucket}/${key}`), out, () => {});
+    const received = (n: number) => {
+      observer.bytes('received', n);
+      onBytes(n);
+    };
+    pipeline(body, exactly(end - start + 1, received, `OSS GetObject ${bucket}/${key}`), out, () => {});
   }
 }
 

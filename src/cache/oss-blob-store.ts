@@ -4,14 +4,16 @@ import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type OSS from 'ali-oss';
 import { isDigest } from '../oci/digest.js';
+import { NO_OSS_OBSERVER, type OssObserver } from '../observability/oss-metrics.js';
 import type { BlobInfo, BlobReader, BlobStore, BlobStoreEvents, BlobWriter, Leftover } from './blob-store.js';
 import { FsBlobWriter } from './fs-blob-io.js';
 import { OssBlobReader } from './oss-blob-reader.js';
 import { OssBlobWriter } from './oss-blob-writer.js';
-import { bucketKeyPrefix, isNotFound, ossCall, ossClient, type OssSettings } from './oss-client.js';
+import { bucketKeyPrefix, isNotFound, ossClient, type OssSettings } from './oss-client.js';
+import { OssObjects } from './oss-objects.js';
 import { ReaderCounts } from './reader-counts.js';
 
-export interface OssStoreOptions extends OssSettings {
+export type OssStoreOptions = OssSettings & {
   /** Keys live under it ("" or e.g. "mirror/"). */
   prefix: string;
   partSize: number;
@@ -19,9 +21,13 @@ export interface OssStoreOptions extends OssSettings {
   tmpDir: string;
   /** A multipart upload untouched this long is taken as dead and aborted by prepare() (default 24h). */
   staleUploadMs?: number;
-}
+  /** Told of every OSS request and the body bytes moved (metrics). */
+  observer?: OssObserver;
+};
 
 const UPLOAD_MARK = '?uploadId=';
+/** The longest /readyz waits for the bucket. */
+const PROBE_TIMEOUT_MS = 3000;
 
 /**
  * Blobs in an OSS bucket through ali-oss, content-addressed at `<prefix>blobs/sha256/<hex>`: an object exists
@@ -33,10 +39,14 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
   /** Multipart uploads of this process's writers: never leftovers. */
   readonly #ownUploads = new Set<string>();
   readonly #blobsPrefix: string;
+  readonly #observer: OssObserver;
+  readonly #bucket: OssObjects;
 
   constructor(private readonly opts: OssStoreOptions) {
     super();
     this.#client = ossClient(opts);
+    this.#observer = opts.observer ?? NO_OSS_OBSERVER;
+    this.#bucket = new OssObjects(this.#client, opts.bucket, this.#observer);
     this.#blobsPrefix = `${bucketKeyPrefix(opts.prefix)}blobs/sha256/`;
   }
 
@@ -45,7 +55,7 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
   }
 
   #call<T>(operation: string, key: string, call: (client: OSS) => Promise<T>): Promise<T> {
-    return ossCall(operation, this.opts.bucket, key, () => call(this.#client));
+    return this.#bucket.call(operation, key, call);
   }
 
   inUse(digest: string): boolean {
@@ -64,7 +74,7 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
   async open(digest: string): Promise<BlobReader | null> {
     const info = await this.stat(digest);
     if (!info) return null;
-    return new OssBlobReader({ client: this.#client, bucket: this.opts.bucket, key: this.#key(digest), timeoutMs: this.opts.timeoutMs }, info.size, this.#readers.acquire(digest));
+    return new OssBlobReader({ client: this.#client, bucket: this.opts.bucket, key: this.#key(digest), timeoutMs: this.opts.timeoutMs, observer: this.#observer }, info.size, this.#readers.acquire(digest));
   }
 
   async createWriter(digest: string): Promise<BlobWriter> {
@@ -79,7 +89,7 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
    */
   writerOver(spool: FsBlobWriter): OssBlobWriter {
     const { digest } = spool;
-    const target = { client: this.#client, bucket: this.opts.bucket, key: this.#key(digest), partSize: this.opts.partSize, spool };
+    const target = { client: this.#client, bucket: this.opts.bucket, key: this.#key(digest), partSize: this.opts.partSize, spool, observer: this.#observer };
     return new OssBlobWriter(digest, target, {
       committed: (blob) => this.emit('commit', blob),
       started: (uploadId) => this.#ownUploads.add(uploadId),
@@ -99,15 +109,9 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
     for await (const o of this.#objects()) if (isDigest(`sha256:${o.name}`)) yield { digest: `sha256:${o.name}`, size: o.size };
   }
 
-  /** Every object under blobs/sha256/, by its name there, one ListObjects page at a time. */
+  /** Every object under blobs/sha256/, by its name there. */
   async *#objects(): AsyncIterable<{ name: string; size: number; lastModified: number }> {
-    let marker: string | undefined;
-    do {
-      const query = { prefix: this.#blobsPrefix, 'max-keys': 1000, ...(marker === undefined ? {} : { marker }) };
-      const page = await this.#call('ListObjects', '', (c) => c.list(query));
-      for (const o of page.objects ?? []) yield { name: o.name.slice(this.#blobsPrefix.length), size: o.size, lastModified: Date.parse(o.lastModified) };
-      marker = page.isTruncated && page.nextMarker ? page.nextMarker : undefined;
-    } while (marker !== undefined);
+    for await (const o of this.#bucket.list(this.#blobsPrefix)) yield { name: o.key.slice(this.#blobsPrefix.length), size: o.size, lastModified: o.lastModified };
   }
 
   /** Multipart uploads under the prefix that no writer of this process owns, and objects not named for a digest. */
@@ -169,12 +173,26 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
     await this.removeLeftovers(await this.staleUploads(Date.now() - (this.opts.staleUploadMs ?? 86_400_000)));
   }
 
-  /** GetBucketInfo: the bucket exists and the credentials are accepted. */
+  /**
+   * GetBucketInfo (a small answer): the bucket exists, answers and takes the credentials. Bounded for /readyz: the
+   * client's timeout and its retries after connection failures could otherwise hold the answer for minutes.
+   */
   async probe(): Promise<void> {
-    await this.#call('GetBucketInfo', '', (c) => c.getBucketInfo(this.opts.bucket));
+    const timeout = Math.min(this.opts.timeoutMs, PROBE_TIMEOUT_MS);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeout} ms`)), timeout);
+    });
+    const asked = this.#call('GetBucketInfo', '', (c) => c.getBucketInfo(this.opts.bucket, { timeout }));
+    asked.catch(() => {}); // answered after the deadline: already reported as late
+    try {
+      await Promise.race([asked, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async presignedUrl(digest: string, ttlMs: number): Promise<string | null> {
-    return this.#client.signatureUrl(this.#key(digest), { expires: Math.max(1, Math.ceil(ttlMs / 1000)) });
+    return this.#client.asyncSignatureUrl(this.#key(digest), { expires: Math.max(1, Math.ceil(ttlMs / 1000)) });
   }
 }

@@ -2,6 +2,7 @@ import type OSS from 'ali-oss';
 import type { BlobInfo, BlobWriter } from './blob-store.js';
 import { checkVerified, type VerifiedDigest } from './digest.js';
 import type { FsBlobWriter } from './fs-blob-io.js';
+import type { OssObserver } from '../observability/oss-metrics.js';
 import { isAlreadyExists, ossCall, withRetries } from './oss-client.js';
 
 const MAX_PARTS = 10_000;
@@ -16,6 +17,7 @@ export interface OssWriterTarget {
   partSize: number;
   /** The local spool holding every written byte (read() and part uploads read it, the latter by its file's path). */
   spool: FsBlobWriter;
+  observer: OssObserver;
 }
 
 /**
@@ -77,16 +79,19 @@ export class OssBlobWriter implements BlobWriter {
 
   /** A blob smaller than one part: one PutObject with forbid-overwrite (409: another writer put it first). */
   async #putWhole(size: number): Promise<void> {
-    const { client, bucket, key } = this.target;
+    const { client, bucket, key, observer } = this.target;
     const bytes = Buffer.alloc(size);
     if (size > 0) await this.target.spool.read(bytes, 0);
-    await withRetries(() => ossCall('PutObject', bucket, key, () => client.put(key, bytes, FORBID_OVERWRITE))).catch((err: unknown) => {
-      if (!isAlreadyExists(err)) throw err;
-    });
+    await withRetries(() => ossCall('PutObject', bucket, key, () => client.put(key, bytes, FORBID_OVERWRITE), observer)).then(
+      () => observer.bytes('sent', size),
+      (err: unknown) => {
+        if (!isAlreadyExists(err)) throw err;
+      },
+    );
   }
 
   async #completeUpload(size: number): Promise<void> {
-    const { client, bucket, key, partSize } = this.target;
+    const { client, bucket, key, partSize, observer } = this.target;
     const lastPart = Math.ceil(size / partSize) - 1;
     if (!this.#scheduled.has(lastPart)) this.#schedulePart(lastPart, size);
     await this.#settle();
@@ -94,7 +99,7 @@ export class OssBlobWriter implements BlobWriter {
     const uploadId = await this.#uploadId!;
     const parts = [...this.#parts].sort((a, b) => a.number - b.number);
     try {
-      await withRetries(() => ossCall('CompleteMultipartUpload', bucket, key, () => client.completeMultipartUpload(key, uploadId, parts, FORBID_OVERWRITE)));
+      await withRetries(() => ossCall('CompleteMultipartUpload', bucket, key, () => client.completeMultipartUpload(key, uploadId, parts, FORBID_OVERWRITE), observer));
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
       // Another writer committed the same digest first: its object is the blob; ours is not needed.
@@ -109,12 +114,13 @@ export class OssBlobWriter implements BlobWriter {
       return;
     }
     this.#scheduled.add(part);
-    const { client, bucket, key, partSize, spool } = this.target;
+    const { client, bucket, key, partSize, spool, observer } = this.target;
     const task = (async () => {
       const uploadId = await this.#initiated();
       const { etag } = await withRetries(() =>
-        ossCall('UploadPart', bucket, key, () => client.uploadPart(key, uploadId, part + 1, spool.path, part * partSize, end)),
+        ossCall('UploadPart', bucket, key, () => client.uploadPart(key, uploadId, part + 1, spool.path, part * partSize, end), observer),
       );
+      observer.bytes('sent', end - part * partSize);
       this.#parts.push({ number: part + 1, etag });
     })().catch((err: unknown) => {
       this.#failure ??= err instanceof Error ? err : new Error(String(err));
@@ -124,8 +130,8 @@ export class OssBlobWriter implements BlobWriter {
   }
 
   #initiated(): Promise<string> {
-    const { client, bucket, key } = this.target;
-    this.#uploadId ??= withRetries(() => ossCall('InitiateMultipartUpload', bucket, key, () => client.initMultipartUpload(key))).then(({ uploadId }) => {
+    const { client, bucket, key, observer } = this.target;
+    this.#uploadId ??= withRetries(() => ossCall('InitiateMultipartUpload', bucket, key, () => client.initMultipartUpload(key), observer)).then(({ uploadId }) => {
       this.tell.started(uploadId);
       return uploadId;
     });
@@ -140,8 +146,8 @@ export class OssBlobWriter implements BlobWriter {
   async #abortUpload(): Promise<void> {
     const uploadId = await this.#uploadId?.catch(() => null);
     if (!uploadId) return;
-    const { client, bucket, key } = this.target;
-    await withRetries(() => ossCall('AbortMultipartUpload', bucket, key, () => client.abortMultipartUpload(key, uploadId))).catch(() => {});
+    const { client, bucket, key, observer } = this.target;
+    await withRetries(() => ossCall('AbortMultipartUpload', bucket, key, () => client.abortMultipartUpload(key, uploadId), observer)).catch(() => {});
   }
 
   async abort(): Promise<void> {

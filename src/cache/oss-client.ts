@@ -1,7 +1,12 @@
-import OSS from 'ali-oss';
+import OSS, { type OSSOptions } from 'ali-oss';
+import { NO_OSS_OBSERVER } from '../observability/oss-metrics.js';
+import type { OssStorageConfig } from '../config/storage.js';
+import { OssCredentialsError, ossSigning, type OssSigning } from './oss-credentials.js';
 
-/** Where the OSS store keeps its blobs and how it reaches the bucket (ali-oss settings). */
-export interface OssSettings {
+/** Where the OSS store keeps its blobs, how it reaches the bucket and signs its requests (ali-oss settings). */
+export type OssSettings = OssPlace & OssSigning;
+
+export interface OssPlace {
   bucket: string;
   /** e.g. https://oss-cn-hangzhou-internal.aliyuncs.com; or region (+ internal). */
   endpoint?: string;
@@ -9,16 +14,19 @@ export interface OssSettings {
   internal?: boolean;
   /** The endpoint is the bucket's own domain (also how a test server on localhost is reached). */
   cname?: boolean;
-  accessKeyId: string;
-  accessKeySecret: string;
   timeoutMs: number;
+}
+
+/** How a client reaches the configured bucket and signs its requests. */
+export function ossSettingsOf(oss: OssStorageConfig): OssSettings {
+  const where = oss.endpoint ? { endpoint: oss.endpoint } : { region: oss.region!, internal: oss.internal };
+  return { bucket: oss.bucket, ...where, timeoutMs: oss.timeout, ...ossSigning(oss.credentials) };
 }
 
 export function ossClient(s: OssSettings): OSS {
   return new OSS({
     bucket: s.bucket,
-    accessKeyId: s.accessKeyId,
-    accessKeySecret: s.accessKeySecret,
+    ...signing(s),
     ...(s.endpoint ? { endpoint: s.endpoint, secure: s.endpoint.startsWith('https://') } : { region: s.region!, internal: s.internal ?? false, secure: true }),
     ...(s.cname ? { cname: true } : {}),
     timeout: s.timeoutMs,
@@ -33,6 +41,26 @@ export function bucketKeyPrefix(prefix: string): string {
 }
 
 /**
+ * Temporary keys: ali-oss calls refreshSTSToken before each request (interval 0) and signs with what it answers, so
+ * every request carries the provider's current keys. The placeholders satisfy ali-oss's constructor and are replaced
+ * before the first request is signed.
+ */
+function signing(s: OssSigning): Pick<OSSOptions, 'accessKeyId' | 'accessKeySecret' | 'stsToken' | 'refreshSTSToken' | 'refreshSTSTokenInterval'> {
+  if (!('temporaryCredentials' in s)) return { accessKeyId: s.accessKeyId, accessKeySecret: s.accessKeySecret };
+  const credentials = s.temporaryCredentials;
+  return {
+    accessKeyId: 'pending',
+    accessKeySecret: 'pending',
+    stsToken: 'pending',
+    refreshSTSToken: async () => {
+      const keys = await credentials.current();
+      return { accessKeyId: keys.accessKeyId, accessKeySecret: keys.accessKeySecret, stsToken: keys.securityToken ?? '' };
+    },
+    refreshSTSTokenInterval: 0,
+  };
+}
+
+/**
  * An OSS request that failed: the OSS error code (or the network error's), the HTTP status and the request id,
  * never the signed request (ali-oss keeps it on its error objects, which are therefore not kept here).
  */
@@ -44,7 +72,7 @@ export class OssStoreError extends Error {
     readonly code: string,
     readonly status: number,
     readonly requestId: string | undefined,
-    detail: string,
+    readonly detail: string,
   ) {
     const where = key ? `${bucket}/${key}` : `bucket ${bucket}`;
     super(`OSS ${operation} ${where} failed: ${code}${status > 0 ? ` (HTTP ${status})` : ''}: ${detail}${requestId ? ` (request id ${requestId})` : ''}`);
@@ -57,17 +85,23 @@ export class OssStoreError extends Error {
   }
 }
 
-/** Runs one ali-oss call; its failure becomes an OssStoreError. */
-export async function ossCall<T>(operation: string, bucket: string, key: string, call: () => Promise<T>): Promise<T> {
+/** Runs one ali-oss call, told to the observer; its failure becomes an OssStoreError. */
+export async function ossCall<T>(operation: string, bucket: string, key: string, call: () => Promise<T>, observer = NO_OSS_OBSERVER): Promise<T> {
+  const started = performance.now();
   try {
-    return await call();
+    const answer = await call();
+    observer.request(operation, (performance.now() - started) / 1000);
+    return answer;
   } catch (err) {
-    throw toOssStoreError(operation, bucket, key, err);
+    const failure = toOssStoreError(operation, bucket, key, err);
+    observer.request(operation, (performance.now() - started) / 1000, failure);
+    throw failure;
   }
 }
 
 export function toOssStoreError(operation: string, bucket: string, key: string, err: unknown): OssStoreError {
   if (err instanceof OssStoreError) return err;
+  if (err instanceof OssCredentialsError) return new OssStoreError(operation, bucket, key, 'CredentialsUnavailable', 0, undefined, err.message);
   const e = (err ?? {}) as { code?: unknown; status?: unknown; requestId?: unknown; name?: unknown; message?: unknown };
   const status = typeof e.status === 'number' ? e.status : -1;
   const message = typeof e.message === 'string' ? e.message : '';

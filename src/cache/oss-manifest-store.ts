@@ -15,10 +15,10 @@ export interface SharedTag {
   checkedAt: number;
 }
 
-export interface OssManifestStoreOptions extends OssSettings {
+export type OssManifestStoreOptions = OssSettings & {
   /** Keys live under it ("" or e.g. "mirror/"), as the blobs do. */
   prefix: string;
-}
+};
 
 /** A tag object is a few hundred bytes; anything much larger under a tag key is not one. */
 const MAX_TAG_OBJECT_BYTES = 4096;

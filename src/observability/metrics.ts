@@ -82,6 +82,17 @@ export class Metrics {
     labelNames: ['kind', 'reason'] as const,
     registers: [this.registry],
   });
+  readonly ossRequests = new Counter({ name: 'acr_mirror_oss_requests_total', help: 'OSS requests (each attempt) by operation and result (ok, not_found, error)', labelNames: ['operation', 'result'] as const, registers: [this.registry] });
+  readonly ossErrors = new Counter({ name: 'acr_mirror_oss_errors_total', help: 'Failed OSS requests by operation and OSS error code (or connection error)', labelNames: ['operation', 'code'] as const, registers: [this.registry] });
+  readonly ossBytes = new Counter({ name: 'acr_mirror_oss_bytes_total', help: 'Object body bytes sent to and received from OSS', labelNames: ['direction'] as const, registers: [this.registry] });
+  readonly ossEvictorLease = new Gauge({ name: 'acr_mirror_oss_evictor_lease', help: '1 while this replica holds the bucket evictor lease (storage.oss.max_size), else 0', registers: [this.registry] });
+  readonly ossRequestDuration = new Histogram({
+    name: 'acr_mirror_oss_request_duration_seconds',
+    help: 'OSS request latency by operation (a streamed GET: until its headers)',
+    labelNames: ['operation'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
   readonly cacheBytes: Gauge = new Gauge({
     name: 'acr_mirror_cache_size_bytes',
     help: 'Bytes of committed blobs in the cache',

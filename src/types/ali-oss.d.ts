@@ -3,6 +3,10 @@ declare module 'ali-oss' {
   export interface OSSOptions {
     accessKeyId: string;
     accessKeySecret: string;
+    /** Temporary keys' security token; with refreshSTSToken, asked for anew every refreshSTSTokenInterval ms. */
+    stsToken?: string;
+    refreshSTSToken?: () => Promise<{ accessKeyId: string; accessKeySecret: string; stsToken: string }>;
+    refreshSTSTokenInterval?: number;
     endpoint?: string;
     region?: string;
     /** With region: the VPC-internal endpoint. */
@@ -74,6 +78,8 @@ declare module 'ali-oss' {
       query: { prefix?: string; 'key-marker'?: string; 'upload-id-marker'?: string } | null,
       options?: RequestOptions,
     ): Promise<{ uploads: { name: string; uploadId: string; initiated: string }[]; nextKeyMarker?: string; nextUploadIdMarker?: string; isTruncated: boolean; res: ResponseInfo }>;
+    /** signatureUrl after refreshSTSToken, so that temporary keys are current. */
+    asyncSignatureUrl(name: string, options?: { expires?: number; method?: string; response?: Record<string, string> }): Promise<string>;
     signatureUrl(name: string, options?: { expires?: number; method?: string; response?: Record<string, string> }): string;
     /** The signed request every operation goes through (not part of ali-oss's documented API). */
     request(params: RawRequest): Promise<{ status: number; data: unknown; res: ResponseInfo }>;

@@ -31,6 +31,7 @@ export class OssFaults {
   readonly #counts = new Map<OssOperation, number>();
   readonly #errors: Rule[] = [];
   readonly #resets: (Rule & { afterBytes: number })[] = [];
+  readonly #stalls: Rule[] = [];
   /** Bytes per second for object bodies sent by GetObject; null is full speed. */
   bytesPerSecond: number | null = null;
 
@@ -42,6 +43,16 @@ export class OssFaults {
   /** The next `times` matching GetObject answers send `afterBytes` body bytes, then reset the connection. */
   resetGetAfter(afterBytes: number, times = 1, matches: OssRequestMatcher = everything): void {
     this.#resets.push({ remaining: times, matches, afterBytes });
+  }
+
+  /** The next `times` matching requests get no answer until the client gives up (or the server closes). */
+  stallNext(times: number, matches: OssRequestMatcher = everything): void {
+    this.#stalls.push({ remaining: times, matches });
+  }
+
+  /** True when the request must get no answer. */
+  stalls(request: OssRequestInfo): boolean {
+    return take(this.#stalls, request) !== undefined;
   }
 
   count(operation: OssOperation): number {

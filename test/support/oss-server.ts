@@ -5,7 +5,7 @@ import { type Context, Hono } from 'hono';
 import { type ListQuery, OssBucket, type OssObject, type StoredMeta } from './oss-bucket.js';
 import { OssFaults, type OssRequestInfo } from './oss-faults.js';
 import { bucketInfoXml, completeXml, initiateXml, listObjectsXml, listPartsXml, listUploadsXml } from './oss-results.js';
-import { isSignedSubresource, verifyRequest } from './oss-signature.js';
+import { isSignedSubresource, OssKeyring, verifyRequest } from './oss-signature.js';
 import { sendThrottled } from './oss-throttle.js';
 import { errorXml, OssError, parseCompleteRequest } from './oss-xml.js';
 
@@ -32,7 +32,7 @@ export interface OpenUpload {
 type Ctx = Context<{ Bindings: HttpBindings }>;
 
 /** Sub-resources this server carries out; any other signed one is answered NotImplemented rather than misread. */
-const HANDLED_SUBRESOURCES = new Set(['bucketInfo', 'uploads', 'uploadId', 'partNumber', 'response-content-type', 'response-content-language',
+const HANDLED_SUBRESOURCES = new Set(['bucketInfo', 'security-token', 'uploads', 'uploadId', 'partNumber', 'response-content-type', 'response-content-language',
   'response-expires', 'response-cache-control', 'response-content-disposition', 'response-content-encoding']);
 
 export class OssTestServer {
@@ -40,14 +40,15 @@ export class OssTestServer {
   /** The server's clock in ms; a test moves it to expire presigned URLs or to skew request dates. */
   now: () => number = () => Date.now();
   readonly #buckets = new Map<string, OssBucket>();
-  readonly #credentials: Map<string, string>;
+  /** The key pairs accepted; a test grants (temporary keys with their security token) and revokes them. */
+  readonly keyring: OssKeyring;
   readonly #cnameBucket: string;
   #server: ServerType | null = null;
   #port = 0;
 
   private constructor(options: OssServerOptions) {
     for (const name of options.buckets ?? ['test-bucket']) this.#buckets.set(name, new OssBucket(name));
-    this.#credentials = new Map(Object.entries(options.credentials ?? { 'test-ak': 'test-secret' }));
+    this.keyring = new OssKeyring(options.credentials ?? { 'test-ak': 'test-secret' });
     this.#cnameBucket = options.cnameBucket ?? [...this.#buckets.keys()][0]!;
   }
 
@@ -107,6 +108,11 @@ export class OssTestServer {
     return [...this.#bucket(bucket).uploads.values()].map((u) => ({ key: u.key, uploadId: u.uploadId, parts: [...u.parts.keys()].sort((a, b) => a - b) }));
   }
 
+  /** Makes an object look written at `lastModified` (as one committed long ago). */
+  backdateObject(key: string, lastModified: Date, bucket?: string): void {
+    this.#bucket(bucket).object(key).lastModified = lastModified;
+  }
+
   /** Makes an open multipart upload look initiated at `initiated` (as one a crashed process left long ago). */
   backdateUpload(uploadId: string, initiated: Date, bucket?: string): void {
     const upload = this.#bucket(bucket).uploads.get(uploadId);
@@ -124,8 +130,12 @@ export class OssTestServer {
       const hostname = host.replace(/:\d+$/, '');
       const bucket = this.#bucket(hostname === 'localhost' || /^[\d.]+$/.test(hostname) ? this.#cnameBucket : hostname.split('.')[0]);
       const key = decodeKey(rawPath);
-      verifyRequest({ method: c.req.method, headers: c.req.raw.headers, query, bucket: bucket.name, key }, this.#credentials, this.now());
+      verifyRequest({ method: c.req.method, headers: c.req.raw.headers, query, bucket: bucket.name, key }, this.keyring, this.now());
       const request = classify(c.req.method, bucket.name, key, query);
+      if (this.faults.stalls(request)) {
+        await new Promise((resolve) => c.env.incoming.socket.once('close', resolve));
+        return RESPONSE_ALREADY_SENT;
+      }
       if (this.faults.admit(request)) {
         await c.req.arrayBuffer();
         throw new OssError(500, 'InternalError', 'We encountered an internal error. Please try again.');

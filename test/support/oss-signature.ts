@@ -61,23 +61,48 @@ function checkSignature(secret: string, text: string, provided: string): void {
   }
 }
 
-function secretOf(credentials: ReadonlyMap<string, string>, accessKeyId: string): string {
-  const secret = credentials.get(accessKeyId);
-  if (secret === undefined) {
-    throw new OssError(403, 'InvalidAccessKeyId', 'The OSS Access Key Id you provided does not exist in our records.', { OSSAccessKeyId: accessKeyId });
+/** The key pairs the server accepts; temporary ones (STS) only with their security token. */
+export class OssKeyring {
+  readonly #secrets: Map<string, string>;
+  readonly #tokens = new Map<string, string>();
+
+  constructor(secrets: Record<string, string>) {
+    this.#secrets = new Map(Object.entries(secrets));
   }
-  return secret;
+
+  grant(accessKeyId: string, accessKeySecret: string, securityToken?: string): void {
+    this.#secrets.set(accessKeyId, accessKeySecret);
+    if (securityToken !== undefined) this.#tokens.set(accessKeyId, securityToken);
+  }
+
+  revoke(accessKeyId: string): void {
+    this.#secrets.delete(accessKeyId);
+    this.#tokens.delete(accessKeyId);
+  }
+
+  /** The key's secret, once the request carries the key's security token if it has one. */
+  secretOf(accessKeyId: string, req: SignedRequest): string {
+    const secret = this.#secrets.get(accessKeyId);
+    if (secret === undefined) {
+      throw new OssError(403, 'InvalidAccessKeyId', 'The OSS Access Key Id you provided does not exist in our records.', { OSSAccessKeyId: accessKeyId });
+    }
+    const token = this.#tokens.get(accessKeyId);
+    if (token !== undefined && (req.headers.get('x-oss-security-token') ?? req.query.get('security-token')) !== token) {
+      throw new OssError(403, 'InvalidSecurityToken', 'The security token you provided is invalid.');
+    }
+    return secret;
+  }
 }
 
 /** Verifies `Authorization: OSS ak:signature` or a presigned URL (OSSAccessKeyId, Expires, Signature) as OSS does. */
-export function verifyRequest(req: SignedRequest, credentials: ReadonlyMap<string, string>, nowMs: number): void {
+export function verifyRequest(req: SignedRequest, keyring: OssKeyring, nowMs: number): void {
   const authorization = req.headers.get('authorization');
-  if (authorization !== null) return verifyHeader(req, authorization, credentials, nowMs);
+  if (authorization !== null) return verifyHeader(req, authorization, keyring, nowMs);
   const accessKeyId = req.query.get('OSSAccessKeyId');
   const expires = req.query.get('Expires');
   const signature = req.query.get('Signature');
   if (accessKeyId !== null && expires !== null && signature !== null) {
-    const secret = secretOf(credentials, accessKeyId);
+    const secret = keyring.secretOf(accessKeyId, req);
     if (!/^\d+$/.test(expires) || Number(expires) * 1000 < nowMs) {
       throw new OssError(403, 'AccessDenied', 'Request has expired.', { Expires: expires, ServerTime: new Date(nowMs).toISOString() });
     }
@@ -86,10 +111,10 @@ export function verifyRequest(req: SignedRequest, credentials: ReadonlyMap<strin
   throw new OssError(403, 'AccessDenied', 'You have no right to access this object because of bucket acl.');
 }
 
-function verifyHeader(req: SignedRequest, authorization: string, credentials: ReadonlyMap<string, string>, nowMs: number): void {
+function verifyHeader(req: SignedRequest, authorization: string, keyring: OssKeyring, nowMs: number): void {
   const match = /^OSS ([^:\s]+):(\S+)$/.exec(authorization);
   if (!match) throw new OssError(400, 'InvalidArgument', 'Authorization header is invalid (this server verifies V1 signatures only).');
-  const secret = secretOf(credentials, match[1]!);
+  const secret = keyring.secretOf(match[1]!, req);
   const dateLine = req.headers.get('x-oss-date') ?? req.headers.get('date');
   if (dateLine === null) throw new OssError(403, 'AccessDenied', 'OSS authentication requires a valid Date.');
   const sentAt = Date.parse(dateLine);

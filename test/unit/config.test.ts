@@ -583,9 +583,9 @@ describe('[storage] backend', () => {
   it('resolves [storage.oss] with its defaults, the access key from the environment, and the region in ali-oss form', () => {
     const c = parse(oss({ bucket: 'mirror-blobs', region: 'cn-hangzhou', internal: true, prefix: 'acr/' }), OSS_ENV);
     expect(c.storage.backend).toBe('oss');
-    const { accessKeyId, accessKeySecret, ...rest } = c.storage.oss!;
+    const { credentials, ...rest } = c.storage.oss!;
     expect(rest).toEqual({ bucket: 'mirror-blobs', region: 'oss-cn-hangzhou', internal: true, prefix: 'acr/', timeout: 60_000, part_size: 8 * 1024 * 1024, redirect: false });
-    expect([accessKeyId.reveal(), accessKeySecret.reveal()]).toEqual(['LTAI-id', 'the-oss-secret']);
+    expect('accessKeyId' in credentials && [credentials.accessKeyId.reveal(), credentials.accessKeySecret.reveal()]).toEqual(['LTAI-id', 'the-oss-secret']);
     expect(JSON.stringify(c)).not.toContain('the-oss-secret');
     const named = parse(oss({ bucket: 'mirror-blobs', endpoint: 'https://oss-cn-shanghai-internal.aliyuncs.com', access_key_id_env: 'OSS_ID', access_key_secret_env: 'OSS_SECRET', part_size: '16MiB', timeout: '2m', redirect: true }), { OSS_ID: 'i', OSS_SECRET: 's' });
     expect(named.storage.oss).toMatchObject({ endpoint: 'https://oss-cn-shanghai-internal.aliyuncs.com', part_size: 16 * 1024 * 1024, timeout: 120_000, prefix: '', redirect: true });
@@ -612,5 +612,18 @@ describe('[storage] backend', () => {
     expect(msg).toContain('storage.oss.access_key_secret_env: environment variable OSS_SECRET is not set');
     expect(msg).not.toContain('access_key_id_env');
     expect(msg).not.toContain('LTAI-id');
+  });
+
+  it('signs with the ECS instance\'s RAM role instead, needing no access key in the environment', () => {
+    const c = parse(oss({ bucket: 'mirror-blobs', region: 'cn-hangzhou', ecs_ram_role: 'acr-mirror-oss' }), {});
+    expect(c.storage.oss!.credentials).toEqual({ ecsRamRole: 'acr-mirror-oss' });
+  });
+
+  it('takes exactly one way of signing, and names the keys otherwise', () => {
+    const both = parseError(oss({ bucket: 'mirror-blobs', region: 'cn-hangzhou', ecs_ram_role: 'acr-mirror-oss', access_key_id_env: 'OSS_ID' }), OSS_ENV);
+    expect(both).toContain('storage.oss.ecs_ram_role: set either ecs_ram_role or access_key_id_env/access_key_secret_env, not both');
+    const neither = parseError(oss({ bucket: 'mirror-blobs', region: 'cn-hangzhou' }), {});
+    expect(neither).toContain('storage.oss.access_key_id_env: environment variable ALIBABA_CLOUD_ACCESS_KEY_ID is not set (or set storage.oss.ecs_ram_role');
+    expect(parseError(oss({ bucket: 'mirror-blobs', region: 'cn-hangzhou', ecs_ram_role: 'no/slash' }), {})).toContain('storage.oss.ecs_ram_role: must be a RAM role name');
   });
 });

@@ -62,6 +62,9 @@ describe('a mirror with storage.backend = "oss"', () => {
     expect(Buffer.from(await ranged.arrayBuffer()).equals(layer.subarray(100_000, 250_001))).toBe(true);
     expect(upstreamBlobGets()).toBe(fetched);
     expect(bucketReads()).toBe(reads);
+    const metrics = await (await m.request('/metrics')).text();
+    expect(metrics).toContain(`acr_mirror_oss_bytes_total{direction="sent"} ${layer.length}`);
+    expect(metrics).toContain('acr_mirror_oss_requests_total{operation="CompleteMultipartUpload",result="ok"} 1');
   });
 
   it('serves a blob another replica cached from the bucket on a fresh replica (empty disk), then from its own disk', async () => {
@@ -117,6 +120,25 @@ describe('a mirror with storage.backend = "oss"', () => {
     expect(down.status).toBe(503);
     const downBody = (await down.json()) as { checks: Record<string, string> };
     expect(downBody.checks.bucket).toBe('error: ECONNREFUSED');
+  });
+
+  it('a blob gone from the bucket (evicted by another replica) is a miss: a replica without a local copy fetches it again', async () => {
+    expect((await m.request(`/v2/team/app/blobs/${digest}`)).status).toBe(200);
+    await m.mirror.fills.settled();
+    const key = `mirror-a/blobs/sha256/${digest.slice(7)}`;
+    await f.client.delete(key);
+    const fetched = upstreamBlobGets();
+    const b = await startTestMirror(fake, { config: ossConfig(), env: OSS_ENV });
+    try {
+      const again = await b.request(`/v2/team/app/blobs/${digest}`);
+      expect(again.status).toBe(200);
+      expect(Buffer.from(await again.arrayBuffer()).equals(layer)).toBe(true);
+      expect(upstreamBlobGets()).toBeGreaterThan(fetched);
+      await b.mirror.fills.settled();
+      expect(f.oss.objectBytes(key)?.equals(layer)).toBe(true);
+    } finally {
+      await b.close();
+    }
   });
 });
 
