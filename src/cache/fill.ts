@@ -146,15 +146,19 @@ export class Fill extends EventEmitter {
     };
     const placing: Placing = {
       // Asked once the size is reserved: a fill that relays (no room, no disk) takes one stream.
-      placer: () => (this.#writer && !this.relayReason ? new PlacedBytes(this.#writer, this.#hasher, (prefix) => this.#prefixGrew(prefix)) : null),
+      placer: () => (this.#writer && !this.relayReason ? new PlacedBytes(this.#writer, this.#hasher, (prefix, bytes) => this.#prefixGrew(prefix, bytes)) : null),
       relayFrom: (err) => (isDiskError(err) && !this.relayReason ? (this.#diskFailed(err), this.received) : null),
     };
     this.segments = await downloadSegmented(this.digest, this.source, sequential, placing, { signal, maxResumes: this.opts.maxResumes, log: this.opts.log });
   }
 
-  #prefixGrew(prefix: number): void {
+  /** Segments: the prefix grew by bytes already on disk; readers that keep up take them from memory. */
+  #prefixGrew(prefix: number, bytes: Buffer[]): void {
+    const start = bytes.reduce((at, b) => at - b.byteLength, prefix);
+    if (this.#memory.end !== start) this.#memory.clear(start);
+    for (const b of bytes) this.#memory.push(b);
     this.received = this.#diskEnd = prefix;
-    this.#memory.clear(prefix);
+    this.#trim();
     this.emit('change');
   }
 

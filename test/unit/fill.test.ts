@@ -8,6 +8,8 @@ import { FsBlobStore } from '../../src/cache/fs-blob-store.js';
 import { Fill, type BlobSource } from '../../src/cache/fill.js';
 import { cacheLayout } from '../../src/cache/layout.js';
 import { MemoryBlobStore } from '../../src/cache/memory-blob-store.js';
+import { DigestHasher } from '../../src/cache/digest.js';
+import { PlacedBytes } from '../../src/cache/placed-bytes.js';
 import { Slots } from '../../src/util/slots.js';
 import { eventually } from '../support/eventually.js';
 import { randomBlob, sha256 } from '../support/fake-upstream.js';
@@ -215,5 +217,35 @@ describe('Fill', () => {
     // read back from the writer in 256 KiB reads; from memory the first piece would end where its chunk ends
     expect(reads[0]).toBe(256 * 1024);
     expect(await memory.stat(sha256(blob))).toEqual({ size: blob.length });
+  });
+});
+
+describe('PlacedBytes (the segments of a ranged fill)', () => {
+  it('hands on the bytes that grew the hashed prefix, each once and in order, reading back only those that landed past a gap', async () => {
+    const blob = randomBlob(1_000_000, 24);
+    const writer = await new MemoryBlobStore().createWriter(sha256(blob));
+    let readBack = 0;
+    const read = writer.read.bind(writer);
+    writer.read = async (buffer, position) => {
+      const n = await read(buffer, position);
+      readBack += n;
+      return n;
+    };
+    const hasher = new DigestHasher(sha256(blob));
+    const handed: Buffer[] = [];
+    const prefixes: number[] = [];
+    const placed = new PlacedBytes(writer, hasher, (prefix, bytes) => {
+      prefixes.push(prefix);
+      handed.push(...bytes);
+    });
+    await placed.place(600_000, [blob.subarray(600_000, 800_000), blob.subarray(800_000)]);
+    await placed.place(0, [blob.subarray(0, 300_000)]);
+    await placed.place(300_000, [blob.subarray(300_000, 600_000)]);
+    expect(Buffer.concat(handed).equals(blob)).toBe(true);
+    expect(prefixes[0]).toBe(300_000);
+    expect(prefixes.at(-1)).toBe(blob.length);
+    // Only the segment that landed ahead of the prefix is read back; the others are hashed as they land.
+    expect(readBack).toBe(400_000);
+    expect(hasher.verify()).toHaveProperty('verified');
   });
 });
