@@ -10,6 +10,7 @@ import { FillAttendance } from './fill-attendance.js';
 import type { FillOptions } from './fill-options.js';
 import { FillWindow } from './fill-window.js';
 import { PlacedBytes } from './placed-bytes.js';
+import { once } from '../util/once.js';
 import { downloadSegmented, type Placing } from './segmented-download.js';
 
 export type { BlobSource } from './blob-download.js';
@@ -57,6 +58,10 @@ export class Fill extends EventEmitter {
   #writer: BlobWriter | null = null;
   readonly #hasher: DigestHasher;
   #readers = 0;
+  /** Holders about to read (a client request between joining and its first read). */
+  #comingReaders = 0;
+  /** The error of a fill that could not be cached and had nobody to relay to. */
+  #dropped: Error | null = null;
   #settleReady!: (err?: Error) => void;
   /** Bytes [0, diskEnd) are in the writer. */
   #diskEnd = 0;
@@ -119,9 +124,23 @@ export class Fill extends EventEmitter {
     if (!this.#releaseSpace) this.#relay('no room under storage.max_size: the cached blobs are in use');
   }
 
-  /** Someone waits for the fill without reading it (yet): a request about to read, a warm job. Returns the release. */
-  hold(): () => void {
-    return this.#attendance.hold();
+  /**
+   * Someone waits for the fill without reading it yet: a request about to read (`reads`), a warm job or prefetch
+   * waiting for the commit. Returns the release.
+   */
+  hold(reads = false): () => void {
+    const leave = this.#attendance.hold();
+    if (!reads) return leave;
+    this.#comingReaders++;
+    return once(() => {
+      this.#comingReaders--;
+      leave();
+    });
+  }
+
+  /** Whether the fill was stopped because it could not be cached and nobody was there to relay it to. */
+  get dropped(): boolean {
+    return this.state === 'failed' && this.error === this.#dropped;
   }
 
   /** Whether the fill was stopped because nobody read or waited for it any more. */
@@ -136,6 +155,7 @@ export class Fill extends EventEmitter {
       started: async (size) => {
         this.size = size;
         if (size !== null) await this.#reserve(size);
+        if (this.relayReason && this.#readers === 0 && this.#comingReaders === 0) throw this.#noReaderLeft();
         this.state = 'running';
         this.#settleReady();
       },
@@ -207,12 +227,14 @@ export class Fill extends EventEmitter {
 
   /** The client that started a relay attaches right after the upstream answered; wait for it briefly. */
   async #firstReader(): Promise<void> {
-    for (let i = 0; i < 100 && this.#readers === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && this.#readers === 0 && this.#comingReaders > 0; i++) await new Promise((r) => setTimeout(r, 50));
     if (this.#readers === 0) throw this.#noReaderLeft();
   }
 
+  /** A relay with nobody to relay to (a prefetch, a warm job, a client gone) stops: it is dropped, not failed. */
   #noReaderLeft(): Error {
-    return new RegistryError('INTERNAL', `blob ${this.digest} not cached (${this.relayReason}) and no client left to relay it to`);
+    this.#dropped = new RegistryError('INTERNAL', `blob ${this.digest} not cached (${this.relayReason}) and no client left to relay it to`);
+    return this.#dropped;
   }
 
   /**

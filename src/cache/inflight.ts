@@ -39,7 +39,9 @@ export class BlobFills {
    */
   join(digest: string, source: BlobSource, starter: FillStarter, onFinish?: (fill: Fill) => void): JoinedFill {
     const existing = this.#fills.get(digest);
-    if (existing?.joinable) return { fill: existing, joined: true, release: existing.hold() };
+    // A client asks to read the blob; a warm job or prefetch waits for its commit without reading.
+    const reads = starter !== 'warm';
+    if (existing?.joinable) return { fill: existing, joined: true, release: existing.hold(reads) };
     const freeSlot = this.#slots.take(starter);
     const fill = new Fill(digest, source, this.store, this.opts);
     this.#fills.set(digest, fill);
@@ -53,7 +55,7 @@ export class BlobFills {
       }
     };
     fill.on('change', onChange);
-    const release = fill.hold();
+    const release = fill.hold(reads);
     void fill.run();
     return { fill, joined: false, release };
   }

@@ -63,11 +63,11 @@ export class Metrics {
   });
   readonly prefetches = new Counter({
     name: 'acr_mirror_prefetches_total',
-    help: 'Blobs of served image manifests fetched ahead: started, joined (already filling), dropped (not cached: cache not writable, no free download slot, queue full, download failed)',
+    help: 'Blobs of served image manifests fetched ahead: started, joined (already filling), dropped (not cached: cache not writable, no room under storage.max_size, no free download slot, queue full, download failed)',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
-  readonly fills = new Counter({ name: 'acr_mirror_fills_total', help: 'Finished blob downloads by result (committed, relayed, failed, abandoned, not_found: the upstream does not have the blob)', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly fills = new Counter({ name: 'acr_mirror_fills_total', help: 'Finished blob downloads by result (committed, relayed, failed, abandoned, not_found: the upstream does not have the blob, dropped: not cachable and nobody to relay it to)', labelNames: ['result'] as const, registers: [this.registry] });
   readonly tokenRequests = new Counter({ name: 'acr_mirror_token_requests_total', help: 'Bearer token requests to each upstream token service, by result', labelNames: ['upstream', 'result'] as const, registers: [this.registry] });
   readonly upstreamErrors = new Counter({ name: 'acr_mirror_upstream_errors_total', help: 'Failed upstream exchanges by upstream and kind', labelNames: ['upstream', 'kind'] as const, registers: [this.registry] });
   readonly cacheWriteErrors = new Counter({ name: 'acr_mirror_cache_write_errors_total', help: 'Blob fills that could not write the cache (disk full, read-only...) and relayed instead', labelNames: ['code'] as const, registers: [this.registry] });

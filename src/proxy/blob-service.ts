@@ -159,6 +159,10 @@ export class BlobService {
     } else if (fill.abandoned) {
       this.metrics.fills.inc({ result: 'abandoned' });
       this.log.info({ ...fields, received: fill.received, size: fill.size }, 'blob download abandoned: no client left reading it');
+    } else if (fill.dropped) {
+      // A prefetch or warm job the cache could not take, or a relay whose clients all left: no client misses it.
+      this.metrics.fills.inc({ result: 'dropped' });
+      this.log.debug({ ...fields, size: fill.size, reason: fill.relayReason }, 'blob not cached and nobody to relay it to; dropped');
     } else if (fill.error instanceof RegistryError && fill.error.kind === 'BLOB_UNKNOWN') {
       // The client is answered 404 BLOB_UNKNOWN (its request line says so): nothing went wrong here.
       this.metrics.fills.inc({ result: 'not_found' });

@@ -112,12 +112,28 @@ describe('Fill relay mode (cache not writable)', () => {
       throw Object.assign(new Error('EROFS: read-only file system'), { code: 'EROFS' });
     };
     const fill = new Fill(sha256(blob), source(blob), store, { timeoutMs: 30_000, maxResumes: 0, log: pino({ level: 'silent' }) });
+    const leave = fill.hold(true); // as a client request does until it reads
     const running = fill.run();
     await fill.ready;
-    expect((await collect(fill.reader())).equals(blob)).toBe(true);
+    const reader = fill.reader();
+    leave();
+    expect((await collect(reader)).equals(blob)).toBe(true);
     await running;
     expect(fill.committed).toBe(false);
     expect(fill.joinable).toBe(false);
+  });
+
+  it('stops at once, dropped, when it cannot cache and nobody is there to relay to (a prefetch, a warm job)', async () => {
+    const blob = randomBlob(3 * 1024 * 1024, 10);
+    store.createWriter = async () => {
+      throw Object.assign(new Error('EROFS: read-only file system'), { code: 'EROFS' });
+    };
+    const fill = new Fill(sha256(blob), source(blob), store, { timeoutMs: 30_000, maxResumes: 0, log: pino({ level: 'silent' }) });
+    const leave = fill.hold(); // waits for the commit without reading
+    await fill.run();
+    leave();
+    expect([fill.state, fill.dropped, fill.abandoned]).toEqual(['failed', true, false]);
+    expect(fill.received, 'no body byte was taken').toBe(0);
   });
 
   it('still cuts readers short when the relayed bytes do not match the digest', async () => {
@@ -126,9 +142,12 @@ describe('Fill relay mode (cache not writable)', () => {
       throw Object.assign(new Error('EROFS'), { code: 'EROFS' });
     };
     const fill = new Fill(sha256(Buffer.from('something else')), source(blob), store, { timeoutMs: 30_000, maxResumes: 0, log: pino({ level: 'silent' }) });
+    const leave = fill.hold(true);
     const running = fill.run();
     await fill.ready;
-    await expect(collect(fill.reader())).rejects.toThrow(/does not match its digest/);
+    const reader = fill.reader();
+    leave();
+    await expect(collect(reader)).rejects.toThrow(/does not match its digest/);
     await running;
     expect(fill.state).toBe('failed');
   });
