@@ -134,8 +134,7 @@ export class BlobService {
       onBytes: (n) => observer.received('blob', n),
       segments: target.client.fillPlan,
     };
-    const started = performance.now();
-    const onFinish = (finished: Fill) => this.#finished(finished, target, performance.now() - started);
+    const onFinish = (finished: Fill, ms: number) => this.#finished(finished, target, ms);
     const counted = (joining: JoinedFill) => {
       if (joining.joined) this.metrics.fillJoins.inc();
       return joining;
