@@ -65,8 +65,6 @@ describe('a cached blob', () => {
       expect(line.ms).toEqual(expect.any(Number));
       expect(line.mibPerSecond).toEqual(expect.any(Number));
     }
-    const large = cached.find((l) => l.size === 2 * 1024 * 1024)!;
-    expect(large.mibPerSecond).toBeGreaterThan(0);
     // Only the 2 MiB layer: the small layer and the config measure round trips, not throughput.
     expect(await metric('acr_mirror_fill_throughput_bytes_per_second_count')).toEqual(['acr_mirror_fill_throughput_bytes_per_second_count{upstream="acr"} 1']);
     const [sum] = await metric('acr_mirror_fill_throughput_bytes_per_second_sum');
