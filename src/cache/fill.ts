@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../http/errors.js';
 import type { BlobSource, DownloadSink } from './blob-download.js';
@@ -9,6 +9,7 @@ import { type FillFollower, fillReader } from './fill-reader.js';
 import { FillAttendance } from './fill-attendance.js';
 import type { FillOptions } from './fill-options.js';
 import { FillWindow } from './fill-window.js';
+import { FillRelay } from './fill-relay.js';
 import { PlacedBytes } from './placed-bytes.js';
 import { downloadSegmented, type Placing } from './segmented-download.js';
 
@@ -16,13 +17,6 @@ export type { BlobSource } from './blob-download.js';
 
 /** Received bytes are written to the temp file once this many are waiting. */
 const WRITE_BATCH = 1024 * 1024;
-/**
- * The most recent bytes kept in memory (once on disk) for readers that keep up with the download. With the
- * write batch, a running fill holds at most about 2 MiB: many cold layers at once must not add up to much.
- */
-const MEMORY_WINDOW = 1024 * 1024;
-/** In relay mode, the download pauses while this many bytes wait for the slowest reader. */
-const RELAY_LIMIT = 8 * 1024 * 1024;
 
 /**
  * One upstream download of one blob into a store writer, hashed as it arrives. Any number of readers follow it:
@@ -32,9 +26,8 @@ const RELAY_LIMIT = 8 * 1024 * 1024;
  * The fill runs on its own timeout, not on any client's connection.
  *
  * If the cache cannot be written (disk full, read-only) or the blob finds no room under storage.max_size, the
- * fill turns into a relay: bytes already on disk are read back from the (aborted) writer, the rest stay in
- * memory until every reader has them, the download pausing while RELAY_LIMIT bytes wait for the slowest.
- * Nothing is committed and nobody new joins.
+ * fill turns into a relay (fill-relay.ts): bytes already on disk are read back from the (aborted) writer, the
+ * rest stay in memory until every reader has them. Nothing is committed and nobody new joins.
  *
  * Readers and holders (a request about to read, a warm job) keep the fill going; once none is left for
  * orphanGraceMs the download is abandoned, its writer aborted.
@@ -47,8 +40,6 @@ export class Fill extends EventEmitter {
   segments = 1;
   state: 'starting' | 'running' | 'done' | 'failed' = 'starting';
   error: Error | null = null;
-  /** Why the fill relays instead of caching (the cache not writable, or no room), or null while it caches. */
-  relayReason: string | null = null;
   /** Settles once the upstream has answered with the blob (size known) or failed before any byte. */
   readonly ready: Promise<void>;
   /** Resolves once the fill has ended, committed or failed (see state). */
@@ -56,7 +47,7 @@ export class Fill extends EventEmitter {
   #settleFinished!: () => void;
   #writer: BlobWriter | null = null;
   readonly #hasher: DigestHasher;
-  #readers = 0;
+  readonly #relay: FillRelay;
   #settleReady!: (err?: Error) => void;
   /** Bytes [0, diskEnd) are in the writer. */
   #diskEnd = 0;
@@ -64,8 +55,6 @@ export class Fill extends EventEmitter {
   #releaseSpace: (() => void) | null = null;
   /** Bytes [memory.start, received); only bytes on disk (or, relaying, read by all) leave it. */
   readonly #memory = new FillWindow();
-  /** Positions of the current readers, for trimming memory while relaying. */
-  readonly #positions = new Set<{ at: number }>();
   /** Every byte is in and matches the digest: readers may have the last byte while the commit (fsync) runs. */
   #verified: VerifiedDigest | null = null;
 
@@ -79,6 +68,7 @@ export class Fill extends EventEmitter {
     this.setMaxListeners(0);
     this.#hasher = new DigestHasher(digest);
     this.#attendance = new FillAttendance(digest, opts.orphanGraceMs);
+    this.#relay = new FillRelay(digest);
     this.ready = new Promise<void>((resolve, reject) => {
       this.#settleReady = (err) => (err ? reject(err) : resolve());
     });
@@ -116,12 +106,22 @@ export class Fill extends EventEmitter {
   async #reserve(size: number): Promise<void> {
     if (!this.opts.space || this.relayReason) return;
     this.#releaseSpace = await this.opts.space.reserve(size);
-    if (!this.#releaseSpace) this.#relay('no room under storage.max_size: the cached blobs are in use');
+    if (!this.#releaseSpace) this.#relayInstead('no room under storage.max_size: the cached blobs are in use');
   }
 
-  /** Someone waits for the fill without reading it (yet): a request about to read, a warm job. Returns the release. */
-  hold(): () => void {
-    return this.#attendance.hold();
+  /**
+   * Someone waits for the fill without reading it yet: a request about to read (`reads`), a warm job or prefetch
+   * waiting for the commit. Returns the release.
+   */
+  hold(reads = false): () => void {
+    const leave = this.#attendance.hold();
+    const read = reads ? this.#relay.coming() : () => {};
+    return () => (read(), leave());
+  }
+
+  /** Whether the fill was stopped because it could not be cached and nobody was there to relay it to. */
+  get dropped(): boolean {
+    return this.state === 'failed' && this.#relay.dropped(this.error);
   }
 
   /** Whether the fill was stopped because nobody read or waited for it any more. */
@@ -136,6 +136,7 @@ export class Fill extends EventEmitter {
       started: async (size) => {
         this.size = size;
         if (size !== null) await this.#reserve(size);
+        this.#relay.checkAudience();
         this.state = 'running';
         this.#settleReady();
       },
@@ -146,15 +147,19 @@ export class Fill extends EventEmitter {
     };
     const placing: Placing = {
       // Asked once the size is reserved: a fill that relays (no room, no disk) takes one stream.
-      placer: () => (this.#writer && !this.relayReason ? new PlacedBytes(this.#writer, this.#hasher, (prefix) => this.#prefixGrew(prefix)) : null),
+      placer: () => (this.#writer && !this.relayReason ? new PlacedBytes(this.#writer, this.#hasher, (prefix, bytes) => this.#prefixGrew(prefix, bytes)) : null),
       relayFrom: (err) => (isDiskError(err) && !this.relayReason ? (this.#diskFailed(err), this.received) : null),
     };
     this.segments = await downloadSegmented(this.digest, this.source, sequential, placing, { signal, maxResumes: this.opts.maxResumes, log: this.opts.log });
   }
 
-  #prefixGrew(prefix: number): void {
+  /** Segments: the prefix grew by bytes already on disk; readers that keep up take them from memory. */
+  #prefixGrew(prefix: number, bytes: Buffer[]): void {
+    const start = bytes.reduce((at, b) => at - b.byteLength, prefix);
+    if (this.#memory.end !== start) this.#memory.clear(start);
+    for (const b of bytes) this.#memory.push(b);
     this.received = this.#diskEnd = prefix;
-    this.#memory.clear(prefix);
+    this.#trim();
     this.emit('change');
   }
 
@@ -165,15 +170,11 @@ export class Fill extends EventEmitter {
    * waits (back-pressure) while too much is kept for the slowest reader.
    */
   async #keep(bytes: Buffer): Promise<void> {
-    if (this.relayReason && this.#readers === 0) await this.#firstReader();
+    await this.#relay.paced(() => this.#memory.bytes, () => once(this, 'drain'));
     this.#memory.push(bytes);
     this.received += bytes.byteLength;
     this.emit('change');
     if (!this.relayReason && this.received - this.#diskEnd >= WRITE_BATCH) await this.#writeReceived();
-    while (this.relayReason && this.#memory.bytes > RELAY_LIMIT) {
-      if (this.#readers === 0) throw this.#noReaderLeft();
-      await new Promise<void>((resolve) => this.once('drain', resolve));
-    }
   }
 
   /** Writes what was received and is not on disk yet; a disk error turns the fill into a relay. */
@@ -191,39 +192,24 @@ export class Fill extends EventEmitter {
 
   #diskFailed(err: NodeJS.ErrnoException): void {
     this.opts.onDiskError?.(err, this.digest);
-    this.#relay(`cache not writable: ${err.code}`);
+    this.#relayInstead(`cache not writable: ${err.code}`);
   }
 
-  #relay(reason: string): void {
-    this.relayReason = reason;
+  #relayInstead(reason: string): void {
+    this.#relay.reason = reason;
     this.#releaseSpace?.();
     // The readers keep reading what the writer has; nothing partial is left behind in the store.
     void this.#writer?.abort();
   }
 
-  /** The client that started a relay attaches right after the upstream answered; wait for it briefly. */
-  async #firstReader(): Promise<void> {
-    for (let i = 0; i < 100 && this.#readers === 0; i++) await new Promise((r) => setTimeout(r, 50));
-    if (this.#readers === 0) throw this.#noReaderLeft();
-  }
-
-  #noReaderLeft(): Error {
-    return new RegistryError('INTERNAL', `blob ${this.digest} not cached (${this.relayReason}) and no client left to relay it to`);
-  }
-
-  /**
-   * Drops chunks from memory: those on disk beyond the last MEMORY_WINDOW bytes (readers that far behind read
-   * the writer), and, relaying, those every reader has passed. Lets a paused relay go on.
-   */
+  /** Lets go of the bytes in memory nobody needs (FillRelay.trim); lets a paused relay go on. */
   #trim(): void {
-    let behind = Infinity;
-    if (this.relayReason) for (const p of this.#positions) behind = Math.min(behind, p.at);
-    const trimmed = this.#memory.dropWhile((end) => {
-      const onDisk = end <= this.#diskEnd;
-      const passed = this.relayReason !== null && end <= behind;
-      return passed || (onDisk && (this.#memory.bytes > MEMORY_WINDOW || this.relayReason !== null));
-    });
-    if (trimmed || this.#readers === 0) this.emit('drain');
+    if (this.#relay.trim(this.#memory, this.#diskEnd)) this.emit('drain');
+  }
+
+  /** Why the fill relays instead of caching (the cache not writable, or no room), or null while it caches. */
+  get relayReason(): string | null {
+    return this.#relay.reason;
   }
 
   /** Whether new clients may join: not once the fill relays (it has moved on). */
@@ -283,21 +269,16 @@ export class Fill extends EventEmitter {
   reader(start = 0, end?: number): Readable {
     if (!this.readable) throw this.error ?? new Error('fill is no longer readable');
     const writer = this.#writer;
-    this.#readers++;
-    const leave = this.#attendance.hold();
-    const tracked = { at: start };
-    this.#positions.add(tracked);
+    const place = this.#relay.follow(start, this.#attendance.hold());
     const follower: FillFollower = {
       memory: this.#memory,
       readBack: (buffer, position) => writer!.read(buffer, position),
       moved: (at) => {
-        tracked.at = at;
+        place.at = at;
         if (this.relayReason) this.#trim();
       },
       detached: () => {
-        this.#readers--;
-        leave();
-        this.#positions.delete(tracked);
+        place.leave();
         this.#trim();
         this.#releaseIfIdle();
       },
@@ -310,13 +291,10 @@ export class Fill extends EventEmitter {
   }
 
   #releaseIfIdle(): void {
-    if (this.#readers === 0 && (this.state === 'done' || this.state === 'failed')) {
-      this.#memory.clear(this.received);
-      if (this.#writer) {
-        const writer = this.#writer;
-        this.#writer = null;
-        void writer.close();
-      }
-    }
+    if (this.#relay.readers > 0 || (this.state !== 'done' && this.state !== 'failed')) return;
+    this.#memory.clear(this.received);
+    const writer = this.#writer;
+    this.#writer = null;
+    void writer?.close();
   }
 }

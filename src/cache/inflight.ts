@@ -4,6 +4,9 @@ import type { FillOptions } from './fill-options.js';
 import { type FillLimits, FillSlots, type FillStarter } from './fill-slots.js';
 import type { BlobStore } from './blob-store.js';
 
+/** Told when a fill ends, with the milliseconds it ran. */
+export type FinishListener = (fill: Fill, ms: number) => void;
+
 /** A fill joined or started: `release` lets go of it once its bytes are being read, or are not wanted after all. */
 export interface JoinedFill {
   fill: Fill;
@@ -35,12 +38,15 @@ export class BlobFills {
 
   /**
    * Joins the running fill for digest or starts one from source (throws TOO_MANY_REQUESTS when the starter may not
-   * start one now). `onFinish` is called once when a fill started here ends (committed or failed).
+   * start one now). `onFinish` is called once when a fill started here ends (committed or failed), with how long
+   * it ran.
    */
-  join(digest: string, source: BlobSource, starter: FillStarter, onFinish?: (fill: Fill) => void): JoinedFill {
+  join(digest: string, source: BlobSource, starter: FillStarter, onFinish?: FinishListener, reads = starter !== 'warm'): JoinedFill {
     const existing = this.#fills.get(digest);
-    if (existing?.joinable) return { fill: existing, joined: true, release: existing.hold() };
+    // A client (or another member, for its client) reads the blob; a warm job or prefetch waits for its commit.
+    if (existing?.joinable) return { fill: existing, joined: true, release: existing.hold(reads) };
     const freeSlot = this.#slots.take(starter);
+    const started = performance.now();
     const fill = new Fill(digest, source, this.store, this.opts);
     this.#fills.set(digest, fill);
     // Removed in the same tick the fill finishes, so nobody joins a fill whose temp file is gone.
@@ -49,20 +55,20 @@ export class BlobFills {
         fill.off('change', onChange);
         if (this.#fills.get(digest) === fill) this.#fills.delete(digest);
         freeSlot();
-        onFinish?.(fill);
+        onFinish?.(fill, performance.now() - started);
       }
     };
     fill.on('change', onChange);
-    const release = fill.hold();
+    const release = fill.hold(reads);
     void fill.run();
     return { fill, joined: false, release };
   }
 
   /** join for a warm job: waits for a free slot rather than failing (until signal aborts). */
-  async joinWhenFree(digest: string, source: BlobSource, onFinish?: (fill: Fill) => void, signal?: AbortSignal): Promise<JoinedFill> {
+  async joinWhenFree(digest: string, source: BlobSource, onFinish?: FinishListener, signal?: AbortSignal, reads = false): Promise<JoinedFill> {
     for (;;) {
       try {
-        return this.join(digest, source, 'warm', onFinish);
+        return this.join(digest, source, 'warm', onFinish, reads);
       } catch (err) {
         if (!(err instanceof RegistryError && err.kind === 'TOO_MANY_REQUESTS')) throw err;
       }

@@ -1,7 +1,7 @@
 import type { BlobWriter } from './blob-store.js';
 import type { DigestHasher } from './digest.js';
 
-const READ_BACK = 1024 * 1024;
+const READ_BACK = 256 * 1024;
 
 /**
  * Bytes written at their offsets in any order (the segments of a ranged fill), with the sha256 following their
@@ -12,24 +12,22 @@ export class PlacedBytes {
   /** Written ranges [start, end) not hashed yet, sorted by start. */
   #ahead: Array<{ start: number; end: number }> = [];
   #following = false;
-  #told = 0;
 
   constructor(
     private readonly writer: BlobWriter,
     private readonly hasher: DigestHasher,
-    /** Called when the hashed prefix has grown: bytes [0, prefix) are written and hashed. */
-    private readonly onPrefix: (prefix: number) => void,
+    /**
+     * The hashed prefix has grown by `bytes` (written, and now hashed): bytes [0, prefix) are in. The buffers are
+     * not reused: the fill hands them on to its readers, so that a reader keeping up does not read them back.
+     */
+    private readonly onPrefix: (prefix: number, bytes: Buffer[]) => void,
   ) {}
 
   async place(offset: number, bytes: Buffer[]): Promise<void> {
     await this.writer.write(offset, bytes);
     const end = offset + bytes.reduce((n, b) => n + b.byteLength, 0);
     if (!this.#following && offset <= this.hasher.hashed && end > this.hasher.hashed) {
-      let at = offset;
-      for (const b of bytes) {
-        this.hasher.add(at, b);
-        at += b.byteLength;
-      }
+      this.#hash(offset, bytes);
     } else {
       this.#ahead.push({ start: offset, end });
       this.#ahead.sort((a, b) => a.start - b.start);
@@ -50,14 +48,23 @@ export class PlacedBytes {
         const buffer = Buffer.allocUnsafe(Math.min(READ_BACK, next.end - prefix));
         const n = await this.writer.read(buffer, prefix);
         if (n === 0) throw new Error(`blob ${this.writer.digest}: the written bytes end before byte ${prefix}`);
-        this.hasher.add(prefix, buffer.subarray(0, n));
+        this.#hash(prefix, [buffer.subarray(0, n)]);
       }
     } finally {
       this.#following = false;
     }
-    if (this.hasher.hashed > this.#told) {
-      this.#told = this.hasher.hashed;
-      this.onPrefix(this.#told);
+  }
+
+  /** Hashes bytes at offset (at or before the prefix) and tells of the part that grew the prefix. */
+  #hash(offset: number, bytes: Buffer[]): void {
+    const grown: Buffer[] = [];
+    let at = offset;
+    for (const b of bytes) {
+      const skip = this.hasher.hashed - at;
+      if (skip < b.byteLength) grown.push(skip > 0 ? b.subarray(skip) : b);
+      this.hasher.add(at, b);
+      at += b.byteLength;
     }
+    if (grown.length > 0) this.onPrefix(this.hasher.hashed, grown);
   }
 }

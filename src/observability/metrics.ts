@@ -54,13 +54,20 @@ export class Metrics {
     buckets: [1, 2, 4, 8, 16, 32, 64, 128],
     registers: [this.registry],
   });
+  readonly fillThroughput = new Histogram({
+    name: 'acr_mirror_fill_throughput_bytes_per_second',
+    help: 'Bytes per second of each committed blob download of at least 1 MiB, from its start to its commit, by upstream',
+    labelNames: ['upstream'] as const,
+    buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000].map((mib) => mib * 1024 * 1024),
+    registers: [this.registry],
+  });
   readonly prefetches = new Counter({
     name: 'acr_mirror_prefetches_total',
-    help: 'Blobs of served image manifests fetched ahead: started, joined (already filling), dropped (not cached: cache not writable, no free download slot, queue full, download failed)',
+    help: 'Blobs of served image manifests fetched ahead: started, joined (already filling), dropped (not cached: cache not writable, no room under storage.max_size, no free download slot, queue full, download failed)',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
-  readonly fills = new Counter({ name: 'acr_mirror_fills_total', help: 'Finished blob downloads by result (committed, relayed, failed, abandoned)', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly fills = new Counter({ name: 'acr_mirror_fills_total', help: 'Finished blob downloads by result (committed, relayed, failed, abandoned, not_found: the upstream does not have the blob, dropped: not cachable and nobody to relay it to)', labelNames: ['result'] as const, registers: [this.registry] });
   readonly tokenRequests = new Counter({ name: 'acr_mirror_token_requests_total', help: 'Bearer token requests to each upstream token service, by result', labelNames: ['upstream', 'result'] as const, registers: [this.registry] });
   readonly upstreamErrors = new Counter({ name: 'acr_mirror_upstream_errors_total', help: 'Failed upstream exchanges by upstream and kind', labelNames: ['upstream', 'kind'] as const, registers: [this.registry] });
   readonly cacheWriteErrors = new Counter({ name: 'acr_mirror_cache_write_errors_total', help: 'Blob fills that could not write the cache (disk full, read-only...) and relayed instead', labelNames: ['code'] as const, registers: [this.registry] });

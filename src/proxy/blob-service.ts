@@ -5,11 +5,16 @@ import type { BlobReader, BlobStore } from '../cache/blob-store.js';
 import type { Fill } from '../cache/fill.js';
 import type { BlobFills, JoinedFill } from '../cache/inflight.js';
 import type { BlobSource } from '../cache/fill.js';
+import { RegistryError } from '../http/errors.js';
 import type { StreamedBody } from '../http/stream-response.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ByteRange } from '../http/range.js';
 import type { MissRouting } from './miss-routing.js';
 import type { UpstreamTarget } from './target.js';
+
+const MiB = 1024 * 1024;
+/** Fills of smaller blobs take about as long as a round trip: their bytes per second say nothing of throughput. */
+const THROUGHPUT_MIN_SIZE = MiB;
 
 export type CacheOutcome = 'hit' | 'miss' | 'joined' | 'stale';
 
@@ -165,28 +170,39 @@ export class BlobService {
       segments: target.client.fillPlan,
     };
     const source = this.opts.routing && !('peer' in starter) ? this.opts.routing.blobSource(target, digest, upstream) : upstream;
-    const onFinish = (finished: Fill) => this.#finished(finished, target);
+    const onFinish = (finished: Fill, ms: number) => this.#finished(finished, target, ms);
     const counted = (joining: JoinedFill) => {
       if (joining.joined) this.metrics.fillJoins.inc();
       return joining;
     };
     if ('client' in starter) return counted(this.fills.join(digest, source, starter, onFinish));
-    const signal = 'warm' in starter ? starter.warm : starter.peer;
-    return this.fills.joinWhenFree(digest, source, onFinish, signal).then(counted);
+    if ('warm' in starter) return this.fills.joinWhenFree(digest, source, onFinish, starter.warm).then(counted);
+    return this.fills.joinWhenFree(digest, source, onFinish, starter.peer, true).then(counted);
   }
 
-  #finished(fill: Fill, target: UpstreamTarget): void {
+  #finished(fill: Fill, target: UpstreamTarget, ms: number): void {
     const fields = { upstream: target.client.name, repo: target.repo, digest: fill.digest };
     if (fill.committed) {
       this.metrics.fills.inc({ result: 'committed' });
       this.metrics.fillSegments.observe(fill.segments);
-      this.log.info({ ...fields, size: fill.size, segments: fill.segments }, 'blob cached');
+      const bytesPerSecond = fill.size! / (Math.max(ms, 1) / 1000);
+      if (fill.size! >= THROUGHPUT_MIN_SIZE) this.metrics.fillThroughput.observe({ upstream: target.client.name }, bytesPerSecond);
+      const mibPerSecond = Math.round((bytesPerSecond / MiB) * 10) / 10;
+      this.log.info({ ...fields, size: fill.size, segments: fill.segments, ms: Math.round(ms), mibPerSecond }, 'blob cached');
     } else if (fill.state === 'done') {
       this.metrics.fills.inc({ result: 'relayed' });
       this.log.info({ ...fields, size: fill.size, reason: fill.relayReason }, 'blob relayed to its clients; not cached');
     } else if (fill.abandoned) {
       this.metrics.fills.inc({ result: 'abandoned' });
       this.log.info({ ...fields, received: fill.received, size: fill.size }, 'blob download abandoned: no client left reading it');
+    } else if (fill.dropped) {
+      // A prefetch or warm job the cache could not take, or a relay whose clients all left: no client misses it.
+      this.metrics.fills.inc({ result: 'dropped' });
+      this.log.debug({ ...fields, size: fill.size, reason: fill.relayReason }, 'blob not cached and nobody to relay it to; dropped');
+    } else if (fill.error instanceof RegistryError && fill.error.kind === 'BLOB_UNKNOWN') {
+      // The client is answered 404 BLOB_UNKNOWN (its request line says so): nothing went wrong here.
+      this.metrics.fills.inc({ result: 'not_found' });
+      this.log.debug({ ...fields, reason: fill.error.message }, 'blob not found upstream; nothing cached');
     } else {
       this.metrics.fills.inc({ result: 'failed' });
       this.log.error({ ...fields, err: fill.error?.message }, 'blob fill failed; nothing cached');

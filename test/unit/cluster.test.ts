@@ -124,6 +124,19 @@ describe('cluster: a miss is fetched once, by the owner of its digest', () => {
     expect(await metric(manifestOwner.other, 'acr_mirror_cluster_forwarded_total{kind="manifest"}')).toBe(1);
   });
 
+  it('an owner whose cache has no room for the blob relays it to the forwarding member (not dropped as a prefetch would be)', async () => {
+    fake = new FakeUpstream();
+    const img = fake.add(makeImage('team/app', 'v1', [3 * MiB]));
+    replicas = await startCluster(fake, 2, { config: { storage: { max_size: '1MiB' } } });
+    const [layer, bytes] = [...img.blobs].at(-1)!;
+    const { other } = roles(layer);
+
+    expect((await pull(other, 'team/app', layer)).equals(bytes)).toBe(true);
+    expect(upstreamBlobBytes(fake, layer, bytes.length)).toBe(bytes.length);
+    expect(await metric(other, 'acr_mirror_cluster_forwarded_total{kind="blob"}')).toBe(1);
+    expect(await metric(other, 'acr_mirror_cluster_owner_unreachable_total')).toBe(0);
+  });
+
   it('concurrent pulls through three replicas share the owner\'s one download', async () => {
     fake = new FakeUpstream();
     const img = fake.add(makeImage('team/app', 'v1', [4 * MiB, 2 * MiB, 1 * MiB]));

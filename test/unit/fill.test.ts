@@ -8,6 +8,8 @@ import { FsBlobStore } from '../../src/cache/fs-blob-store.js';
 import { Fill, type BlobSource } from '../../src/cache/fill.js';
 import { cacheLayout } from '../../src/cache/layout.js';
 import { MemoryBlobStore } from '../../src/cache/memory-blob-store.js';
+import { DigestHasher } from '../../src/cache/digest.js';
+import { PlacedBytes } from '../../src/cache/placed-bytes.js';
 import { Slots } from '../../src/util/slots.js';
 import { eventually } from '../support/eventually.js';
 import { randomBlob, sha256 } from '../support/fake-upstream.js';
@@ -110,12 +112,28 @@ describe('Fill relay mode (cache not writable)', () => {
       throw Object.assign(new Error('EROFS: read-only file system'), { code: 'EROFS' });
     };
     const fill = new Fill(sha256(blob), source(blob), store, { timeoutMs: 30_000, maxResumes: 0, log: pino({ level: 'silent' }) });
+    const leave = fill.hold(true); // as a client request does until it reads
     const running = fill.run();
     await fill.ready;
-    expect((await collect(fill.reader())).equals(blob)).toBe(true);
+    const reader = fill.reader();
+    leave();
+    expect((await collect(reader)).equals(blob)).toBe(true);
     await running;
     expect(fill.committed).toBe(false);
     expect(fill.joinable).toBe(false);
+  });
+
+  it('stops at once, dropped, when it cannot cache and nobody is there to relay to (a prefetch, a warm job)', async () => {
+    const blob = randomBlob(3 * 1024 * 1024, 10);
+    store.createWriter = async () => {
+      throw Object.assign(new Error('EROFS: read-only file system'), { code: 'EROFS' });
+    };
+    const fill = new Fill(sha256(blob), source(blob), store, { timeoutMs: 30_000, maxResumes: 0, log: pino({ level: 'silent' }) });
+    const leave = fill.hold(); // waits for the commit without reading
+    await fill.run();
+    leave();
+    expect([fill.state, fill.dropped, fill.abandoned]).toEqual(['failed', true, false]);
+    expect(fill.received, 'no body byte was taken').toBe(0);
   });
 
   it('still cuts readers short when the relayed bytes do not match the digest', async () => {
@@ -124,9 +142,12 @@ describe('Fill relay mode (cache not writable)', () => {
       throw Object.assign(new Error('EROFS'), { code: 'EROFS' });
     };
     const fill = new Fill(sha256(Buffer.from('something else')), source(blob), store, { timeoutMs: 30_000, maxResumes: 0, log: pino({ level: 'silent' }) });
+    const leave = fill.hold(true);
     const running = fill.run();
     await fill.ready;
-    await expect(collect(fill.reader())).rejects.toThrow(/does not match its digest/);
+    const reader = fill.reader();
+    leave();
+    await expect(collect(reader)).rejects.toThrow(/does not match its digest/);
     await running;
     expect(fill.state).toBe('failed');
   });
@@ -215,5 +236,35 @@ describe('Fill', () => {
     // read back from the writer in 256 KiB reads; from memory the first piece would end where its chunk ends
     expect(reads[0]).toBe(256 * 1024);
     expect(await memory.stat(sha256(blob))).toEqual({ size: blob.length });
+  });
+});
+
+describe('PlacedBytes (the segments of a ranged fill)', () => {
+  it('hands on the bytes that grew the hashed prefix, each once and in order, reading back only those that landed past a gap', async () => {
+    const blob = randomBlob(1_000_000, 24);
+    const writer = await new MemoryBlobStore().createWriter(sha256(blob));
+    let readBack = 0;
+    const read = writer.read.bind(writer);
+    writer.read = async (buffer, position) => {
+      const n = await read(buffer, position);
+      readBack += n;
+      return n;
+    };
+    const hasher = new DigestHasher(sha256(blob));
+    const handed: Buffer[] = [];
+    const prefixes: number[] = [];
+    const placed = new PlacedBytes(writer, hasher, (prefix, bytes) => {
+      prefixes.push(prefix);
+      handed.push(...bytes);
+    });
+    await placed.place(600_000, [blob.subarray(600_000, 800_000), blob.subarray(800_000)]);
+    await placed.place(0, [blob.subarray(0, 300_000)]);
+    await placed.place(300_000, [blob.subarray(300_000, 600_000)]);
+    expect(Buffer.concat(handed).equals(blob)).toBe(true);
+    expect(prefixes[0]).toBe(300_000);
+    expect(prefixes.at(-1)).toBe(blob.length);
+    // Only the segment that landed ahead of the prefix is read back; the others are hashed as they land.
+    expect(readBack).toBe(400_000);
+    expect(hasher.verify()).toHaveProperty('verified');
   });
 });

@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeUpstream, type FakeImage, makeImage, makeIndex } from '../support/fake-upstream.js';
 import { eventually } from '../support/eventually.js';
@@ -102,6 +104,28 @@ describe('layers fetched ahead', () => {
     }
     expect(await prefetches('dropped')).toBe(4);
     expect(fake.calls.filter((c) => c.host === 'oss.test')).toHaveLength(0);
+  });
+
+  it('drops prefetches that find no room under storage.max_size quietly: not relayed to nobody, not a failed fill', async () => {
+    const levels: number[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        levels.push((JSON.parse(chunk.toString()) as { level: number }).level);
+        done();
+      },
+    });
+    m = await startTestMirror(fake, {
+      config: { cache: { prefetch_concurrency: 1 }, storage: { dir: 'data', max_size: '150000' } },
+      log: pino({ level: 'debug' }, sink),
+    });
+    await getManifest();
+    await m.mirror.fills.settled();
+    // The config and the 100 KB layer fit; the 300 KB and 200 KB layers cannot.
+    for (const [digest, bytes] of img.blobs) expect(existsSync(blobFile(digest)), digest).toBe(bytes.length <= 100_000);
+    expect(await prefetches('dropped')).toBe(2);
+    const fills = (await m.mirror.metrics.fills.get()).values.map((v) => [v.labels.result, v.value]);
+    expect(Object.fromEntries(fills)).toEqual({ committed: 2, dropped: 2 });
+    expect(levels.filter((level) => level >= 40)).toEqual([]);
   });
 
   it('starts nothing with cache.prefetch = false, nor for an index', async () => {
