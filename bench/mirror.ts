@@ -19,11 +19,16 @@ export interface MirrorOptions {
   nodeArgs?: readonly string[];
   /** Keys set in [upstreams.acr] and [cache] besides the defaults, e.g. { upstream: { fill_connections: 1 } }. */
   settings?: MirrorSettings;
+  /** Extra environment variables (e.g. the OSS access key named by [storage.oss]). */
+  env?: Record<string, string>;
 }
 
 export interface MirrorSettings {
   upstream?: Record<string, number | boolean | string>;
   cache?: Record<string, number | boolean | string>;
+  storage?: Record<string, number | boolean | string>;
+  /** A [storage.oss] table (with storage.backend = "oss"). */
+  oss?: Record<string, number | boolean | string>;
 }
 
 export interface ProcMemory {
@@ -61,7 +66,7 @@ export async function startBenchMirror(opts: MirrorOptions): Promise<BenchMirror
   let child: ChildProcess;
   try {
     child = spawn(process.execPath, [...(opts.nodeArgs ?? []), MAIN, '--config', configPath, 'serve', '--listen', '127.0.0.1:0'], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_PROXY: '127.0.0.1,localhost', ACR_PASSWORD: opts.upstream.credentials.password },
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_PROXY: '127.0.0.1,localhost', ACR_PASSWORD: opts.upstream.credentials.password, ...opts.env },
       stdio: ['ignore', fd, fd],
     });
   } finally {
@@ -102,7 +107,7 @@ function mirrorToml(dataDir: string, up: MirrorOptions['upstream'], settings: Mi
   const keys = (values: Record<string, unknown> = {}) => Object.entries(values).map(([k, v]) => `${k} = ${JSON.stringify(v)}\n`).join('');
   return `[storage]
 dir = ${JSON.stringify(dataDir)}
-[log]
+${keys(settings.storage)}${settings.oss ? `[storage.oss]\n${keys(settings.oss)}` : ''}[log]
 level = "info"
 [cache]
 ${keys(settings.cache)}[upstreams.acr]

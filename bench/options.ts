@@ -64,7 +64,7 @@ const QUICK: Sizes = {
   scaleStarts: 3,
 };
 
-export const SCENARIO_IDS = [1, 2, 3, 4, 5, 6, 7] as const;
+export const SCENARIO_IDS = [1, 2, 3, 4, 5, 6, 7, 8] as const;
 
 export interface Options {
   only: number[];

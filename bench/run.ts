@@ -9,11 +9,12 @@ import { coldPull } from './scenarios/cold-pull.js';
 import { fanOut } from './scenarios/fan-out.js';
 import { manifests } from './scenarios/manifests.js';
 import { memory } from './scenarios/memory.js';
+import { ossBackend } from './scenarios/oss-backend.js';
 import { scale } from './scenarios/scale.js';
 import { warmBlob } from './scenarios/warm-blob.js';
 import { startStack } from './stack.js';
 
-const SCENARIOS: readonly Scenario[] = [warmBlob, coldPull, fanOut, manifests, memory, scale, cappedPull];
+const SCENARIOS: readonly Scenario[] = [warmBlob, coldPull, fanOut, manifests, memory, scale, cappedPull, ossBackend];
 const REPO = resolve(import.meta.dirname, '..');
 
 const options = parseOptions(process.argv.slice(2));

@@ -15,7 +15,7 @@ export interface Stack {
   /** A new empty directory under the run's temp dir. */
   newDir(name: string): Promise<string>;
   /** A mirror with a fresh cache, or on dataDir (kept across stop) for restart runs; of `up` unless told another. */
-  startMirror(dataDir?: string, opts?: { upstream?: Upstream; settings?: MirrorSettings }): Promise<BenchMirror>;
+  startMirror(dataDir?: string, opts?: { upstream?: Upstream; settings?: MirrorSettings; env?: Record<string, string> }): Promise<BenchMirror>;
   /** Distribution in proxy mode with empty storage, of `up` unless told another. */
   startDistributionProxy(upstream?: Upstream): Promise<DistributionProxy>;
   /** Another upstream (stopped with the stack), e.g. one whose OSS is capped per connection. */
@@ -57,7 +57,9 @@ export async function startStack(opts: { cpuProfDir: string | null }): Promise<S
       async startMirror(dataDir, opts = {}) {
         const dir = await newDir('mirror');
         const upstream = opts.upstream ?? up;
-        return tracked(await startBenchMirror({ dir, dataDir: dataDir ?? join(dir, 'data'), upstream, nodeArgs, ...(opts.settings ? { settings: opts.settings } : {}) }));
+        return tracked(
+          await startBenchMirror({ dir, dataDir: dataDir ?? join(dir, 'data'), upstream, nodeArgs, ...(opts.settings ? { settings: opts.settings } : {}), ...(opts.env ? { env: opts.env } : {}) }),
+        );
       },
       async startDistributionProxy(upstream = up) {
         return tracked(await startDistributionProxy(await newDir('distribution'), upstream));
