@@ -5,6 +5,7 @@ import { isDigest } from '../oci/digest.js';
 import { isManifestMediaType, MAX_MANIFEST_BYTES } from '../oci/media-types.js';
 import { parseName, parseReference } from '../oci/reference.js';
 import type { StoredManifest } from './manifest-store.js';
+import type { OssObserver } from '../observability/oss-metrics.js';
 import { bucketKeyPrefix, isAlreadyExists, isNotFound, ossCall, ossClient, type OssSettings, withRetries } from './oss-client.js';
 
 /** What a replica last learnt from the upstream about a tag. */
@@ -18,6 +19,8 @@ export interface SharedTag {
 export type OssManifestStoreOptions = OssSettings & {
   /** Keys live under it ("" or e.g. "mirror/"), as the blobs do. */
   prefix: string;
+  /** Told of every request (the OSS metrics). */
+  observer?: OssObserver;
 };
 
 /** A tag object is a few hundred bytes; anything much larger under a tag key is not one. */
@@ -112,7 +115,7 @@ export class OssManifestStore {
   }
 
   #call<T>(operation: string, key: string, call: (client: OSS) => Promise<T>): Promise<T> {
-    return ossCall(operation, this.opts.bucket, key, () => call(this.#client));
+    return ossCall(operation, this.opts.bucket, key, () => call(this.#client), this.opts.observer);
   }
 
   /** The object's bytes and Content-Type, or null if there is none; more than `cap` bytes is a wrong object. */

@@ -53,14 +53,16 @@ async function replica(now: number): Promise<TestMirror> {
   return r;
 }
 
-/** Replica A pulls the image (manifest by tag, then its blobs) and stops, its bucket writes done. */
-async function pullThroughReplicaA(): Promise<void> {
+/** Replica A pulls the image (manifest by tag, then its blobs) and stops, its bucket writes done; its PutObjects then. */
+async function pullThroughReplicaA(): Promise<number> {
   const a = await replica(T0);
   const res = await a.request('/v2/team/app/manifests/v1', { headers: { Accept: OCI } });
   expect(res.status).toBe(200);
   for (const digest of img.blobs.keys()) expect((await a.request(`/v2/team/app/blobs/${digest}`)).status).toBe(200);
   replicas.splice(replicas.indexOf(a), 1);
   await a.close();
+  const puts = (await a.mirror.metrics.ossRequests.get()).values.find((v) => v.labels.operation === 'PutObject' && v.labels.result === 'ok');
+  return puts?.value ?? 0;
 }
 
 const manifestRequests = () => fake.count({ host: 'registry.test', pathIncludes: '/manifests/', authorized: true });
@@ -70,11 +72,13 @@ const logged = (msg: string) => logLines.filter((l) => l.msg === msg);
 
 describe('manifests and tags shared in the bucket', () => {
   it('are written by the replica that fetched them: the manifest under its digest with its media type, the tag as a record', async () => {
-    await pullThroughReplicaA();
+    const puts = await pullThroughReplicaA();
     expect(f.oss.objectBytes(manifestKey)?.equals(img.manifest)).toBe(true);
     const head = await f.client.head(manifestKey);
     expect(head.res.headers['content-type']).toBe(OCI);
     expect(bucketTag()).toEqual({ digest: img.manifestDigest, mediaType: OCI, checkedAt: T0 });
+    // The OSS metrics count these writes too (beside the blobs' uploads).
+    expect(puts).toBe(img.blobs.size + 2);
   });
 
   it('are served by a fresh replica with the upstream down, by tag and by digest, with their media type', async () => {
