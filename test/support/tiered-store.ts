@@ -5,7 +5,12 @@ import { pino } from 'pino';
 import { FsBlobStore } from '../../src/cache/fs-blob-store.js';
 import { type CacheLayout, cacheLayout } from '../../src/cache/layout.js';
 import { TieredBlobStore, type TieredStoreOptions } from '../../src/cache/tiered-blob-store.js';
-import { ossStoreFixture, type OssStoreFixture } from './oss-store.js';
+import { OSS_PREFIX, ossStoreFixture, type OssStoreFixture } from './oss-store.js';
+
+/** A blob's key in the fixture's bucket. */
+export const keyOf = (digest: string) => `${OSS_PREFIX}blobs/sha256/${digest.slice(7)}`;
+/** A blob's local copy, relative to the cache directory. */
+export const localFile = (digest: string) => `blobs/sha256/${digest.slice(7, 9)}/${digest.slice(7)}`;
 
 /** The OSS store fixture with a local disk in front of its bucket: a TieredBlobStore, its log lines, and its files. */
 export interface TieredStoreFixture {
