@@ -44,6 +44,11 @@ export interface Cache {
   fills: BlobFills;
   /** Readiness checks by name: each resolves when its part of the cache works, or throws why not. */
   readiness: Record<string, () => void | Promise<void>>;
+  /**
+   * Checks /readyz reports that never fail readiness: the bucket. Without it a replica serves its disk and the
+   * upstream; failing readiness would take every replica out of the Service at once during an OSS outage.
+   */
+  reported: Record<string, () => Promise<void>>;
   /** Stops the background work and closes the database (after everything else using it was closed). */
   close(): Promise<void>;
 }
@@ -139,8 +144,9 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
           throw new Error((err as Error).message); // reported by its message, not SQLite's code
         }
       },
-      ...storeReadiness(store),
+      cacheDir: () => (store instanceof TieredBlobStore ? store.local : store).probe(),
     },
+    reported: store instanceof TieredBlobStore ? { bucket: () => store.shared.probe() } : {},
     async close() {
       if (gcTimer) clearInterval(gcTimer);
       if (store instanceof TieredBlobStore) await store.copiesEnded();
@@ -151,12 +157,6 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
       db.close();
     },
   };
-}
-
-/** The cache directory can be written; with the bucket behind it, the bucket answers too. */
-function storeReadiness(store: BlobStore): Record<string, () => Promise<void>> {
-  if (!(store instanceof TieredBlobStore)) return { cacheDir: () => store.probe() };
-  return { cacheDir: () => store.local.probe(), bucket: () => store.shared.probe() };
 }
 
 /** Keeps the blobs under storage.max_size, if set: told of every commit, and run once now if over already. */

@@ -8,7 +8,7 @@ import type { OssBlobWriter } from './oss-blob-writer.js';
 /**
  * Writes through the bucket writer (which spools to the local writer's file); commits the bucket first, then the
  * disk. If the bucket fails (after the retries), the fill goes on to the disk only: the disk is committed once
- * verified, and the bucket's upload is never completed (close() aborts it). Other failures fail the fill.
+ * verified, and the bucket's upload is never completed (it is aborted, best-effort). Other failures fail the fill.
  */
 export class TieredBlobWriter implements BlobWriter {
   #bucketFailed = false;
@@ -53,6 +53,8 @@ export class TieredBlobWriter implements BlobWriter {
       }
     }
     await this.local.commit(verified);
+    // The upload is aborted now rather than at close(): a fill's readers may hold the writer open for long.
+    if (this.#bucketFailed) await this.shared.abort();
   }
 
   async abort(): Promise<void> {
