@@ -74,7 +74,7 @@ export function openBlobStore(
   const local = new FsBlobStore(layout);
   if (!oss) return { store: local, index: new BlobIndex(db, now).follow(local) };
   const shared = new OssBlobStore({ ...ossStoreOptions(oss, layout.tmp), ...(observer ? { observer } : {}) });
-  const store = new TieredBlobStore(local, shared, { log, ...(shareWrites ? { shareWrites } : {}) });
+  const store = new TieredBlobStore(local, shared, { log, now, ...(shareWrites ? { shareWrites } : {}) });
   return { store, index: new BlobIndex(db, now).follow(store) };
 }
 

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { BlobInfo, BlobReader, BlobStore, BlobStoreEvents, BlobWriter, Leftover } from './blob-store.js';
-import { BucketFaultLog } from './bucket-fault-log.js';
+import { BucketFaults } from './bucket-faults.js';
 import type { FillSpace } from './fill-options.js';
 import type { FsBlobStore } from './fs-blob-store.js';
 import { CopyingReader, LocalCopy } from './local-copy.js';
@@ -15,6 +15,8 @@ export interface TieredStoreOptions {
   log: Logger;
   /** Whether a writer of digest uploads to the bucket too (default: always); otherwise it writes the local disk only. */
   shareWrites?: (digest: string) => boolean;
+  /** The clock of the bucket's rest after a failure (default Date.now). */
+  now?: () => number;
 }
 
 /**
@@ -25,13 +27,14 @@ export interface TieredStoreOptions {
  * disk's only, so eviction and gc never delete a blob from the bucket, and start-up reconciliation walks the
  * disk, not the bucket. Events are the disk's: the blob index describes the local copies. A bucket that fails
  * (OSS down, timing out, 5xx) never fails a request the disk or the upstream can answer: a lookup counts as a miss
- * (the fill goes to the upstream), a fill's upload is given up and the blob kept on the disk only.
+ * (the fill goes to the upstream), a fill's upload is given up and the blob kept on the disk only; then the bucket
+ * rests a while (BUCKET_REST_MS), asked by neither.
  */
 export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements BlobStore {
   /** Copies from the bucket to the disk running now, by digest: each resolves once committed or given up. */
   readonly #copying = new Map<string, Promise<void>>();
   #space: FillSpace | null = null;
-  readonly #faults: BucketFaultLog;
+  readonly #faults: BucketFaults;
 
   constructor(
     readonly local: FsBlobStore,
@@ -39,7 +42,7 @@ export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements Bl
     private readonly opts: TieredStoreOptions,
   ) {
     super();
-    this.#faults = new BucketFaultLog(opts.log);
+    this.#faults = new BucketFaults(opts.log, opts.now);
     local.on('commit', (blob) => this.emit('commit', blob));
     local.on('delete', (digest) => this.emit('delete', digest));
   }
@@ -59,12 +62,13 @@ export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements Bl
     return shared && new CopyingReader(shared, () => this.#startCopy(digest, shared.size));
   }
 
-  /** A bucket read; a bucket that fails (not a 404, already null) is logged and taken as not having the blob. */
+  /** A bucket read; a bucket that fails (not a 404, already null) or rests is taken as not having the blob. */
   async #fromBucket<T>(digest: string, read: () => Promise<T | null>): Promise<T | null> {
+    if (this.#faults.resting) return null;
     try {
       return await read();
     } catch (err) {
-      this.#faults.report('lookup', digest, err);
+      this.#faults.failed('lookup', digest, err);
       return null;
     }
   }
@@ -88,7 +92,7 @@ export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements Bl
 
   async createWriter(digest: string): Promise<BlobWriter> {
     const local = await this.local.createWriter(digest);
-    if (!(this.opts.shareWrites?.(digest) ?? true)) return local;
+    if (!(this.opts.shareWrites?.(digest) ?? true) || this.#faults.resting) return local;
     return new TieredBlobWriter(this.shared.writerOver(local), local, this.#faults);
   }
 
@@ -126,6 +130,6 @@ export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements Bl
 
   /** A link into the bucket, for a blob the bucket has (not one only on the disk or in a running fill). */
   async presignedUrl(digest: string, ttlMs: number): Promise<string | null> {
-    return (await this.shared.stat(digest)) ? this.shared.presignedUrl(digest, ttlMs) : null;
+    return (await this.#fromBucket(digest, () => this.shared.stat(digest))) ? this.shared.presignedUrl(digest, ttlMs) : null;
   }
 }

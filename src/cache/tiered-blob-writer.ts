@@ -1,5 +1,5 @@
 import type { BlobWriter } from './blob-store.js';
-import type { BucketFaultLog } from './bucket-fault-log.js';
+import type { BucketFaults } from './bucket-faults.js';
 import type { VerifiedDigest } from './digest.js';
 import type { FsBlobWriter } from './fs-blob-io.js';
 import { OssStoreError } from './oss-client.js';
@@ -16,7 +16,7 @@ export class TieredBlobWriter implements BlobWriter {
   constructor(
     private readonly shared: OssBlobWriter,
     private readonly local: FsBlobWriter,
-    private readonly faults: BucketFaultLog,
+    private readonly faults: BucketFaults,
   ) {}
 
   get digest(): string {
@@ -70,6 +70,6 @@ export class TieredBlobWriter implements BlobWriter {
   #giveUpBucket(err: unknown): void {
     if (!(err instanceof OssStoreError)) throw err;
     this.#bucketFailed = true;
-    this.faults.report('upload', this.digest, err);
+    this.faults.failed('upload', this.digest, err);
   }
 }

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BUCKET_REST_MS } from '../../src/cache/bucket-faults.js';
 import { FakeUpstream, type FakeImage, makeImage } from '../support/fake-upstream.js';
 import { startTestMirror, type TestMirror } from '../support/mirror.js';
 import { OSS_ENV, ossMirrorConfig, resolveLocalhostSubdomains } from '../support/oss-mirror.js';
@@ -10,12 +11,15 @@ let f: OssStoreFixture;
 let fake: FakeUpstream;
 let m: TestMirror;
 let image: FakeImage;
+/** How far the mirror's clock is ahead of the real one. */
+let ahead = 0;
 
 beforeEach(async () => {
   f = await ossStoreFixture();
   fake = new FakeUpstream();
   image = fake.add(makeImage('team/app', 'v1', [350 * 1024, 2000], 11));
-  m = await startTestMirror(fake, { config: ossMirrorConfig(f), env: OSS_ENV });
+  ahead = 0;
+  m = await startTestMirror(fake, { config: ossMirrorConfig(f), env: OSS_ENV, now: () => Date.now() + ahead });
 });
 afterEach(async () => {
   await m.close();
@@ -54,7 +58,7 @@ describe('a mirror whose bucket fails serves what the upstream can answer', () =
     await pullsFromDisk(image);
   });
 
-  it('keeps blobs on the disk only while the bucket answers 5xx; once back, the next new blob goes to both', async () => {
+  it('keeps blobs on the disk only while the bucket answers 5xx; once back (and rested), the next new blob goes to both', async () => {
     let down = true;
     f.oss.faults.failNext(Infinity, () => down);
     await pull(image);
@@ -63,6 +67,7 @@ describe('a mirror whose bucket fails serves what the upstream can answer', () =
     await pullsFromDisk(image);
 
     down = false;
+    ahead = BUCKET_REST_MS;
     const next = fake.add(makeImage('team/next', 'v1', [250 * 1024], 12));
     await pull(next);
     for (const [digest, bytes] of next.blobs) expect(f.oss.objectBytes(keyOf(digest))?.equals(bytes)).toBe(true);

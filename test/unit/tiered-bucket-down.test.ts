@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BUCKET_REST_MS } from '../../src/cache/bucket-faults.js';
 import type { OssOperation } from '../support/oss-faults.js';
 import { fillOf, gatedSource, verified } from '../support/gated-source.js';
 import { randomBlob, sha256 } from '../support/fake-upstream.js';
@@ -9,8 +10,11 @@ import { TEST_PART_SIZE } from '../support/oss-store.js';
 import { keyOf, localFile, tieredStoreFixture, type TieredStoreFixture } from '../support/tiered-store.js';
 
 let t: TieredStoreFixture;
+/** How far the store's clock is ahead of the real one. */
+let ahead = 0;
 beforeEach(async () => {
-  t = await tieredStoreFixture();
+  ahead = 0;
+  t = await tieredStoreFixture({ now: () => Date.now() + ahead });
 });
 afterEach(() => t.cleanup());
 
@@ -42,10 +46,37 @@ describe('TieredBlobStore with the bucket failing: the local disk carries on alo
     await t.f.oss.close();
     expect(await t.store.stat(sha256(blob))).toBeNull();
     expect(await t.store.open(sha256(blob))).toBeNull();
-    expect(await t.store.stat(sha256(randomBlob(10, 71)))).toBeNull();
-    const lines = warned('bucket lookup failed: taken as a miss');
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ digest: sha256(blob), err: expect.stringMatching(/HeadObject .*ECONNREFUSED/) });
+    const lines = () => warned('bucket lookup failed: taken as a miss');
+    expect(lines()).toHaveLength(1);
+    expect(lines()[0]).toMatchObject({ digest: sha256(blob), err: expect.stringMatching(/HeadObject .*ECONNREFUSED/) });
+    ahead = BUCKET_REST_MS;
+    expect(await t.store.stat(sha256(blob))).toBeNull();
+    expect(lines()).toHaveLength(1);
+    ahead = 61_000;
+    expect(await t.store.stat(sha256(blob))).toBeNull();
+    expect(lines()).toHaveLength(2);
+    expect(lines()[1]).toMatchObject({ repeatedSinceLastLine: 1 });
+  });
+
+  it('leaves a stalling bucket alone for a while after a timeout: lookups are misses and fills go to the disk only, then asks it again', async () => {
+    const store = t.newStore({ now: () => Date.now() + ahead, oss: { timeoutMs: 300 } });
+    t.f.oss.faults.stallNext(1, (r) => r.operation === 'HeadObject');
+    const blob = randomBlob(2 * TEST_PART_SIZE + 1, 83);
+    expect(await store.stat(sha256(blob))).toBeNull();
+    const asked = () => (['HeadObject', 'GetObject', 'InitiateMultipartUpload', 'PutObject'] as const).map((op) => t.f.oss.faults.count(op));
+    const before = asked();
+    expect(await store.open(sha256(blob))).toBeNull();
+    const fill = fillOf(sha256(blob), gatedSource(blob), store);
+    await fill.run();
+    expect(fill.committed).toBe(true);
+    expect(asked()).toEqual(before);
+    expect(t.f.bucketResidue()).toEqual([]);
+
+    ahead = BUCKET_REST_MS;
+    const next = randomBlob(TEST_PART_SIZE + 2, 84);
+    const again = fillOf(sha256(next), gatedSource(next), store);
+    await again.run();
+    expect(t.f.oss.objectBytes(keyOf(sha256(next)))?.equals(next)).toBe(true);
   });
 
   it('takes a bucket answering 5xx to lookups as a miss', async () => {
@@ -66,6 +97,7 @@ describe('TieredBlobStore with the bucket failing: the local disk carries on alo
     expect(warned('bucket upload failed: the blob is kept on the local disk only')).toHaveLength(1);
 
     down = false;
+    ahead = BUCKET_REST_MS;
     const next = randomBlob(3 * TEST_PART_SIZE + 5, 75);
     const digest = await fillLocally(next);
     expect(t.f.oss.objectBytes(keyOf(digest))?.equals(next)).toBe(true);
