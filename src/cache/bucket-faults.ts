@@ -8,7 +8,7 @@ const LOG_WINDOW_MS = 60_000;
  */
 export const BUCKET_REST_MS = 30_000;
 
-/** What the mirror did without the bucket: it looked a blob up elsewhere, or kept a fill on the local disk only. */
+/** What the mirror did without the bucket: it looked a blob or manifest up elsewhere, or kept a fill on the local disk only. */
 export type BucketFallback = 'lookup' | 'upload';
 
 const MESSAGES: Record<BucketFallback, string> = {
@@ -37,10 +37,11 @@ export class BucketFaults {
     return this.now() < this.#restingUntil;
   }
 
-  failed(fallback: BucketFallback, digest: string, err: unknown): void {
+  /** fields say what was looked up or uploaded (a digest; an upstream, repository and tag). */
+  failed(fallback: BucketFallback, fields: Record<string, string>, err: unknown): void {
     this.#restingUntil = this.now() + BUCKET_REST_MS;
     const since = this.#limiter.admit(fallback);
     if (since === null) return;
-    this.log.warn({ digest, err: (err as Error).message, ...(since ? { repeatedSinceLastLine: since } : {}) }, MESSAGES[fallback]);
+    this.log.warn({ ...fields, err: (err as Error).message, ...(since ? { repeatedSinceLastLine: since } : {}) }, MESSAGES[fallback]);
   }
 }

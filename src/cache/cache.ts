@@ -90,7 +90,9 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
   await store.prepare();
   const manifestStore = new ManifestStore(db, now);
   const oss = config.storage.oss;
-  const sharedManifests = oss && new SharedManifests(new OssManifestStore({ ...ossStoreOptions(oss, cacheLayout(dir).tmp), observer: ossObserver(metrics) }), manifestStore, { log, now });
+  const sharedManifests = oss && store instanceof TieredBlobStore
+    ? new SharedManifests(new OssManifestStore({ ...ossStoreOptions(oss, cacheLayout(dir).tmp), observer: ossObserver(metrics) }), manifestStore, { log, now, faults: store.bucketFaults })
+    : undefined;
   // In the background: start-up stays fast with a large cache. It snapshots the rows before listing the disk, so
   // blobs committed or evicted meanwhile are never mistaken for inconsistencies.
   void reconcile(index, store, manifestStore, log).catch((err: unknown) => log.error({ err: (err as Error).message }, 'cache reconciliation failed'));

@@ -34,7 +34,8 @@ export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements Bl
   /** Copies from the bucket to the disk running now, by digest: each resolves once committed or given up. */
   readonly #copying = new Map<string, Promise<void>>();
   #space: FillSpace | null = null;
-  readonly #faults: BucketFaults;
+  /** The bucket's failures and rest, shared with the manifests in the bucket (SharedManifests). */
+  readonly bucketFaults: BucketFaults;
 
   constructor(
     readonly local: FsBlobStore,
@@ -42,7 +43,7 @@ export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements Bl
     private readonly opts: TieredStoreOptions,
   ) {
     super();
-    this.#faults = new BucketFaults(opts.log, opts.now);
+    this.bucketFaults = new BucketFaults(opts.log, opts.now);
     local.on('commit', (blob) => this.emit('commit', blob));
     local.on('delete', (digest) => this.emit('delete', digest));
   }
@@ -64,11 +65,11 @@ export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements Bl
 
   /** A bucket read; a bucket that fails (not a 404, already null) or rests is taken as not having the blob. */
   async #fromBucket<T>(digest: string, read: () => Promise<T | null>): Promise<T | null> {
-    if (this.#faults.resting) return null;
+    if (this.bucketFaults.resting) return null;
     try {
       return await read();
     } catch (err) {
-      this.#faults.failed('lookup', digest, err);
+      this.bucketFaults.failed('lookup', { digest }, err);
       return null;
     }
   }
@@ -92,8 +93,8 @@ export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements Bl
 
   async createWriter(digest: string): Promise<BlobWriter> {
     const local = await this.local.createWriter(digest);
-    if (!(this.opts.shareWrites?.(digest) ?? true) || this.#faults.resting) return local;
-    return new TieredBlobWriter(this.shared.writerOver(local), local, this.#faults);
+    if (!(this.opts.shareWrites?.(digest) ?? true) || this.bucketFaults.resting) return local;
+    return new TieredBlobWriter(this.shared.writerOver(local), local, this.bucketFaults);
   }
 
   /** Removes the local copy only: the bucket keeps the blob. */

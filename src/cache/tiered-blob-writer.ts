@@ -70,6 +70,6 @@ export class TieredBlobWriter implements BlobWriter {
   #giveUpBucket(err: unknown): void {
     if (!(err instanceof OssStoreError)) throw err;
     this.#bucketFailed = true;
-    this.faults.failed('upload', this.digest, err);
+    this.faults.failed('upload', { digest: this.digest }, err);
   }
 }

@@ -58,6 +58,16 @@ describe('a mirror whose bucket fails serves what the upstream can answer', () =
     await pullsFromDisk(image);
   });
 
+  it('asks a bucket that does not answer once: after its timeout the bucket rests, manifests and blobs come from the upstream', async () => {
+    await m.close();
+    m = await startTestMirror(fake, { config: ossMirrorConfig(f, {}, { timeout: '1s' }), env: OSS_ENV, now: () => Date.now() + ahead });
+    f.oss.faults.stallNext(Infinity);
+    await pull(image);
+    await pull(fake.add(makeImage('team/other', 'v2', [1000], 13)));
+    // One lookup waited for its timeout; the rest were misses without asking (writes run in the background).
+    expect(f.oss.faults.stalled.filter((op) => op === 'GetObject' || op === 'HeadObject')).toEqual(['GetObject']);
+  });
+
   it('keeps blobs on the disk only while the bucket answers 5xx; once back (and rested), the next new blob goes to both', async () => {
     let down = true;
     f.oss.faults.failNext(Infinity, () => down);
