@@ -128,7 +128,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
   app.use('/v2', authorize(access));
   app.use('/v2/*', authorize(access));
   app.use('/metrics', authorize(access));
-  app.route('/', opsApi({ checks: cache.readiness, metrics, upstreams: upstreams.states }));
+  app.route('/', opsApi({ checks: cache.readiness, reported: cache.reported, metrics, upstreams: upstreams.states }));
   app.route('/', admin.app);
   if (config.cluster) {
     const target = (upstream: string, repo: string) => (clients.has(upstream) ? { client: clients.get(upstream)!, repo } : null);

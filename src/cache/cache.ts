@@ -44,6 +44,11 @@ export interface Cache {
   fills: BlobFills;
   /** Readiness checks by name: each resolves when its part of the cache works, or throws why not. */
   readiness: Record<string, () => void | Promise<void>>;
+  /**
+   * Checks /readyz reports that never fail readiness: the bucket. Without it a replica serves its disk and the
+   * upstream; failing readiness would take every replica out of the Service at once during an OSS outage.
+   */
+  reported: Record<string, () => Promise<void>>;
   /** Stops the background work and closes the database (after everything else using it was closed). */
   close(): Promise<void>;
 }
@@ -69,7 +74,7 @@ export function openBlobStore(
   const local = new FsBlobStore(layout);
   if (!oss) return { store: local, index: new BlobIndex(db, now).follow(local) };
   const shared = new OssBlobStore({ ...ossStoreOptions(oss, layout.tmp), ...(observer ? { observer } : {}) });
-  const store = new TieredBlobStore(local, shared, { log, ...(shareWrites ? { shareWrites } : {}) });
+  const store = new TieredBlobStore(local, shared, { log, now, ...(shareWrites ? { shareWrites } : {}) });
   return { store, index: new BlobIndex(db, now).follow(store) };
 }
 
@@ -85,7 +90,9 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
   await store.prepare();
   const manifestStore = new ManifestStore(db, now);
   const oss = config.storage.oss;
-  const sharedManifests = oss && new SharedManifests(new OssManifestStore({ ...ossStoreOptions(oss, cacheLayout(dir).tmp), observer: ossObserver(metrics) }), manifestStore, { log, now });
+  const sharedManifests = oss && store instanceof TieredBlobStore
+    ? new SharedManifests(new OssManifestStore({ ...ossStoreOptions(oss, cacheLayout(dir).tmp), observer: ossObserver(metrics) }), manifestStore, { log, now, faults: store.bucketFaults })
+    : undefined;
   // In the background: start-up stays fast with a large cache. It snapshots the rows before listing the disk, so
   // blobs committed or evicted meanwhile are never mistaken for inconsistencies.
   void reconcile(index, store, manifestStore, log).catch((err: unknown) => log.error({ err: (err as Error).message }, 'cache reconciliation failed'));
@@ -139,8 +146,9 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
           throw new Error((err as Error).message); // reported by its message, not SQLite's code
         }
       },
-      ...storeReadiness(store),
+      cacheDir: () => (store instanceof TieredBlobStore ? store.local : store).probe(),
     },
+    reported: store instanceof TieredBlobStore ? { bucket: () => store.shared.probe() } : {},
     async close() {
       if (gcTimer) clearInterval(gcTimer);
       if (store instanceof TieredBlobStore) await store.copiesEnded();
@@ -151,12 +159,6 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
       db.close();
     },
   };
-}
-
-/** The cache directory can be written; with the bucket behind it, the bucket answers too. */
-function storeReadiness(store: BlobStore): Record<string, () => Promise<void>> {
-  if (!(store instanceof TieredBlobStore)) return { cacheDir: () => store.probe() };
-  return { cacheDir: () => store.local.probe(), bucket: () => store.shared.probe() };
 }
 
 /** Keeps the blobs under storage.max_size, if set: told of every commit, and run once now if over already. */

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
+import type { BucketFaults } from './bucket-faults.js';
 import { SingleFlight } from '../util/single-flight.js';
 import type { ManifestStore, StoredManifest } from './manifest-store.js';
 import { type OssManifestStore, WrongSharedObject } from './oss-manifest-store.js';
@@ -15,8 +16,9 @@ type LogFields = Record<string, string>;
 /**
  * The bucket's manifests and tags as a level every replica shares, under each replica's own SQLite: what this
  * replica misses in SQLite is looked for there (and kept in SQLite when found), and what it learns from the upstream
- * is written there in the background. A bucket that fails is logged at warn and counts as a miss: the upstream is
- * still asked, and a client's request never fails because of the bucket.
+ * is written there in the background. A bucket that fails counts as a miss (logged at warn, once a minute: see
+ * BucketFaults) and starts its rest, during which lookups do not ask it: the upstream is still asked, and a
+ * client's request never fails because of the bucket.
  */
 export class SharedManifests {
   readonly #lookups = new SingleFlight<string, StoredManifest | null>();
@@ -31,7 +33,7 @@ export class SharedManifests {
   constructor(
     private readonly bucket: OssManifestStore,
     private readonly local: ManifestStore,
-    private readonly opts: { log: Logger; now: () => number },
+    private readonly opts: { log: Logger; now: () => number; faults: BucketFaults },
   ) {}
 
   /** A manifest by digest from the bucket, kept in SQLite; null if the bucket has none that may be served. */
@@ -97,6 +99,7 @@ export class SharedManifests {
   }
 
   async #lookup<T>(read: () => Promise<T | null>, fields: LogFields, onWrong?: () => void): Promise<T | null> {
+    if (this.opts.faults.resting) return null;
     try {
       return await read();
     } catch (err) {
@@ -104,7 +107,7 @@ export class SharedManifests {
         onWrong?.();
         this.opts.log.warn({ ...fields, key: err.key, reason: err.message }, 'wrong object in the bucket: ignored, not served');
       } else {
-        this.opts.log.warn({ ...fields, err: (err as Error).message }, 'bucket lookup failed: taken as a miss');
+        this.opts.faults.failed('lookup', fields, err);
       }
       return null;
     }

@@ -1,13 +1,12 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { BlobInfo, BlobReader, BlobStore, BlobStoreEvents, BlobWriter, Leftover } from './blob-store.js';
-import type { VerifiedDigest } from './digest.js';
+import { BucketFaults } from './bucket-faults.js';
 import type { FillSpace } from './fill-options.js';
-import type { FsBlobWriter } from './fs-blob-io.js';
 import type { FsBlobStore } from './fs-blob-store.js';
 import { CopyingReader, LocalCopy } from './local-copy.js';
 import type { OssBlobStore } from './oss-blob-store.js';
-import type { OssBlobWriter } from './oss-blob-writer.js';
+import { TieredBlobWriter } from './tiered-blob-writer.js';
 
 /** Names the bucket's leftovers among the disk's (whose names are paths under the cache directory). */
 const BUCKET_MARK = 'bucket:';
@@ -16,6 +15,8 @@ export interface TieredStoreOptions {
   log: Logger;
   /** Whether a writer of digest uploads to the bucket too (default: always); otherwise it writes the local disk only. */
   shareWrites?: (digest: string) => boolean;
+  /** The clock of the bucket's rest after a failure (default Date.now). */
+  now?: () => number;
 }
 
 /**
@@ -24,12 +25,17 @@ export interface TieredStoreOptions {
  * (verified first, one copy per digest at a time). A writer writes the disk once: its file is the spool the
  * bucket upload reads from, committed to the bucket first, then to the disk. Deletes and listings are the
  * disk's only, so eviction and gc never delete a blob from the bucket, and start-up reconciliation walks the
- * disk, not the bucket. Events are the disk's: the blob index describes the local copies.
+ * disk, not the bucket. Events are the disk's: the blob index describes the local copies. A bucket that fails
+ * (OSS down, timing out, 5xx) never fails a request the disk or the upstream can answer: a lookup counts as a miss
+ * (the fill goes to the upstream), a fill's upload is given up and the blob kept on the disk only; then the bucket
+ * rests a while (BUCKET_REST_MS), asked by neither.
  */
 export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements BlobStore {
   /** Copies from the bucket to the disk running now, by digest: each resolves once committed or given up. */
   readonly #copying = new Map<string, Promise<void>>();
   #space: FillSpace | null = null;
+  /** The bucket's failures and rest, shared with the manifests in the bucket (SharedManifests). */
+  readonly bucketFaults: BucketFaults;
 
   constructor(
     readonly local: FsBlobStore,
@@ -37,6 +43,7 @@ export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements Bl
     private readonly opts: TieredStoreOptions,
   ) {
     super();
+    this.bucketFaults = new BucketFaults(opts.log, opts.now);
     local.on('commit', (blob) => this.emit('commit', blob));
     local.on('delete', (digest) => this.emit('delete', digest));
   }
@@ -46,14 +53,25 @@ export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements Bl
   }
 
   async stat(digest: string): Promise<{ size: number } | null> {
-    return (await this.local.stat(digest)) ?? this.shared.stat(digest);
+    return (await this.local.stat(digest)) ?? this.#fromBucket(digest, () => this.shared.stat(digest));
   }
 
   async open(digest: string): Promise<BlobReader | null> {
     const local = await this.local.open(digest);
     if (local) return local;
-    const shared = await this.shared.open(digest);
+    const shared = await this.#fromBucket(digest, () => this.shared.open(digest));
     return shared && new CopyingReader(shared, () => this.#startCopy(digest, shared.size));
+  }
+
+  /** A bucket read; a bucket that fails (not a 404, already null) or rests is taken as not having the blob. */
+  async #fromBucket<T>(digest: string, read: () => Promise<T | null>): Promise<T | null> {
+    if (this.bucketFaults.resting) return null;
+    try {
+      return await read();
+    } catch (err) {
+      this.bucketFaults.failed('lookup', { digest }, err);
+      return null;
+    }
   }
 
   /** Copies to the disk reserve their size here first (the evictor under storage.max_size), as fills do. */
@@ -75,8 +93,8 @@ export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements Bl
 
   async createWriter(digest: string): Promise<BlobWriter> {
     const local = await this.local.createWriter(digest);
-    if (!(this.opts.shareWrites?.(digest) ?? true)) return local;
-    return new TieredBlobWriter(this.shared.writerOver(local), local);
+    if (!(this.opts.shareWrites?.(digest) ?? true) || this.bucketFaults.resting) return local;
+    return new TieredBlobWriter(this.shared.writerOver(local), local, this.bucketFaults);
   }
 
   /** Removes the local copy only: the bucket keeps the blob. */
@@ -113,46 +131,6 @@ export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements Bl
 
   /** A link into the bucket, for a blob the bucket has (not one only on the disk or in a running fill). */
   async presignedUrl(digest: string, ttlMs: number): Promise<string | null> {
-    return (await this.shared.stat(digest)) ? this.shared.presignedUrl(digest, ttlMs) : null;
-  }
-}
-
-/** Writes through the bucket writer (which spools to the local writer's file); commits the bucket first, then the disk. */
-class TieredBlobWriter implements BlobWriter {
-  constructor(
-    private readonly shared: OssBlobWriter,
-    private readonly local: FsBlobWriter,
-  ) {}
-
-  get digest(): string {
-    return this.local.digest;
-  }
-
-  write(offset: number, bytes: Buffer | Buffer[]): Promise<void> {
-    return this.shared.write(offset, bytes);
-  }
-
-  read(buffer: Buffer, position: number): Promise<number> {
-    return this.shared.read(buffer, position);
-  }
-
-  park(): Promise<void> {
-    return this.shared.park();
-  }
-
-  /** A 409 from the bucket (another replica committed the blob first) counts as committed there. */
-  async commit(verified: VerifiedDigest): Promise<void> {
-    await this.shared.commit(verified);
-    await this.local.commit(verified);
-  }
-
-  async abort(): Promise<void> {
-    await this.shared.abort();
-    await this.local.abort();
-  }
-
-  /** Closes the local writer too. */
-  close(): Promise<void> {
-    return this.shared.close();
+    return (await this.#fromBucket(digest, () => this.shared.stat(digest))) ? this.shared.presignedUrl(digest, ttlMs) : null;
   }
 }

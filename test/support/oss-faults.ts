@@ -50,9 +50,14 @@ export class OssFaults {
     this.#stalls.push({ remaining: times, matches });
   }
 
+  /** The operations of the requests that got no answer so far, in order. */
+  readonly stalled: OssOperation[] = [];
+
   /** True when the request must get no answer. */
   stalls(request: OssRequestInfo): boolean {
-    return take(this.#stalls, request) !== undefined;
+    const stalls = take(this.#stalls, request) !== undefined;
+    if (stalls) this.stalled.push(request.operation);
+    return stalls;
   }
 
   count(operation: OssOperation): number {

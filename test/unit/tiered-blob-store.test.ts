@@ -7,8 +7,8 @@ import type { TieredBlobStore } from '../../src/cache/tiered-blob-store.js';
 import { eventually } from '../support/eventually.js';
 import { fillOf, gatedSource, verified } from '../support/gated-source.js';
 import { randomBlob, sha256 } from '../support/fake-upstream.js';
-import { OSS_PREFIX, TEST_PART_SIZE } from '../support/oss-store.js';
-import { tieredStoreFixture, type TieredStoreFixture } from '../support/tiered-store.js';
+import { TEST_PART_SIZE } from '../support/oss-store.js';
+import { keyOf, localFile, tieredStoreFixture, type TieredStoreFixture } from '../support/tiered-store.js';
 
 let t: TieredStoreFixture;
 beforeEach(async () => {
@@ -16,8 +16,6 @@ beforeEach(async () => {
 });
 afterEach(() => t.cleanup());
 
-const keyOf = (digest: string) => `${OSS_PREFIX}blobs/sha256/${digest.slice(7)}`;
-const localFile = (digest: string) => `blobs/sha256/${digest.slice(7, 9)}/${digest.slice(7)}`;
 
 async function put(store: BlobStore, blob: Buffer): Promise<string> {
   const writer = await store.createWriter(sha256(blob));
