@@ -27,8 +27,8 @@ program
   .action(async (opts: { listen?: string }) => {
     const config = load();
     if (opts.listen) config.server.listen = opts.listen;
-    await refuseUnreachableBucket(config);
     const log = createLogger(config.log.level);
+    await checkBucket(config, (message) => log.warn({ problem: message }, 'OSS bucket not answering at start-up: serving from the local disk and the upstreams until it does'));
     const server = await startServer(config, log).catch(startupFailed);
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.once(signal, () => {
@@ -51,7 +51,7 @@ program
     const config = load();
     const dirProblem = dataDirProblem(config.storage.dir);
     if (dirProblem) exitWithProblem(dirProblem);
-    await refuseUnreachableBucket(config);
+    await checkBucket(config, exitWithProblem);
     const bucket = config.storage.oss ? `, OSS bucket ${config.storage.oss.bucket} at ${ossEndpointOf(config.storage.oss)} answers` : '';
     process.stdout.write(`configuration OK (${config.source}): ${Object.keys(config.upstreams).length} upstream(s), ${config.routes.length} route(s)${bucket}\n`);
   });
@@ -166,10 +166,14 @@ function exitWithProblem(message: string, exitCode = 2): never {
   process.exit(exitCode);
 }
 
-/** With storage.backend = "oss": the bucket must answer with the configured credentials, else exit 2 saying why. */
-async function refuseUnreachableBucket(config: Config): Promise<void> {
+/**
+ * With storage.backend = "oss": a bucket that refuses the configured credentials (or does not exist) is a
+ * configuration error, exit 2 saying why; one that does not answer is handed to `unanswered`.
+ */
+async function checkBucket(config: Config, unanswered: (message: string) => void): Promise<void> {
   const problem = config.storage.oss ? await checkOssBucket(config.storage.oss) : null;
-  if (problem !== null) exitWithProblem(problem);
+  if (problem?.refused) exitWithProblem(problem.message);
+  if (problem) unanswered(problem.message);
 }
 
 await program.parseAsync(process.argv);

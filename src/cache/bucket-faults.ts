@@ -8,12 +8,16 @@ const LOG_WINDOW_MS = 60_000;
  */
 export const BUCKET_REST_MS = 30_000;
 
-/** What the mirror did without the bucket: it looked a blob or manifest up elsewhere, or kept a fill on the local disk only. */
-export type BucketFallback = 'lookup' | 'upload';
+/**
+ * What the mirror did without the bucket: it looked a blob or manifest up elsewhere, kept a fill on the local disk
+ * only, or started without aborting the multipart uploads a crashed process left (garbage collection tries again).
+ */
+export type BucketFallback = 'lookup' | 'upload' | 'cleanup';
 
 const MESSAGES: Record<BucketFallback, string> = {
   lookup: 'bucket lookup failed: taken as a miss',
   upload: 'bucket upload failed: the blob is kept on the local disk only',
+  cleanup: 'bucket cleanup at start-up failed: stale multipart uploads are left to garbage collection',
 };
 
 /**

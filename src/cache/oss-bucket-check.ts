@@ -17,18 +17,26 @@ export function ossEndpointOf(oss: Pick<OssStorageConfig, 'endpoint' | 'region' 
   return oss.endpoint ?? `https://${oss.region}${oss.internal ? '-internal' : ''}.aliyuncs.com`;
 }
 
-/**
- * GetBucketInfo with the configured credentials: null when the bucket answers, else one line naming the bucket,
- * the endpoint and why not, e.g. "OSS bucket acr-cache at https://...: access key rejected (InvalidAccessKeyId)".
- */
-export async function checkOssBucket(oss: OssStorageConfig): Promise<string | null> {
+export interface BucketProblem {
+  /** One line naming the bucket, the endpoint and why, e.g. "OSS bucket acr-cache at https://...: access key rejected (InvalidAccessKeyId)". */
+  message: string;
+  /**
+   * OSS answered and refused (credentials, bucket, permissions, clock): the configuration is wrong. Otherwise OSS
+   * did not answer or failed (unreachable, 5xx): an outage, which the mirror rides out on its disk and the upstream.
+   */
+  refused: boolean;
+}
+
+/** GetBucketInfo with the configured credentials: null when the bucket answers. */
+export async function checkOssBucket(oss: OssStorageConfig): Promise<BucketProblem | null> {
   const client = ossClient(ossSettingsOf(oss));
   try {
     await ossCall('GetBucketInfo', oss.bucket, '', () => client.getBucketInfo(oss.bucket));
     return null;
   } catch (err) {
     if (!(err instanceof OssStoreError)) throw err;
-    return `OSS bucket ${oss.bucket} at ${ossEndpointOf(oss)}: ${reasonOf(err)}`;
+    const refused = err.code === 'CredentialsUnavailable' || (err.status > 0 && err.status < 500);
+    return { message: `OSS bucket ${oss.bucket} at ${ossEndpointOf(oss)}: ${reasonOf(err)}`, refused };
   }
 }
 

@@ -119,8 +119,9 @@ export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements Bl
   }
 
   /** The bucket's stale uploads are aborted, then the disk readied (both clear the same temp directory). */
+  /** A bucket that does not answer at start-up does not stop it: the mirror serves from the disk and the upstream. */
   async prepare(): Promise<void> {
-    await this.shared.prepare();
+    await this.shared.prepare().catch((err: unknown) => this.bucketFaults.failed('cleanup', {}, err));
     await this.local.prepare();
   }
 

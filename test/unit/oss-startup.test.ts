@@ -1,5 +1,7 @@
 // The built CLI checks the bucket before serving (and in check-config): one line naming the bucket, endpoint and reason.
-import { execFile } from 'node:child_process';
+// A bucket that refuses (credentials, no such bucket) stops serve; one that does not answer is an outage serve rides out.
+import { execFile, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -36,6 +38,28 @@ async function cli(command: string, o: { bucket?: string; endpoint?: string; key
   });
 }
 
+/** Starts `serve` with the CLI's configuration, reads its log lines until it listens, and stops it. */
+async function serveUntilListening(o: { endpoint: string }): Promise<Record<string, unknown>[]> {
+  const config = join(dir, 'config.toml');
+  await writeFile(config, [
+    '[server]', 'listen = "127.0.0.1:0"',
+    '[storage]', 'backend = "oss"', `dir = "${join(dir, 'data')}"`,
+    '[storage.oss]', 'bucket = "acr-cache"', `endpoint = "${o.endpoint}"`,
+  ].join('\n'));
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', ALIBABA_CLOUD_ACCESS_KEY_ID: 'good-ak', ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'good-secret' };
+  const child = spawn(process.execPath, [MAIN, '-c', config, 'serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines: Record<string, unknown>[] = [];
+  try {
+    for await (const line of createInterface({ input: child.stdout })) {
+      lines.push(JSON.parse(line) as Record<string, unknown>);
+      if (lines.at(-1)!.msg === 'listening') break;
+    }
+  } finally {
+    child.kill('SIGKILL');
+  }
+  return lines;
+}
+
 describe('the bucket check at start-up and in check-config', () => {
   it('check-config says the bucket answers', async () => {
     const r = await cli('check-config');
@@ -55,13 +79,17 @@ describe('the bucket check at start-up and in check-config', () => {
     }
   });
 
-  it('an endpoint nothing answers at: unreachable with the connection error', async () => {
+  it('an endpoint nothing answers at: check-config fails with the connection error; serve starts, warning (an outage, not a wrong configuration)', async () => {
     const endpoint = oss.endpoint;
     await oss.close();
-    for (const command of ['serve', 'check-config']) {
-      const r = await cli(command, { endpoint });
-      expect({ command, code: r.code, err: r.err }).toEqual({ command, code: 2, err: `acr-mirror: OSS bucket acr-cache at ${endpoint}: unreachable (ECONNREFUSED)\n` });
-    }
+    const r = await cli('check-config', { endpoint });
+    expect({ code: r.code, err: r.err }).toEqual({ code: 2, err: `acr-mirror: OSS bucket acr-cache at ${endpoint}: unreachable (ECONNREFUSED)\n` });
+
+    const lines = await serveUntilListening({ endpoint });
+    const warning = lines.find((l) => l.level === 40);
+    expect(warning).toMatchObject({ problem: `OSS bucket acr-cache at ${endpoint}: unreachable (ECONNREFUSED)` });
+    expect(String(warning?.msg)).toContain('serving from the local disk and the upstreams');
+    expect(lines.some((l) => l.msg === 'listening')).toBe(true);
   });
 
   it('a RAM role whose keys cannot be had: the reason from @alicloud/credentials, exit 2', async () => {
