@@ -14,7 +14,10 @@ const BUCKET_MARK = 'bucket:';
 
 export interface TieredStoreOptions {
   log: Logger;
-  /** Whether a writer of digest uploads to the bucket too (default: always); otherwise it writes the local disk only. */
+  /**
+   * Whether a writer of digest uploads to the bucket too (default: always); otherwise it writes the local disk only
+   * unless shareWriter(digest) is called while it runs.
+   */
   shareWrites?: (digest: string) => boolean;
 }
 
@@ -29,6 +32,8 @@ export interface TieredStoreOptions {
 export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements BlobStore {
   /** Copies from the bucket to the disk running now, by digest: each resolves once committed or given up. */
   readonly #copying = new Map<string, Promise<void>>();
+  /** Writers that do not upload (shareWrites declined them), by digest, until they close. */
+  readonly #localOnly = new Map<string, TieredBlobWriter>();
   #space: FillSpace | null = null;
 
   constructor(
@@ -75,8 +80,22 @@ export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements Bl
 
   async createWriter(digest: string): Promise<BlobWriter> {
     const local = await this.local.createWriter(digest);
-    if (!(this.opts.shareWrites?.(digest) ?? true)) return local;
-    return new TieredBlobWriter(this.shared.writerOver(local), local);
+    const uploading = this.opts.shareWrites?.(digest) ?? true;
+    const writer = new TieredBlobWriter(this.shared.writerOver(local, { uploading }), local, () => {
+      if (this.#localOnly.get(digest) === writer) this.#localOnly.delete(digest);
+    });
+    if (!uploading) this.#localOnly.set(digest, writer);
+    return writer;
+  }
+
+  /**
+   * The running writer of digest that writes the disk only (another member was fetching the blob for this replica)
+   * uploads to the bucket too, the bytes it has already included: that member failed, this replica fetches the
+   * blob itself, so nobody else will put it in the bucket.
+   */
+  shareWriter(digest: string): void {
+    this.#localOnly.get(digest)?.shared.startUploading();
+    this.#localOnly.delete(digest);
   }
 
   /** Removes the local copy only: the bucket keeps the blob. */
@@ -117,11 +136,15 @@ export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements Bl
   }
 }
 
-/** Writes through the bucket writer (which spools to the local writer's file); commits the bucket first, then the disk. */
+/**
+ * Writes through the bucket writer (which spools to the local writer's file); commits the bucket first (unless
+ * that writer does not upload), then the disk.
+ */
 class TieredBlobWriter implements BlobWriter {
   constructor(
-    private readonly shared: OssBlobWriter,
+    readonly shared: OssBlobWriter,
     private readonly local: FsBlobWriter,
+    private readonly closed: () => void,
   ) {}
 
   get digest(): string {
@@ -142,7 +165,7 @@ class TieredBlobWriter implements BlobWriter {
 
   /** A 409 from the bucket (another replica committed the blob first) counts as committed there. */
   async commit(verified: VerifiedDigest): Promise<void> {
-    await this.shared.commit(verified);
+    if (this.shared.uploading) await this.shared.commit(verified);
     await this.local.commit(verified);
   }
 
@@ -152,7 +175,8 @@ class TieredBlobWriter implements BlobWriter {
   }
 
   /** Closes the local writer too. */
-  close(): Promise<void> {
-    return this.shared.close();
+  async close(): Promise<void> {
+    this.closed();
+    await this.shared.close();
   }
 }

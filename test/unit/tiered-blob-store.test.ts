@@ -199,6 +199,22 @@ describe('TieredBlobStore: the local disk in front of the bucket', () => {
     expect((await t.diskFiles()).sort()).toEqual([localFile(sha256(shared)), localFile(sha256(own))].sort());
   });
 
+  it('uploads the whole blob, bytes written before included, once shareWriter() is called for a writer shareWrites() declined', async () => {
+    const blob = randomBlob(3 * TEST_PART_SIZE + 500, 63);
+    const digest = sha256(blob);
+    const store = t.newStore({ shareWrites: () => false });
+    const writer = await store.createWriter(digest);
+    await writer.write(0, blob.subarray(0, 2 * TEST_PART_SIZE + 100));
+    expect(t.f.bucketResidue()).toEqual([]);
+    store.shareWriter(digest);
+    await writer.write(2 * TEST_PART_SIZE + 100, blob.subarray(2 * TEST_PART_SIZE + 100));
+    await writer.commit(verified(blob));
+    await writer.close();
+    expect(t.f.bucketResidue()).toEqual([keyOf(digest)]);
+    expect(t.f.oss.objectBytes(keyOf(digest))?.equals(blob)).toBe(true);
+    expect(await t.diskFiles()).toEqual([localFile(digest)]);
+  });
+
   it('presigns a link only for a blob in the bucket', async () => {
     const inBucket = await put(t.store, randomBlob(1000, 61));
     const onDiskOnly = await put(t.newStore({ shareWrites: () => false }), randomBlob(1000, 62));
