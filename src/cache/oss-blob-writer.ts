@@ -36,6 +36,8 @@ export class OssBlobWriter implements BlobWriter {
   #state: 'open' | 'committed' | 'aborted' = 'open';
   #closed = false;
   #uploading: boolean;
+  /** startUploading()'s upload of the parts spooled before it (at most PARALLEL_PARTS at once, with the writes'). */
+  #catchingUp: Promise<void> = Promise.resolve();
 
   /** A writer not `uploading` only spools until startUploading(); it is not to be committed before that. */
   constructor(
@@ -55,8 +57,14 @@ export class OssBlobWriter implements BlobWriter {
   startUploading(): void {
     if (this.#uploading || this.#state !== 'open') return;
     this.#uploading = true;
+    this.#catchingUp = this.#uploadSpooled();
+  }
+
+  async #uploadSpooled(): Promise<void> {
     const { partSize } = this.target;
     for (let part = 0; (part + 1) * partSize <= this.#written.end; part++) {
+      while (this.#inFlight.size >= PARALLEL_PARTS) await Promise.race(this.#inFlight);
+      if (this.#state !== 'open' || this.#failure) return;
       if (this.#written.covers(part * partSize, (part + 1) * partSize)) this.#schedulePart(part, (part + 1) * partSize);
     }
   }
@@ -90,6 +98,7 @@ export class OssBlobWriter implements BlobWriter {
     const size = this.#written.end;
     checkVerified(verified, this.digest, size);
     if (!this.#written.covers(0, size)) throw new Error(`blob ${this.digest}: commit refused, bytes before ${size} are missing`);
+    await this.#catchingUp;
     if (this.#uploadId === null) await this.#putWhole(size);
     else await this.#completeUpload(size);
     this.#state = 'committed';
@@ -172,6 +181,7 @@ export class OssBlobWriter implements BlobWriter {
   async abort(): Promise<void> {
     if (this.#state !== 'open') return;
     this.#state = 'aborted';
+    await this.#catchingUp;
     await this.#settle();
     await this.#abortUpload();
   }

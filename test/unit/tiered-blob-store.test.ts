@@ -200,14 +200,15 @@ describe('TieredBlobStore: the local disk in front of the bucket', () => {
   });
 
   it('uploads the whole blob, bytes written before included, once shareWriter() is called for a writer shareWrites() declined', async () => {
-    const blob = randomBlob(3 * TEST_PART_SIZE + 500, 63);
+    const blob = randomBlob(11 * TEST_PART_SIZE + 500, 63);
     const digest = sha256(blob);
     const store = t.newStore({ shareWrites: () => false });
     const writer = await store.createWriter(digest);
-    await writer.write(0, blob.subarray(0, 2 * TEST_PART_SIZE + 100));
+    const spooled = 8 * TEST_PART_SIZE + 100;
+    await writer.write(0, blob.subarray(0, spooled));
     expect(t.f.bucketResidue()).toEqual([]);
     store.shareWriter(digest);
-    await writer.write(2 * TEST_PART_SIZE + 100, blob.subarray(2 * TEST_PART_SIZE + 100));
+    await writer.write(spooled, blob.subarray(spooled));
     await writer.commit(verified(blob));
     await writer.close();
     expect(t.f.bucketResidue()).toEqual([keyOf(digest)]);
