@@ -85,8 +85,8 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
 
   /**
    * A writer uploading what spool is given (or, with uploading false, only spooling until its startUploading()),
-   * its part uploads reading spool's file by its path. The writer closes
-   * spool but never commits it: the tiered store commits its local writer after the upload was completed.
+   * its part uploads reading spool's file by its path. The writer closes spool but never commits it: the tiered
+   * store commits its local writer after the upload was completed.
    */
   writerOver(spool: FsBlobWriter, opts: { uploading?: boolean } = {}): OssBlobWriter {
     const { digest } = spool;
