@@ -42,7 +42,7 @@ describe('three replicas in one cluster on one OSS bucket against the real upstr
     images = { sequential: sequential!, concurrent: concurrent!, big: big! };
     // small parts, so that the layers are multipart uploads of several parts
     storage = `backend = "oss"\n[storage.oss]\nbucket = "${BUCKET}"\nendpoint = "${oss.endpoint}"\nprefix = "${PREFIX}"\npart_size = "1MiB"\n`;
-    ({ members, replicas } = await startReplicas(up, 3, { storage, env: OSS_KEYS }));
+    ({ members, replicas } = await startReplicas(up, 3, { storage, env: OSS_KEYS, spread: images.sequential.blobs.map((b) => b.digest) }));
   });
   afterAll(async () => {
     await Promise.all([...(replicas ?? []), ...(fourth ? [fourth] : [])].map((r) => r.stop()));

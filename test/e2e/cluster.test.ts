@@ -26,7 +26,7 @@ describe('three replicas in one cluster against the real upstream', () => {
       up.pushImage({ kind: 'oci', repo: 'team/cluster-c', tag: 'v1', layers: [12 * MiB, 256 * KiB], seed: 'cluster-kill' }),
     ]);
     images = { sequential: sequential!, concurrent: concurrent!, big: big! };
-    ({ members, replicas } = await startReplicas(up, 3));
+    ({ members, replicas } = await startReplicas(up, 3, { spread: images.sequential.blobs.map((b) => b.digest) }));
   });
   afterAll(async () => {
     await Promise.all((replicas ?? []).map((r) => r.stop()));

@@ -18,11 +18,15 @@ export interface ReplicaSet {
 
 /**
  * `count` acr-mirror processes in one cluster in front of `up` (prefetch off, so the upstream's bytes are the pulls'
- * own); `storage` TOML lines go into [storage] (tables under it, like [storage.oss], included).
+ * own); `storage` TOML lines go into [storage] (tables under it, like [storage.oss], included). The members' ports
+ * are chosen so that the digests in `spread` are not all owned by one member.
  */
-export async function startReplicas(up: Upstream, count: number, opts: { storage?: string; env?: Record<string, string> } = {}): Promise<ReplicaSet> {
-  const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
-  const members = ports.map((p) => `http://127.0.0.1:${p}`);
+export async function startReplicas(
+  up: Upstream,
+  count: number,
+  opts: { storage?: string; env?: Record<string, string>; spread?: string[] } = {},
+): Promise<ReplicaSet> {
+  const { ports, members } = await memberUrls(count, opts.spread ?? []);
   const cluster = `[cluster]\nmembers = ${JSON.stringify(members)}\nsecret_env = "CLUSTER_SECRET"\n`;
   const started = await Promise.allSettled(
     ports.map((port, i) =>
@@ -40,6 +44,16 @@ export async function startReplicas(up: Upstream, count: number, opts: { storage
     throw failed.reason;
   }
   return { members, replicas };
+}
+
+/** Member URLs on free loopback ports, chosen again while the digests to spread would have one owner. */
+async function memberUrls(count: number, spread: string[]): Promise<{ ports: number[]; members: string[] }> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
+    const members = ports.map((p) => `http://127.0.0.1:${p}`);
+    if (new Set(spread).size < 2 || new Set(spread.map((d) => ownerOf(d, members))).size > 1) return { ports, members };
+  }
+  throw new Error(`no ${count} free ports spread ${spread.length} digests over more than one owner`);
 }
 
 /** skopeo copy --all of the image through a mirror into the dir: layout `label` in up.dir: it succeeds, byte-identical. */
