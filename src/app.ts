@@ -68,7 +68,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     return { client: clients.get(resolved.upstream)!, repo: resolved.remoteName };
   };
 
-  const routing = peers ? clusterRouting(peers) : undefined;
+  const routing = peers ? clusterRouting(peers, cache.shareFill) : undefined;
   const manifests = new ManifestService(manifestStore, {
     ...(routing ? { routing } : {}),
     tagTtlMs: config.cache.tag_ttl,

@@ -28,7 +28,7 @@ export interface CacheDeps {
   metrics: Metrics;
   /**
    * With the bucket: whether a fill of digest uploads it there too (in a cluster, only when no other member is
-   * fetching it for this replica; that member's fill uploads it).
+   * fetching it for this replica; that member's fill uploads it; see Cache.shareFill).
    */
   shareWrites?: (digest: string) => boolean;
 }
@@ -42,6 +42,11 @@ export interface Cache {
   sharedManifests?: SharedManifests;
   accessLog: AccessLog;
   fills: BlobFills;
+  /**
+   * A running fill of digest that shareWrites declined (another member was fetching the blob) uploads it to the
+   * bucket after all: that member failed and this replica fetches the blob itself. Nothing without the bucket.
+   */
+  shareFill(digest: string): void;
   /** Readiness checks by name: each resolves when its part of the cache works, or throws why not. */
   readiness: Record<string, () => void | Promise<void>>;
   /**
@@ -138,6 +143,9 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
     ...(sharedManifests ? { sharedManifests } : {}),
     accessLog,
     fills,
+    shareFill: (digest) => {
+      if (store instanceof TieredBlobStore) store.shareWriter(digest);
+    },
     readiness: {
       database: () => {
         try {

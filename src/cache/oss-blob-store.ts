@@ -84,17 +84,19 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
   }
 
   /**
-   * A writer uploading what spool is given, its part uploads reading spool's file by its path. The writer closes
-   * spool but never commits it: the tiered store commits its local writer after the upload was completed.
+   * A writer uploading what spool is given (or, with uploading false, only spooling until its startUploading()),
+   * its part uploads reading spool's file by its path. The writer closes spool but never commits it: the tiered
+   * store commits its local writer after the upload was completed.
    */
-  writerOver(spool: FsBlobWriter): OssBlobWriter {
+  writerOver(spool: FsBlobWriter, opts: { uploading?: boolean } = {}): OssBlobWriter {
     const { digest } = spool;
     const target = { client: this.#client, bucket: this.opts.bucket, key: this.#key(digest), partSize: this.opts.partSize, spool, observer: this.#observer };
-    return new OssBlobWriter(digest, target, {
-      committed: (blob) => this.emit('commit', blob),
-      started: (uploadId) => this.#ownUploads.add(uploadId),
-      closed: (uploadId) => uploadId && this.#ownUploads.delete(uploadId),
-    });
+    const tell = {
+      committed: (blob: BlobInfo) => this.emit('commit', blob),
+      started: (uploadId: string) => this.#ownUploads.add(uploadId),
+      closed: (uploadId: string | null) => uploadId && this.#ownUploads.delete(uploadId),
+    };
+    return new OssBlobWriter(digest, target, tell, opts);
   }
 
   async delete(digest: string): Promise<boolean> {

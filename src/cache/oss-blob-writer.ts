@@ -35,12 +35,39 @@ export class OssBlobWriter implements BlobWriter {
   #failure: Error | null = null;
   #state: 'open' | 'committed' | 'aborted' = 'open';
   #closed = false;
+  #uploading: boolean;
+  /** startUploading()'s upload of the parts spooled before it (at most PARALLEL_PARTS at once, with the writes'). */
+  #catchingUp: Promise<void> = Promise.resolve();
 
+  /** A writer not `uploading` only spools until startUploading(); it is not to be committed before that. */
   constructor(
     readonly digest: string,
     private readonly target: OssWriterTarget,
     private readonly tell: { committed(blob: BlobInfo): void; started(uploadId: string): void; closed(uploadId: string | null): void },
-  ) {}
+    { uploading = true }: { uploading?: boolean } = {},
+  ) {
+    this.#uploading = uploading;
+  }
+
+  get uploading(): boolean {
+    return this.#uploading;
+  }
+
+  /** Uploads from now on, the whole parts already spooled first. */
+  startUploading(): void {
+    if (this.#uploading || this.#state !== 'open') return;
+    this.#uploading = true;
+    this.#catchingUp = this.#uploadSpooled();
+  }
+
+  async #uploadSpooled(): Promise<void> {
+    const { partSize } = this.target;
+    for (let part = 0; (part + 1) * partSize <= this.#written.end; part++) {
+      while (this.#inFlight.size >= PARALLEL_PARTS) await Promise.race(this.#inFlight);
+      if (this.#state !== 'open' || this.#failure) return;
+      if (this.#written.covers(part * partSize, (part + 1) * partSize)) this.#schedulePart(part, (part + 1) * partSize);
+    }
+  }
 
   async write(offset: number, bytes: Buffer | Buffer[]): Promise<void> {
     if (this.#failure) throw this.#failure;
@@ -48,7 +75,7 @@ export class OssBlobWriter implements BlobWriter {
     await this.target.spool.write(offset, bytes);
     this.#written.add(offset, offset + length);
     const { partSize } = this.target;
-    if (this.#state !== 'open') return;
+    if (this.#state !== 'open' || !this.#uploading) return;
     // Every part the write touched: it may have filled the last gap of a part it does not end.
     for (let part = Math.floor(offset / partSize); part * partSize < offset + length; part++) {
       if (this.#written.covers(part * partSize, (part + 1) * partSize)) this.#schedulePart(part, (part + 1) * partSize);
@@ -67,10 +94,11 @@ export class OssBlobWriter implements BlobWriter {
   }
 
   async commit(verified: VerifiedDigest): Promise<void> {
-    if (this.#state !== 'open') throw new Error(`blob ${this.digest}: commit after ${this.#state}`);
+    if (this.#state !== 'open' || !this.#uploading) throw new Error(`blob ${this.digest}: commit ${this.#uploading ? `after ${this.#state}` : 'before uploading'}`);
     const size = this.#written.end;
     checkVerified(verified, this.digest, size);
     if (!this.#written.covers(0, size)) throw new Error(`blob ${this.digest}: commit refused, bytes before ${size} are missing`);
+    await this.#catchingUp;
     if (this.#uploadId === null) await this.#putWhole(size);
     else await this.#completeUpload(size);
     this.#state = 'committed';
@@ -153,6 +181,7 @@ export class OssBlobWriter implements BlobWriter {
   async abort(): Promise<void> {
     if (this.#state !== 'open') return;
     this.#state = 'aborted';
+    await this.#catchingUp;
     await this.#settle();
     await this.#abortUpload();
   }

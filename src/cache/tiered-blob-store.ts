@@ -13,7 +13,10 @@ const BUCKET_MARK = 'bucket:';
 
 export interface TieredStoreOptions {
   log: Logger;
-  /** Whether a writer of digest uploads to the bucket too (default: always); otherwise it writes the local disk only. */
+  /**
+   * Whether a writer of digest uploads to the bucket too (default: always); otherwise it writes the local disk only
+   * unless shareWriter(digest) is called while it runs.
+   */
   shareWrites?: (digest: string) => boolean;
   /** The clock of the bucket's rest after a failure (default Date.now). */
   now?: () => number;
@@ -33,6 +36,8 @@ export interface TieredStoreOptions {
 export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements BlobStore {
   /** Copies from the bucket to the disk running now, by digest: each resolves once committed or given up. */
   readonly #copying = new Map<string, Promise<void>>();
+  /** Writers that do not upload (shareWrites declined them), by digest, until they close. */
+  readonly #localOnly = new Map<string, TieredBlobWriter>();
   #space: FillSpace | null = null;
   /** The bucket's failures and rest, shared with the manifests in the bucket (SharedManifests). */
   readonly bucketFaults: BucketFaults;
@@ -93,8 +98,23 @@ export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements Bl
 
   async createWriter(digest: string): Promise<BlobWriter> {
     const local = await this.local.createWriter(digest);
-    if (!(this.opts.shareWrites?.(digest) ?? true) || this.bucketFaults.resting) return local;
-    return new TieredBlobWriter(this.shared.writerOver(local), local, this.bucketFaults);
+    if (this.bucketFaults.resting) return local;
+    const uploading = this.opts.shareWrites?.(digest) ?? true;
+    const writer = new TieredBlobWriter(this.shared.writerOver(local, { uploading }), local, this.bucketFaults, () => {
+      if (this.#localOnly.get(digest) === writer) this.#localOnly.delete(digest);
+    });
+    if (!uploading) this.#localOnly.set(digest, writer);
+    return writer;
+  }
+
+  /**
+   * The running writer of digest that writes the disk only (another member was fetching the blob for this replica)
+   * uploads to the bucket too, the bytes it has already included: that member failed, this replica fetches the
+   * blob itself, so nobody else will put it in the bucket.
+   */
+  shareWriter(digest: string): void {
+    this.#localOnly.get(digest)?.shared.startUploading();
+    this.#localOnly.delete(digest);
   }
 
   /** Removes the local copy only: the bucket keeps the blob. */

@@ -6,17 +6,19 @@ import { OssStoreError } from './oss-client.js';
 import type { OssBlobWriter } from './oss-blob-writer.js';
 
 /**
- * Writes through the bucket writer (which spools to the local writer's file); commits the bucket first, then the
- * disk. If the bucket fails (after the retries), the fill goes on to the disk only: the disk is committed once
- * verified, and the bucket's upload is never completed (it is aborted, best-effort). Other failures fail the fill.
+ * Writes through the bucket writer (which spools to the local writer's file); commits the bucket first (unless that
+ * writer does not upload: another member puts the blob in the bucket), then the disk. If the bucket fails (after
+ * the retries), the fill goes on to the disk only: the disk is committed once verified, and the bucket's upload is
+ * never completed (it is aborted, best-effort). Other failures fail the fill.
  */
 export class TieredBlobWriter implements BlobWriter {
   #bucketFailed = false;
 
   constructor(
-    private readonly shared: OssBlobWriter,
+    readonly shared: OssBlobWriter,
     private readonly local: FsBlobWriter,
     private readonly faults: BucketFaults,
+    private readonly closed: () => void = () => {},
   ) {}
 
   get digest(): string {
@@ -45,7 +47,7 @@ export class TieredBlobWriter implements BlobWriter {
 
   /** A 409 from the bucket (another replica committed the blob first) counts as committed there. */
   async commit(verified: VerifiedDigest): Promise<void> {
-    if (!this.#bucketFailed) {
+    if (!this.#bucketFailed && this.shared.uploading) {
       try {
         await this.shared.commit(verified);
       } catch (err) {
@@ -64,6 +66,7 @@ export class TieredBlobWriter implements BlobWriter {
 
   /** Closes the local writer too, and aborts the bucket's upload unless it was completed. */
   close(): Promise<void> {
+    this.closed();
     return this.shared.close();
   }
 

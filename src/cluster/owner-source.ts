@@ -4,10 +4,11 @@ import type { ClusterPeers, ForwardTarget } from './peers.js';
 /**
  * A non-owner's source for a blob miss: the owner (one stream; the owner segments towards the upstream), then the
  * upstream. Once the owner fails to answer a range (refused, timeout, error status) the rest of the fill, resumes
- * included, comes from the upstream; a transfer from the owner that breaks is resumed from the owner first.
+ * included, comes from the upstream, and `tookOver` is told (the fill now shares the blob as the owner would
+ * have); a transfer from the owner that breaks is resumed from the owner first.
  * Only bytes from the upstream are reported to the upstream's byte count.
  */
-export function ownerFirst(peers: ClusterPeers, owner: string, to: ForwardTarget, digest: string, upstream: BlobSource): BlobSource {
+export function ownerFirst(peers: ClusterPeers, owner: string, to: ForwardTarget, digest: string, upstream: BlobSource, tookOver: (digest: string) => void): BlobSource {
   let from: 'owner' | 'upstream' = 'owner';
   return {
     label: `${upstream.label} via ${owner}`,
@@ -20,6 +21,7 @@ export function ownerFirst(peers: ClusterPeers, owner: string, to: ForwardTarget
         if (range.start === 0) peers.answered('blob');
         return answer;
       }
+      if (from === 'owner') tookOver(digest);
       from = 'upstream';
       return upstream.open(range, signal);
     },

@@ -5,14 +5,14 @@ import type { ClusterPeers, ForwardTarget } from './peers.js';
 
 /**
  * Misses of digests another member owns go to that member first (one hop), unless it just failed to answer one;
- * the rest go to the upstream.
+ * the rest go to the upstream. A blob fill whose owner failed it is reported to `tookOver` (see ownerFirst).
  */
-export function clusterRouting(peers: ClusterPeers): MissRouting {
+export function clusterRouting(peers: ClusterPeers, tookOver: (digest: string) => void): MissRouting {
   return {
     forwards: (digest) => peers.forwardTo(digest) !== null,
     blobSource: (target, digest, upstream) => {
       const owner = peers.forwardTo(digest);
-      return owner ? ownerFirst(peers, owner, forwardTarget(target), digest, upstream) : upstream;
+      return owner ? ownerFirst(peers, owner, forwardTarget(target), digest, upstream, tookOver) : upstream;
     },
     manifest: async (target, digest, accept) => {
       const owner = peers.forwardTo(digest);

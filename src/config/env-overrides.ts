@@ -9,6 +9,8 @@ export const ENV_OVERRIDES = [
   { variable: 'ACR_MIRROR_LISTEN', section: 'server', key: 'listen', value: (v: string) => v },
   { variable: 'ACR_MIRROR_STORAGE_DIR', section: 'storage', key: 'dir', value: (v: string, cwd: string) => resolve(cwd, v) },
   { variable: 'ACR_MIRROR_ALLOW', section: 'access', key: 'allow', value: (v: string) => v.split(',').map((c) => c.trim()).filter(Boolean) },
+  // each replica of one StatefulSet gets its own from its pod name, with one config file for all
+  { variable: 'ACR_MIRROR_CLUSTER_SELF', section: 'cluster', key: 'self', value: (v: string) => v },
 ] as const;
 
 type Table = Record<string, unknown>;

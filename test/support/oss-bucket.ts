@@ -51,9 +51,17 @@ const md5 = (body: Buffer) => createHash('md5').update(body).digest();
 const quoted = (hex: string) => `"${hex.toUpperCase()}"`;
 const unquoted = (etag: string) => etag.replace(/^"|"$/g, '').toUpperCase();
 
+/** An object written: by PutObject, or by CompleteMultipartUpload (with its upload's id). */
+export interface OssCommit {
+  key: string;
+  uploadId?: string;
+}
+
 export class OssBucket {
   readonly objects = new Map<string, OssObject>();
   readonly uploads = new Map<string, OssUpload>();
+  /** Every object written, in order (a write refused with 409 is not one). */
+  readonly commits: OssCommit[] = [];
 
   constructor(readonly name: string) {}
 
@@ -73,6 +81,7 @@ export class OssBucket {
     this.#refuseOverwrite(key, forbidOverwrite);
     const object: OssObject = { ...stored, body, etag: quoted(md5(body).toString('hex')), crc64: crc64ecma(body), lastModified: now, type: 'Normal' };
     this.objects.set(key, object);
+    this.commits.push({ key });
     return object;
   }
 
@@ -126,6 +135,7 @@ export class OssBucket {
     };
     this.objects.set(key, object);
     this.uploads.delete(uploadId);
+    this.commits.push({ key, uploadId });
     return object;
   }
 

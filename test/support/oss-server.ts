@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { type HttpBindings, type ServerType, serve } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { type Context, Hono } from 'hono';
-import { type ListQuery, OssBucket, type OssObject, type StoredMeta } from './oss-bucket.js';
+import { type ListQuery, OssBucket, type OssCommit, type OssObject, type StoredMeta } from './oss-bucket.js';
 import { OssFaults, type OssRequestInfo } from './oss-faults.js';
 import { bucketInfoXml, completeXml, initiateXml, listObjectsXml, listPartsXml, listUploadsXml } from './oss-results.js';
 import { isSignedSubresource, OssKeyring, verifyRequest } from './oss-signature.js';
@@ -106,6 +106,11 @@ export class OssTestServer {
 
   openUploads(bucket?: string): OpenUpload[] {
     return [...this.#bucket(bucket).uploads.values()].map((u) => ({ key: u.key, uploadId: u.uploadId, parts: [...u.parts.keys()].sort((a, b) => a - b) }));
+  }
+
+  /** Every object written so far (PutObject, CompleteMultipartUpload), in order. */
+  commits(bucket?: string): OssCommit[] {
+    return [...this.#bucket(bucket).commits];
   }
 
   /** Makes an object look written at `lastModified` (as one committed long ago). */

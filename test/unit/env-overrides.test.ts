@@ -26,6 +26,14 @@ describe('environment overrides', () => {
     expect(config.source).toBe(`${path} with ACR_MIRROR_LISTEN, ACR_MIRROR_STORAGE_DIR, ACR_MIRROR_ALLOW from the environment`);
   });
 
+  it('replace cluster.self, so that one file serves every replica', () => {
+    const members = ['http://acr-mirror-0.peers:5000', 'http://acr-mirror-1.peers:5000'];
+    writeFileSync(path, ['[cluster]', `members = ${JSON.stringify(members)}`, `self = "${members[0]}"`, 'secret_env = "CLUSTER_SECRET"'].join('\n'));
+    const config = loadConfig({ path, env: { ACR_MIRROR_CLUSTER_SELF: members[1], CLUSTER_SECRET: '8d41c7e09b2f46a3a5e6f1c07b9d2e54' } });
+    expect(config.cluster?.self).toBe(members[1]);
+    expect(config.source).toBe(`${path} with ACR_MIRROR_CLUSTER_SELF from the environment`);
+  });
+
   it('leave the file alone when unset or empty; a relative storage dir is relative to the working directory', () => {
     const config = loadConfig({ path, env: { ACR_MIRROR_LISTEN: '' } });
     expect(config.server.listen).toBe('127.0.0.1:5000');

@@ -197,6 +197,23 @@ describe('TieredBlobStore: the local disk in front of the bucket', () => {
     expect((await t.diskFiles()).sort()).toEqual([localFile(sha256(shared)), localFile(sha256(own))].sort());
   });
 
+  it('uploads the whole blob, bytes written before included, once shareWriter() is called for a writer shareWrites() declined', async () => {
+    const blob = randomBlob(11 * TEST_PART_SIZE + 500, 63);
+    const digest = sha256(blob);
+    const store = t.newStore({ shareWrites: () => false });
+    const writer = await store.createWriter(digest);
+    const spooled = 8 * TEST_PART_SIZE + 100;
+    await writer.write(0, blob.subarray(0, spooled));
+    expect(t.f.bucketResidue()).toEqual([]);
+    store.shareWriter(digest);
+    await writer.write(spooled, blob.subarray(spooled));
+    await writer.commit(verified(blob));
+    await writer.close();
+    expect(t.f.bucketResidue()).toEqual([keyOf(digest)]);
+    expect(t.f.oss.objectBytes(keyOf(digest))?.equals(blob)).toBe(true);
+    expect(await t.diskFiles()).toEqual([localFile(digest)]);
+  });
+
   it('presigns a link only for a blob in the bucket', async () => {
     const inBucket = await put(t.store, randomBlob(1000, 61));
     const onDiskOnly = await put(t.newStore({ shareWrites: () => false }), randomBlob(1000, 62));

@@ -8,11 +8,15 @@ import { eventually } from '../../support/eventually.js';
 import type { BuiltImage } from './images.js';
 import type { Upstream } from './upstream.js';
 
-/** config.toml for a mirror in front of a test upstream; extra TOML lines go into [upstreams.acr]. */
-export function mirrorConfig(up: Pick<Upstream, 'registryUrl' | 'credentials'>, upstreamExtra = '', extra = ''): string {
+/**
+ * config.toml for a mirror in front of a test upstream; upstreamExtra TOML lines go into [upstreams.acr],
+ * storageExtra lines into [storage], extra lines at the end.
+ */
+export function mirrorConfig(up: Pick<Upstream, 'registryUrl' | 'credentials'>, upstreamExtra = '', extra = '', storageExtra = ''): string {
   return `
 [storage]
 dir = "{{data}}"
+${storageExtra}
 [log]
 level = "debug"
 [upstreams.acr]
