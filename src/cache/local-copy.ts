@@ -5,6 +5,13 @@ import { DigestHasher } from './digest.js';
 import type { FillSpace } from './fill-options.js';
 
 /**
+ * Bytes passed on to the consumer before the disk has written them. Chunks that arrive while a write is under way
+ * go to disk together in the next writev, so the reader waits for the disk only when it falls this far behind,
+ * not once per network chunk.
+ */
+const MAX_UNWRITTEN_BYTES = 8 * 1024 * 1024;
+
+/**
  * A copy into the local store of a blob read from the bucket. The bytes are hashed as they pass and committed
  * only if they match the digest: the bucket's bytes are not trusted blindly. Failures never reach the reader
  * the bytes come from; they leave nothing behind.
@@ -14,6 +21,11 @@ export class LocalCopy {
   readonly #writer: Promise<BlobWriter>;
   #releaseSpace: (() => void) | null = null;
   #failed = false;
+  #queue: Buffer[] = [];
+  #unwritten = 0;
+  #written = 0;
+  /** The loop writing the queue out, while there is one; it never rejects. */
+  #writing: Promise<void> | null = null;
 
   constructor(
     private readonly digest: string,
@@ -37,20 +49,38 @@ export class LocalCopy {
     return local.createWriter(this.digest);
   }
 
-  /** Adds the next bytes of the blob (in order); resolves once they are written. */
-  async add(chunk: Buffer): Promise<void> {
-    if (this.#failed) return;
-    const offset = this.#hasher.hashed;
-    this.#hasher.add(offset, chunk);
+  /** Adds the next bytes of the blob (in order); resolves once the bytes not yet on disk are few enough. */
+  add(chunk: Buffer): Promise<void> {
+    if (this.#failed) return Promise.resolve();
+    this.#hasher.add(this.#hasher.hashed, chunk);
+    this.#queue.push(chunk);
+    this.#unwritten += chunk.length;
+    this.#writing ??= this.#drain();
+    return this.#unwritten < MAX_UNWRITTEN_BYTES ? Promise.resolve() : this.#writing;
+  }
+
+  /** Writes what is queued, all of it in one writev, until the queue stays empty. */
+  async #drain(): Promise<void> {
     try {
-      await (await this.#writer).write(offset, chunk);
+      const writer = await this.#writer;
+      while (this.#queue.length > 0 && !this.#failed) {
+        const parts = this.#queue;
+        const bytes = parts.reduce((n, part) => n + part.length, 0);
+        this.#queue = [];
+        await writer.write(this.#written, parts);
+        this.#written += bytes;
+        this.#unwritten -= bytes;
+      }
     } catch (err) {
       this.#fail(err);
+    } finally {
+      this.#writing = null;
     }
   }
 
   /** Every byte was added: commits them if they match the digest; either way releases the writer. */
   async finish(): Promise<void> {
+    await this.#writing;
     if (this.#failed) return this.abandon();
     const result = this.#hasher.verify();
     try {
@@ -65,12 +95,15 @@ export class LocalCopy {
 
   /** Stops the copy; what was written is removed unless it was committed. */
   async abandon(): Promise<void> {
+    this.#queue = [];
+    await this.#writing;
     await (await this.#writer.catch(() => null))?.close().catch(() => {});
     this.#releaseSpace?.();
     this.settled();
   }
 
   #fail(err: unknown): void {
+    this.#queue = [];
     if (!this.#failed) this.log.warn({ digest: this.digest, err: (err as Error).message }, 'could not keep a local copy of a blob read from the bucket');
     this.#failed = true;
   }
