@@ -35,8 +35,8 @@ describe('three replicas in one cluster on one OSS bucket against the real upstr
     [up, oss] = await Promise.all([startUpstream(), OssTestServer.start({ buckets: [BUCKET], credentials: { 'e2e-ak': 'e2e-secret' } })]);
     const [sequential, concurrent, big] = await Promise.all([
       up.pushImage({ kind: 'oci', repo: 'team/oss-a', tag: 'v1', layers: [2 * MiB, MiB, 512 * KiB, 256 * KiB, 64 * KiB], seed: 'oss-cluster-sequential' }),
-      // the largest image of the e2e suite (crash.test.ts): 5 layers, 20 MiB
-      up.pushImage({ kind: 'docker', repo: 'team/oss-b', tag: 'v1', layers: [6 * MiB, 5 * MiB, 4 * MiB, 3 * MiB, 2 * MiB], seed: 'oss-cluster-concurrent' }),
+      // the issue's image: 5 layers of 40 MiB, 200 MiB
+      up.pushImage({ kind: 'docker', repo: 'team/oss-b', tag: 'v1', layers: Array(5).fill(40 * MiB), seed: 'oss-cluster-concurrent' }),
       up.pushImage({ kind: 'oci', repo: 'team/oss-c', tag: 'v1', layers: [12 * MiB, 256 * KiB], seed: 'oss-cluster-kill' }),
     ]);
     images = { sequential: sequential!, concurrent: concurrent!, big: big! };
