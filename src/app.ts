@@ -9,12 +9,14 @@ import { errorHandler } from './http/respond.js';
 import { Metrics } from './observability/metrics.js';
 import { RequestAccounting } from './observability/request-accounting.js';
 import type { Logger } from 'pino';
-import { openCache } from './cache/cache.js';
+import { type Cache, openCache } from './cache/cache.js';
 import type { Db } from './cache/db.js';
 import type { BlobFills } from './cache/inflight.js';
 import type { Config } from './config/load.js';
+import type { Secret } from './config/secret.js';
 import { BlobService } from './proxy/blob-service.js';
 import { ManifestService } from './proxy/manifest-service.js';
+import type { MissRouting } from './proxy/miss-routing.js';
 import { NotFoundCache } from './proxy/not-found-cache.js';
 import { Prefetcher } from './proxy/prefetch.js';
 import type { UpstreamTarget } from './proxy/target.js';
@@ -24,6 +26,7 @@ import { ReferrersStore } from './cache/referrers-store.js';
 import { registryApi } from './registry/api.js';
 import { clusterApi } from './registry/cluster-api.js';
 import { RouteTable } from './routing/routes.js';
+import type { RegistryClient } from './upstream/client.js';
 import type { Fetch } from './upstream/transport.js';
 import { createUpstreamClients } from './upstream/upstreams.js';
 
@@ -69,24 +72,7 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
   };
 
   const routing = peers ? clusterRouting(peers, cache.shareFill) : undefined;
-  const manifests = new ManifestService(manifestStore, {
-    ...(routing ? { routing } : {}),
-    tagTtlMs: config.cache.tag_ttl,
-    now,
-    log,
-    onStale: (upstream) => metrics.staleServed.inc({ upstream }),
-    access: accessLog,
-    notFound: new NotFoundCache({ ttlMs: config.cache.not_found_ttl, now, onHit: (upstream) => metrics.notFoundHits.inc({ upstream }) }),
-    ...(cache.sharedManifests ? { shared: cache.sharedManifests } : {}),
-  });
-  const referrersStore = new ReferrersStore(db);
-  const referrers = new ReferrersService(referrersStore, manifestStore, {
-    tagTtlMs: config.cache.tag_ttl,
-    now,
-    log,
-    onStale: (upstream) => metrics.staleServed.inc({ upstream }),
-  });
-  const blobs = new BlobService(blobStore, fills, log, metrics, accessLog, { redirect: config.storage.oss?.redirect ?? false, routing });
+  const { manifests, referrers, referrersStore, blobs } = createServices(config, cache, routing, { log, now, metrics });
   const prefetcher = config.cache.prefetch ? new Prefetcher(blobs, config.cache.prefetch_concurrency, metrics, log) : null;
   const admin = createAdmin({
     settings: config.admin,
@@ -118,22 +104,10 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
     ...(prefetcher ? { onManifestServed: (target, manifest) => prefetcher.manifestServed(target, manifest) } : {}),
   });
 
-  const access = new ClientAccess(config.access.allow, config.access.users, now);
-  const clientAddress = deps.clientAddress ?? socketAddress;
-  const app = new Hono<Env>();
-  app.onError(errorHandler(log));
-  const accounting = new RequestAccounting(log, metrics);
-  metrics.sources.pending = accounting.flush;
-  app.use('*', requestLog(accounting, clientAddress));
-  app.use('/v2', authorize(access));
-  app.use('/v2/*', authorize(access));
-  app.use('/metrics', authorize(access));
+  const app = httpApp(config, deps, { metrics, now, log });
   app.route('/', opsApi({ checks: cache.readiness, reported: cache.reported, metrics, upstreams: upstreams.states }));
   app.route('/', admin.app);
-  if (config.cluster) {
-    const target = (upstream: string, repo: string) => (clients.has(upstream) ? { client: clients.get(upstream)!, repo } : null);
-    app.route('/', clusterApi({ secret: config.cluster.secret, target, blobs, manifests, onServed: (kind, bytes) => metrics.servedBytes.inc({ kind }, bytes) }));
-  }
+  if (config.cluster) app.route('/', clusterEndpoint(config.cluster.secret, clients, blobs, manifests, metrics));
   app.route('/', api);
 
   return {
@@ -153,6 +127,49 @@ export async function createMirror(config: Config, deps: MirrorDeps): Promise<Mi
       await cache.close();
     },
   };
+}
+
+/** The services the registry API, the admin API and the cluster endpoint share. */
+function createServices(config: Config, cache: Cache, routing: MissRouting | undefined, { log, now, metrics }: { log: Logger; now: () => number; metrics: Metrics }) {
+  const manifests = new ManifestService(cache.manifestStore, {
+    ...(routing ? { routing } : {}),
+    tagTtlMs: config.cache.tag_ttl,
+    now,
+    log,
+    onStale: (upstream) => metrics.staleServed.inc({ upstream }),
+    access: cache.accessLog,
+    notFound: new NotFoundCache({ ttlMs: config.cache.not_found_ttl, now, onHit: (upstream) => metrics.notFoundHits.inc({ upstream }) }),
+    ...(cache.sharedManifests ? { shared: cache.sharedManifests } : {}),
+  });
+  const referrersStore = new ReferrersStore(cache.db);
+  const referrers = new ReferrersService(referrersStore, cache.manifestStore, {
+    tagTtlMs: config.cache.tag_ttl,
+    now,
+    log,
+    onStale: (upstream) => metrics.staleServed.inc({ upstream }),
+  });
+  const blobs = new BlobService(cache.blobStore, cache.fills, log, metrics, cache.accessLog, { redirect: config.storage.oss?.redirect ?? false, routing });
+  return { manifests, referrers, referrersStore, blobs };
+}
+
+/** The app before its routes: errors rendered in one place, request logging and accounting, client access. */
+function httpApp(config: Config, deps: MirrorDeps, { metrics, now, log }: { metrics: Metrics; now: () => number; log: Logger }): Hono<Env> {
+  const access = new ClientAccess(config.access.allow, config.access.users, now);
+  const app = new Hono<Env>();
+  app.onError(errorHandler(log));
+  const accounting = new RequestAccounting(log, metrics);
+  metrics.sources.pending = accounting.flush;
+  app.use('*', requestLog(accounting, deps.clientAddress ?? socketAddress));
+  app.use('/v2', authorize(access));
+  app.use('/v2/*', authorize(access));
+  app.use('/metrics', authorize(access));
+  return app;
+}
+
+/** /_cluster/v1: the misses other members forward to this one, for the upstreams it knows by name. */
+function clusterEndpoint(secret: Secret, clients: Map<string, RegistryClient>, blobs: BlobService, manifests: ManifestService, metrics: Metrics): Hono<Env> {
+  const target = (upstream: string, repo: string) => (clients.has(upstream) ? { client: clients.get(upstream)!, repo } : null);
+  return clusterApi({ secret, target, blobs, manifests, onServed: (kind, bytes) => metrics.servedBytes.inc({ kind }, bytes) });
 }
 
 function socketAddress(c: Context<Env>): string | undefined {

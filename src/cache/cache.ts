@@ -94,36 +94,83 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
   const { store, index } = openBlobStore(dir, db, now, config.storage.oss, { log, observer: ossObserver(metrics), ...(deps.shareWrites ? { shareWrites: deps.shareWrites } : {}) });
   await store.prepare();
   const manifestStore = new ManifestStore(db, now);
-  const oss = config.storage.oss;
-  const sharedManifests = oss && store instanceof TieredBlobStore
-    ? new SharedManifests(new OssManifestStore({ ...ossStoreOptions(oss, cacheLayout(dir).tmp), observer: ossObserver(metrics) }), manifestStore, { log, now, faults: store.bucketFaults })
-    : undefined;
+  const bucket = store instanceof TieredBlobStore && config.storage.oss ? openBucketParts(config.storage.oss, dir, store, manifestStore, db, deps) : null;
   // In the background: start-up stays fast with a large cache. It snapshots the rows before listing the disk, so
   // blobs committed or evicted meanwhile are never mistaken for inconsistencies.
   void reconcile(index, store, manifestStore, log).catch((err: unknown) => log.error({ err: (err as Error).message }, 'cache reconciliation failed'));
   const accessLog = new AccessLog(db, now);
   const evictor = startEvictor(config, db, store, manifestStore, accessLog, deps);
-  const stopBucketUpkeep = oss?.max_size
+  const fills = startFills(config, store, evictor, deps);
+  const stopGc = startGc(config, db, store, deps);
+  metrics.sources.fillsInFlight = () => fills.size;
+  metrics.sources.cache = () => index.totals();
+  return {
+    db,
+    blobStore: store,
+    manifestStore,
+    ...(bucket ? { sharedManifests: bucket.sharedManifests } : {}),
+    accessLog,
+    fills,
+    shareFill: (digest) => {
+      if (store instanceof TieredBlobStore) store.shareWriter(digest);
+    },
+    readiness: { database: () => probeDatabase(db), cacheDir: () => (store instanceof TieredBlobStore ? store.local : store).probe() },
+    reported: store instanceof TieredBlobStore ? { bucket: () => store.shared.probe() } : {},
+    async close() {
+      stopGc();
+      if (store instanceof TieredBlobStore) await store.copiesEnded();
+      await bucket?.stopUpkeep?.();
+      await evictor?.evict();
+      await bucket?.sharedManifests.settled();
+      accessLog.close();
+      db.close();
+    },
+  };
+}
+
+function probeDatabase(db: Db): void {
+  try {
+    db.prepare('SELECT 1').get();
+  } catch (err) {
+    throw new Error((err as Error).message); // reported by its message, not SQLite's code
+  }
+}
+
+/** With the bucket: manifests and tags shared through it, and its eviction under storage.oss.max_size. */
+function openBucketParts(oss: OssStorageConfig, dir: string, store: TieredBlobStore, manifests: ManifestStore, db: Db, deps: CacheDeps) {
+  const { log, now, metrics } = deps;
+  const observer = ossObserver(metrics);
+  const sharedManifests = new SharedManifests(new OssManifestStore({ ...ossStoreOptions(oss, cacheLayout(dir).tmp), observer }), manifests, { log, now, faults: store.bucketFaults });
+  const stopUpkeep = oss.max_size
     ? startBucketUpkeep({ ...oss, max_size: oss.max_size }, db, {
-        log, now, observer: ossObserver(metrics),
+        log, now, observer,
         onEvicted: (blobs) => metrics.evictions.inc({ kind: 'bucket_blob' }, blobs),
         holding: (held) => metrics.ossEvictorLease.set(held ? 1 : 0),
       })
     : null;
-  const diskFaults = diskFaultReport(log, dir, metrics);
+  return { sharedManifests, stopUpkeep };
+}
+
+function startFills(config: Config, store: BlobStore, evictor: Evictor | null, deps: CacheDeps): BlobFills {
+  const diskFaults = diskFaultReport(deps.log, config.storage.dir, deps.metrics);
   store.on('commit', diskFaults.committed);
-  const fills = new BlobFills(
+  return new BlobFills(
     store,
     {
       timeoutMs: Math.max(...Object.values(config.upstreams).map((u) => u.fill_timeout)),
       maxResumes: 5,
-      log,
+      log: deps.log,
       onDiskError: diskFaults.failed,
       orphanGraceMs: config.cache.orphan_fill_grace,
       ...(evictor ? { space: evictor } : {}),
     },
     { maxFills: config.cache.max_fills, maxPerClient: config.cache.max_fills_per_client },
   );
+}
+
+/** Garbage collection every storage.gc_interval (0: never); returns how to stop it. */
+function startGc(config: Config, db: Db, store: BlobStore, { log, now }: CacheDeps): () => void {
+  if (config.storage.gc_interval <= 0) return () => {};
   const runGc = async () => {
     try {
       const report = gcCounts(await collectGarbage(db, store, { graceMs: config.storage.gc_grace, now }));
@@ -132,41 +179,9 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
       log.error({ err: (err as Error).message }, 'garbage collection failed');
     }
   };
-  const gcTimer = config.storage.gc_interval > 0 ? setInterval(() => void runGc(), config.storage.gc_interval) : null;
-  gcTimer?.unref();
-  metrics.sources.fillsInFlight = () => fills.size;
-  metrics.sources.cache = () => index.totals();
-  return {
-    db,
-    blobStore: store,
-    manifestStore,
-    ...(sharedManifests ? { sharedManifests } : {}),
-    accessLog,
-    fills,
-    shareFill: (digest) => {
-      if (store instanceof TieredBlobStore) store.shareWriter(digest);
-    },
-    readiness: {
-      database: () => {
-        try {
-          db.prepare('SELECT 1').get();
-        } catch (err) {
-          throw new Error((err as Error).message); // reported by its message, not SQLite's code
-        }
-      },
-      cacheDir: () => (store instanceof TieredBlobStore ? store.local : store).probe(),
-    },
-    reported: store instanceof TieredBlobStore ? { bucket: () => store.shared.probe() } : {},
-    async close() {
-      if (gcTimer) clearInterval(gcTimer);
-      if (store instanceof TieredBlobStore) await store.copiesEnded();
-      await stopBucketUpkeep?.();
-      await evictor?.evict();
-      await sharedManifests?.settled();
-      accessLog.close();
-      db.close();
-    },
-  };
+  const timer = setInterval(() => void runGc(), config.storage.gc_interval);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /** Keeps the blobs under storage.max_size, if set: told of every commit, and run once now if over already. */
