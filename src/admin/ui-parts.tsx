@@ -106,7 +106,7 @@ export function Stats({ stats }: { stats: CacheStats }) {
         <h2>Hit ratio</h2>
         <p class="big" id="hit-ratio">{requests.hitRatio === null ? '—' : `${(requests.hitRatio * 100).toFixed(1)} %`}</p>
         <p class="muted">
-          since start: {requests.hit} hits, {requests.stale} stale, {requests.miss} misses, {requests.joined} joined
+          since start: hits {requests.hit} · stale {requests.stale} · misses {requests.miss} · joined {requests.joined}
         </p>
       </div>
       <div>
