@@ -114,7 +114,7 @@ export async function openCache(config: Config, deps: CacheDeps): Promise<Cache>
     shareFill: (digest) => {
       if (store instanceof TieredBlobStore) store.shareWriter(digest);
     },
-    readiness: { database: () => probeDatabase(db), cacheDir: () => (store instanceof TieredBlobStore ? store.local : store).probe() },
+    readiness: { database: () => probeDatabase(db), cacheDir: () => store.probe() },
     reported: store instanceof TieredBlobStore ? { bucket: () => store.shared.probe() } : {},
     async close() {
       stopGc();

@@ -145,9 +145,13 @@ export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements Bl
     await this.local.prepare();
   }
 
-  async probe(): Promise<void> {
-    await this.local.probe();
-    await this.shared.probe();
+  /**
+   * The disk: a fill commits there whatever the bucket does (a bucket that fails leaves the blob on the disk only),
+   * so a bucket outage must not make the store look unwritable (prefetches would be dropped). The bucket is probed
+   * on its own (`shared.probe()`, reported in /readyz).
+   */
+  probe(): Promise<void> {
+    return this.local.probe();
   }
 
   /** A link into the bucket, for a blob the bucket has (not one only on the disk or in a running fill). */

@@ -50,6 +50,18 @@ async function pullsFromDisk(img: FakeImage): Promise<void> {
 }
 
 describe('a mirror whose bucket fails serves what the upstream can answer', () => {
+  it('still fetches layers ahead with the bucket down: the disk can take them, so prefetches are not dropped', async () => {
+    await m.close();
+    m = await startTestMirror(fake, { config: { ...ossMirrorConfig(f), cache: { prefetch: true } }, env: OSS_ENV });
+    await f.oss.close();
+    const manifest = await m.request(`/v2/${image.repo}/manifests/${image.tag}`, { headers: { accept: image.mediaType } });
+    expect(manifest.status).toBe(200);
+    await m.mirror.fills.settled();
+    const cached = (m.mirror.db.prepare('SELECT digest FROM blobs').all() as { digest: string }[]).map((r) => r.digest).sort();
+    expect(cached).toEqual([...image.blobs.keys()].sort());
+    expect(await m.mirror.metrics.text()).not.toContain('acr_mirror_prefetches_total{result="dropped"}');
+  });
+
   it('pulls an image with the bucket down: exact bytes, kept on the local disk, nothing in the bucket', async () => {
     await f.oss.close();
     await pull(image);
