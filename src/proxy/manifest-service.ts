@@ -75,7 +75,7 @@ export class ManifestService {
     const refresh = lookup.refresh ?? false;
     const served =
       ref.kind === 'digest'
-        ? await this.#byDigest(target, ref.digest, clientAccept, head, { refresh, forward: this.#forwards(ref.digest, lookup) })
+        ? await this.#byDigest(target, ref.digest, clientAccept, head, { refresh, lookup })
         : await this.#byTag(target, ref.tag, clientAccept, head, refresh);
     if (!isManifestMediaType(served.mediaType)) {
       // Cached before ingest checked media types: its bytes may be a page a browser would render on our origin.
@@ -97,10 +97,12 @@ export class ManifestService {
     digest: string,
     accept: readonly string[],
     head: boolean,
-    { refresh, forward }: { refresh: boolean; forward: boolean },
+    { refresh, lookup }: { refresh: boolean; lookup: ManifestLookup },
   ): Promise<ServedManifest> {
-    const local = this.store.get(digest) ?? (await this.opts.shared?.manifest(digest));
+    const local = await this.#known(digest);
     if (local) return serve(local, 'hit', head);
+    // Asked only on a miss: who owns the digest is a hash per member.
+    const forward = this.#forwards(digest, lookup);
     return this.#ask(target, digest, refresh, async () => {
       if (head && !forward) {
         const answer = await target.client.headManifest(target.repo, digest, upstreamAccept(accept));
