@@ -47,11 +47,6 @@ export class ClusterPeers {
     return ownerOf(digest, this.config.members);
   }
 
-  /** Whether this replica owns digest (for the composition root: which fills write what is shared). */
-  owns(digest: string): boolean {
-    return this.ownerOf(digest) === this.config.self;
-  }
-
   /** The member a miss of digest is forwarded to now: null when this replica owns it or its owner just failed. */
   forwardTo(digest: string): string | null {
     const owner = this.ownerOf(digest);
