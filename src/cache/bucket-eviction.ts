@@ -24,7 +24,7 @@ interface BucketBlob {
   digest: string;
   key: string;
   size: number;
-  recency: number;
+  lastModified: number;
 }
 
 /**
@@ -52,7 +52,9 @@ export class BucketEviction {
     if (total <= this.opts.maxBytes) return freed;
     const target = this.opts.maxBytes * this.opts.lowWatermark;
     const youngest = this.opts.now() - this.opts.minAgeMs;
-    for (const blob of blobs.sort((a, b) => a.recency - b.recency || a.digest.localeCompare(b.digest))) {
+    // Recency (a database lookup per blob) only once the bucket is over its limit.
+    const byRecency = blobs.map((b) => ({ ...b, recency: Math.max(b.lastModified, this.opts.lastUse(b.digest) ?? 0) }));
+    for (const blob of byRecency.sort((a, b) => a.recency - b.recency || a.digest.localeCompare(b.digest))) {
       if (total <= target || blob.recency > youngest) break;
       if (this.#stopped || !this.opts.lease.holds()) break; // the lease ran out mid-round: another replica may be evicting now
       await this.opts.objects.delete(blob.key);
@@ -73,7 +75,7 @@ export class BucketEviction {
     for await (const o of this.opts.objects.list(dir)) {
       const digest = `sha256:${o.key.slice(dir.length)}`;
       if (!isDigest(digest)) continue;
-      blobs.push({ digest, key: o.key, size: o.size, recency: Math.max(o.lastModified, this.opts.lastUse(digest) ?? 0) });
+      blobs.push({ digest, key: o.key, size: o.size, lastModified: o.lastModified });
     }
     return blobs;
   }
