@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { type Context, Hono } from 'hono';
 import type { Secret } from '../config/secret.js';
 import { RegistryError } from '../http/errors.js';
@@ -50,10 +49,8 @@ async function handle(c: Context<Env>, deps: ClusterApiDeps): Promise<Response> 
   return manifestResponse(c, served, false);
 }
 
-/** `Authorization: Bearer <secret>`, compared in constant time (hashes of equal length, whatever was sent). */
+/** `Authorization: Bearer <secret>`, compared in constant time (Secret.matches). */
 function authorized(header: string | undefined, secret: Secret): boolean {
   const given = /^Bearer (.+)$/.exec(header ?? '')?.[1];
-  if (given === undefined) return false;
-  const digest = (s: string) => createHash('sha256').update(s).digest();
-  return timingSafeEqual(digest(given), digest(secret.reveal()));
+  return given !== undefined && secret.matches(given);
 }
