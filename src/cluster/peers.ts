@@ -5,7 +5,7 @@ import type { ClusterConfig } from '../config/cluster.js';
 import type { Metrics } from '../observability/metrics.js';
 import { blobAnswer, discard, manifestMediaType, readCapped } from '../upstream/answers.js';
 import type { ManifestAnswer } from '../upstream/client.js';
-import { networkErrorCode } from '../upstream/errors.js';
+import { isTimeout, networkErrorCode } from '../upstream/errors.js';
 import { createTransport, type Transport, type UpstreamResponse } from '../upstream/transport.js';
 import { ownerOf } from './rendezvous.js';
 
@@ -103,8 +103,7 @@ export class ClusterPeers {
       });
     } catch (err) {
       if (signal?.aborted) throw err;
-      const code = networkErrorCode(err);
-      this.#unreachable(kind, owner, code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' ? 'timeout' : 'network', code ?? (err as Error).message);
+      this.#unreachable(kind, owner, isTimeout(err) ? 'timeout' : 'network', networkErrorCode(err) ?? (err as Error).message);
       return null;
     }
     if (res.status >= 200 && res.status < 300) return res;

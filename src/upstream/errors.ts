@@ -50,6 +50,12 @@ export function isNetworkError(err: unknown): boolean {
   return msg === 'fetch failed' || msg === 'terminated' || code?.startsWith('UND_ERR') === true;
 }
 
+/** Whether a network failure is a timeout (connect, response headers, a stalled body) rather than a refusal or reset. */
+export function isTimeout(err: unknown): boolean {
+  const code = networkErrorCode(err);
+  return code !== undefined && NETWORK_REASONS[code]?.kind === 'UPSTREAM_TIMEOUT';
+}
+
 /** A RegistryError for a failed network exchange; `where` names the upstream and host, never a URL query. */
 export function networkError(where: string, what: string, err: unknown): RegistryError {
   const code = networkErrorCode(err);
