@@ -89,7 +89,12 @@ export function createAdmin(deps: AdminDeps): Admin {
   }
   warmer.resume();
   const traffic = new TrafficHistory({ read: () => readTraffic(deps.metrics), now: deps.now, minutes: TRAFFIC_MINUTES });
-  traffic.start();
+  // Sampled for the page only: nothing reads it while the admin API is off.
+  if (token) traffic.start();
+  const stop = () => {
+    warmer.close();
+    traffic.stop();
+  };
   return {
     app: adminApi({
       auth: token ? new AdminAuth(token, deps.now) : null,
@@ -113,13 +118,9 @@ export function createAdmin(deps: AdminDeps): Admin {
       log: deps.log,
     }),
     tagRequested: (upstream, repo, tag) => usage.record(upstream, repo, tag),
-    stop() {
-      warmer.close();
-      traffic.stop();
-    },
+    stop,
     close() {
-      warmer.close();
-      traffic.stop();
+      stop();
       usage.close();
     },
   };
