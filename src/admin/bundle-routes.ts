@@ -9,6 +9,7 @@ import type { Env } from '../http/middleware.js';
 import { parseDigest } from '../oci/digest.js';
 import { parsePlatform } from '../oci/platform.js';
 import { parseName } from '../oci/reference.js';
+import { listValues } from '../util/list-values.js';
 
 export interface BundleRoutesDeps {
   bundles: BundleSourceDeps & BundleImportDeps;
@@ -49,7 +50,7 @@ export function bundleRoutes(app: Hono<Env>, deps: BundleRoutesDeps): void {
   app.post('/admin/import', async (c) => {
     const body = c.req.raw.body;
     if (!body) invalid('send the bundle tar as the request body');
-    const names = (c.req.queries('names') ?? []).flatMap((n) => n.split(',')).map((n) => n.trim()).filter(Boolean).map(parseName);
+    const names = listValues(c.req.queries('names') ?? []).map(parseName);
     const replace = c.req.query('replace') ?? 'false';
     if (replace !== 'true' && replace !== 'false') invalid(`replace= is true or false, not ${replace}`);
     const expect = c.req.query('expect_digest');

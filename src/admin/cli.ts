@@ -4,6 +4,7 @@ import { formatBytes, listedLines } from './format.js';
 import type { JobView } from './jobs.js';
 import { readEvents } from './sse-client.js';
 import { progressView } from './warm-progress.js';
+import { listValues } from '../util/list-values.js';
 
 export interface WarmCliOptions {
   /** The running mirror, e.g. http://127.0.0.1:5000. */
@@ -47,7 +48,7 @@ export async function warmCli(opts: WarmCliOptions): Promise<number> {
     if (!opts.token) throw new CliError('no admin token: set ACR_MIRROR_ADMIN_TOKEN or pass --token');
     const base = opts.url.replace(/\/+$/, '');
     const headers = { authorization: `Bearer ${opts.token}` };
-    const platforms = (opts.platforms ?? []).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean);
+    const platforms = listValues(opts.platforms ?? []);
     const started = await call(base, '/admin/warm', {
       method: 'POST',
       headers: { ...headers, 'content-type': 'application/json' },

@@ -6,6 +6,7 @@ import { Presets, SingleBar } from 'cli-progress';
 import { formatBytes, listedLines } from '../admin/format.js';
 import type { ImportReport } from '../bundle/import.js';
 import { parseIncompleteHeader, platformsOf } from '../bundle/platforms.js';
+import { listValues } from '../util/list-values.js';
 
 export interface BundleCliOptions {
   /** The running mirror, e.g. http://127.0.0.1:5000. */
@@ -25,7 +26,7 @@ export function exportCli(opts: ExportCliOptions): Promise<number> {
 async function exportBundle(opts: ExportCliOptions): Promise<number> {
   if (opts.refs.length === 0) return usage(opts, 'export', 'name the images to export');
   if (!opts.token) return usage(opts, 'export', 'no admin token: set ACR_MIRROR_ADMIN_TOKEN or pass --token');
-  const platforms = opts.platforms.flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean);
+  const platforms = listValues(opts.platforms);
   opts.stderr.write(`exporting ${opts.refs.length} image(s); missing content is fetched first...\n`);
   const res = await request(opts, '/admin/export', {
     method: 'POST',
@@ -71,7 +72,7 @@ export function importCli(opts: ImportCliOptions): Promise<number> {
 async function importBundle(opts: ImportCliOptions): Promise<number> {
   if (!opts.token) return usage(opts, 'import', 'no admin token: set ACR_MIRROR_ADMIN_TOKEN or pass --token');
   let size: number;
-  const names = opts.names.flatMap((n) => n.split(',')).map((n) => n.trim()).filter(Boolean);
+  const names = listValues(opts.names);
   try {
     if (opts.namesFrom) names.push(...listedLines(await readFile(opts.namesFrom, 'utf8')));
     size = (await stat(opts.file)).size;
