@@ -6,13 +6,15 @@ import type { OssObserver } from '../observability/oss-metrics.js';
 import { BucketEviction } from './bucket-eviction.js';
 import { BucketLease } from './bucket-lease.js';
 import type { Db } from './db.js';
-import { bucketKeyPrefix, ossClient, ossSettingsOf } from './oss-client.js';
+import { bucketKeyPrefix, ossClient, type OssSettings } from './oss-client.js';
 import { OssObjects } from './oss-objects.js';
 
 export interface BucketUpkeepDeps {
   log: Logger;
   now: () => number;
   observer: OssObserver;
+  /** How the bucket is reached and signed for (shared with the store: one credentials provider). */
+  settings: OssSettings;
   onEvicted: (blobs: number, bytes: number) => void;
   /** After each round: whether this replica holds the evictor lease. */
   holding: (held: boolean) => void;
@@ -31,7 +33,7 @@ const MIN_AGE_MS = 3_600_000;
  */
 export function startBucketUpkeep(oss: OssStorageConfig & { max_size: number }, db: Db, deps: BucketUpkeepDeps): () => Promise<void> {
   const bucket = oss.bucket;
-  const objects = new OssObjects(ossClient(ossSettingsOf(oss)), bucket, deps.observer);
+  const objects = new OssObjects(ossClient(deps.settings), bucket, deps.observer);
   const prefix = bucketKeyPrefix(oss.prefix);
   const holder = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   const lease = new BucketLease({ objects, prefix, name: 'evictor', holder, now: deps.now, ttlMs: LEASE_TTL_MS, skewMarginMs: SKEW_MARGIN_MS });

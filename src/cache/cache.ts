@@ -15,9 +15,9 @@ import { collectGarbage, gcCounts } from './gc.js';
 import { BlobFills } from './inflight.js';
 import { cacheLayout } from './layout.js';
 import { ManifestStore } from './manifest-store.js';
-import { OssBlobStore, type OssStoreOptions } from './oss-blob-store.js';
+import { OssBlobStore } from './oss-blob-store.js';
 import { OssManifestStore } from './oss-manifest-store.js';
-import { ossSettingsOf } from './oss-client.js';
+import { ossSettingsOf, type OssSettings } from './oss-client.js';
 import { reconcile } from './reconcile.js';
 import { SharedManifests } from './shared-manifests.js';
 import { TieredBlobStore } from './tiered-blob-store.js';
@@ -73,28 +73,38 @@ export function openBlobStore(
   db: Db,
   now: () => number,
   oss?: OssStorageConfig,
-  { log = pino({ level: 'silent' }), shareWrites, observer }: { log?: Logger; shareWrites?: (digest: string) => boolean; observer?: OssObserver } = {},
+  {
+    log = pino({ level: 'silent' }),
+    shareWrites,
+    observer,
+    settings,
+  }: {
+    log?: Logger;
+    shareWrites?: (digest: string) => boolean;
+    observer?: OssObserver;
+    /** How the bucket is reached and signed for, when already made (one credentials provider for the bucket). */
+    settings?: OssSettings;
+  } = {},
 ): { store: BlobStore; index: BlobIndex } {
   const layout = cacheLayout(dir);
   const local = new FsBlobStore(layout);
   if (!oss) return { store: local, index: new BlobIndex(db, now).follow(local) };
-  const shared = new OssBlobStore({ ...ossStoreOptions(oss, layout.tmp), ...(observer ? { observer } : {}) });
+  const shared = new OssBlobStore({ ...(settings ?? ossSettingsOf(oss)), prefix: oss.prefix, partSize: oss.part_size, tmpDir: layout.tmp, ...(observer ? { observer } : {}) });
   const store = new TieredBlobStore(local, shared, { log, now, ...(shareWrites ? { shareWrites } : {}) });
   return { store, index: new BlobIndex(db, now).follow(store) };
-}
-
-function ossStoreOptions(oss: OssStorageConfig, tmpDir: string): OssStoreOptions {
-  return { ...ossSettingsOf(oss), prefix: oss.prefix, partSize: oss.part_size, tmpDir };
 }
 
 export async function openCache(config: Config, deps: CacheDeps): Promise<Cache> {
   const { log, now, metrics } = deps;
   const dir = config.storage.dir;
   const db = await openCacheDatabase(dir);
-  const { store, index } = openBlobStore(dir, db, now, config.storage.oss, { log, observer: ossObserver(metrics), ...(deps.shareWrites ? { shareWrites: deps.shareWrites } : {}) });
+  const oss = config.storage.oss;
+  const settings = oss && ossSettingsOf(oss);
+  const observer = ossObserver(metrics);
+  const { store, index } = openBlobStore(dir, db, now, oss, { log, observer, ...(settings ? { settings } : {}), ...(deps.shareWrites ? { shareWrites: deps.shareWrites } : {}) });
   await store.prepare();
   const manifestStore = new ManifestStore(db, now);
-  const bucket = store instanceof TieredBlobStore && config.storage.oss ? openBucketParts(config.storage.oss, dir, store, manifestStore, db, deps) : null;
+  const bucket = store instanceof TieredBlobStore && oss && settings ? openBucketParts(oss, { settings, observer }, store, manifestStore, db, deps) : null;
   // In the background: start-up stays fast with a large cache. It snapshots the rows before listing the disk, so
   // blobs committed or evicted meanwhile are never mistaken for inconsistencies.
   void reconcile(index, store, manifestStore, log).catch((err: unknown) => log.error({ err: (err as Error).message }, 'cache reconciliation failed'));
@@ -137,13 +147,19 @@ function probeDatabase(db: Db): void {
 }
 
 /** With the bucket: manifests and tags shared through it, and its eviction under storage.oss.max_size. */
-function openBucketParts(oss: OssStorageConfig, dir: string, store: TieredBlobStore, manifests: ManifestStore, db: Db, deps: CacheDeps) {
+function openBucketParts(
+  oss: OssStorageConfig,
+  { settings, observer }: { settings: OssSettings; observer: OssObserver },
+  store: TieredBlobStore,
+  manifests: ManifestStore,
+  db: Db,
+  deps: CacheDeps,
+) {
   const { log, now, metrics } = deps;
-  const observer = ossObserver(metrics);
-  const sharedManifests = new SharedManifests(new OssManifestStore({ ...ossStoreOptions(oss, cacheLayout(dir).tmp), observer }), manifests, { log, now, faults: store.bucketFaults });
+  const sharedManifests = new SharedManifests(new OssManifestStore({ ...settings, prefix: oss.prefix, observer }), manifests, { log, now, faults: store.bucketFaults });
   const stopUpkeep = oss.max_size
     ? startBucketUpkeep({ ...oss, max_size: oss.max_size }, db, {
-        log, now, observer,
+        log, now, observer, settings,
         onEvicted: (blobs) => metrics.evictions.inc({ kind: 'bucket_blob' }, blobs),
         holding: (held) => metrics.ossEvictorLease.set(held ? 1 : 0),
       })
