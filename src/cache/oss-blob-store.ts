@@ -125,14 +125,21 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
     return found;
   }
 
-  /** Multipart uploads under the prefix that no writer of this process owns, initiated before olderThan. */
+  /** Multipart uploads under the prefix that no writer of this process owns, initiated before olderThan, with their bytes. */
   async staleUploads(olderThan: number): Promise<Leftover[]> {
     const found: Leftover[] = [];
-    for (const u of await this.#uploads()) {
-      if (this.#ownUploads.has(u.uploadId) || u.initiated >= olderThan) continue;
-      found.push({ name: `${u.key}${UPLOAD_MARK}${u.uploadId}`, size: await this.#uploadedBytes(u.key, u.uploadId) });
-    }
+    for (const u of await this.#staleUploads(olderThan)) found.push({ name: `${u.key}${UPLOAD_MARK}${u.uploadId}`, size: await this.#uploadedBytes(u.key, u.uploadId) });
     return found;
+  }
+
+  /** Aborts uploads left long enough ago to be dead (another replica's live ones are younger), without sizing them. */
+  async abortStaleUploads(): Promise<void> {
+    const stale = await this.#staleUploads(Date.now() - (this.opts.staleUploadMs ?? 86_400_000));
+    await this.removeLeftovers(stale.map((u) => ({ name: `${u.key}${UPLOAD_MARK}${u.uploadId}`, size: 0 })));
+  }
+
+  async #staleUploads(olderThan: number): Promise<{ key: string; uploadId: string }[]> {
+    return (await this.#uploads()).filter((u) => !this.#ownUploads.has(u.uploadId) && u.initiated < olderThan);
   }
 
   async removeLeftovers(leftovers: Leftover[]): Promise<void> {
@@ -168,11 +175,11 @@ export class OssBlobStore extends EventEmitter<BlobStoreEvents> implements BlobS
     }
   }
 
-  /** Clears the local spool directory and aborts uploads left long enough ago to be dead (another replica's live ones are younger). */
+  /** Clears the local spool directory and aborts dead uploads (abortStaleUploads). */
   async prepare(): Promise<void> {
     await rm(this.opts.tmpDir, { recursive: true, force: true });
     await mkdir(this.opts.tmpDir, { recursive: true });
-    await this.removeLeftovers(await this.staleUploads(Date.now() - (this.opts.staleUploadMs ?? 86_400_000)));
+    await this.abortStaleUploads();
   }
 
   /**

@@ -138,11 +138,13 @@ export class TieredBlobStore extends EventEmitter<BlobStoreEvents> implements Bl
     await this.shared.removeLeftovers(leftovers.filter(inBucket).map((l) => ({ ...l, name: l.name.slice(BUCKET_MARK.length) })));
   }
 
-  /** The bucket's stale uploads are aborted, then the disk readied (both clear the same temp directory). */
-  /** A bucket that does not answer at start-up does not stop it: the mirror serves from the disk and the upstream. */
+  /**
+   * The disk readied (its temp directory holds the writers' spool files too), then the bucket's dead uploads
+   * aborted; a bucket that does not answer at start-up does not stop it: the mirror serves from the disk and the upstream.
+   */
   async prepare(): Promise<void> {
-    await this.shared.prepare().catch((err: unknown) => this.bucketFaults.failed('cleanup', {}, err));
     await this.local.prepare();
+    await this.shared.abortStaleUploads().catch((err: unknown) => this.bucketFaults.failed('cleanup', {}, err));
   }
 
   /**
