@@ -5,6 +5,7 @@ import type { JobView } from './jobs.js';
 import { readEvents } from './sse-client.js';
 import { progressView } from './warm-progress.js';
 import { listValues } from '../util/list-values.js';
+import { fetchFailure } from '../util/fetch-failure.js';
 
 export interface WarmCliOptions {
   /** The running mirror, e.g. http://127.0.0.1:5000. */
@@ -80,7 +81,7 @@ async function call(base: string, path: string, init: RequestInit): Promise<Resp
   try {
     res = await fetch(`${base}${path}`, init);
   } catch (err) {
-    const reason = ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
+    const reason = fetchFailure(err);
     throw new CliError(`cannot reach the mirror at ${base}: ${reason}`, true);
   }
   if (res.ok) return res;

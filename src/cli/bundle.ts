@@ -7,6 +7,7 @@ import { formatBytes, listedLines } from '../admin/format.js';
 import type { ImportReport } from '../bundle/import.js';
 import { parseIncompleteHeader, platformsOf } from '../bundle/platforms.js';
 import { listValues } from '../util/list-values.js';
+import { fetchFailure } from '../util/fetch-failure.js';
 
 export interface BundleCliOptions {
   /** The running mirror, e.g. http://127.0.0.1:5000. */
@@ -110,7 +111,7 @@ async function request(opts: BundleCliOptions, path: string, init: RequestInit):
   try {
     return await fetch(`${base}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${opts.token}` } });
   } catch (err) {
-    const reason = ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
+    const reason = fetchFailure(err);
     throw new MirrorUnreachable(`cannot reach the mirror at ${base}: ${reason}`);
   }
 }
