@@ -50,6 +50,6 @@ async function outcomes(checks: Record<string, Check>): Promise<Record<string, s
 /** The last errors' kind and time only: their messages name repositories, and /readyz asks for no credentials. */
 function withoutMessages(upstreams: Record<string, UpstreamState>): Record<string, unknown> {
   return Object.fromEntries(
-    Object.entries(upstreams).map(([name, { lastError, ...state }]) => [name, { ...state, lastError: lastError && { kind: lastError.kind, at: lastError.at } }]),
+    Object.entries(upstreams).map(([name, { lastError, ...state }]) => [name, { ...state, up: state.status === 'up', lastError: lastError && { kind: lastError.kind, at: lastError.at } }]),
   );
 }

@@ -134,8 +134,6 @@ export interface UpstreamObserver {
 export interface UpstreamState {
   /** down while the breaker has the upstream marked down; offline when it is never contacted (offline = true). */
   status: 'up' | 'down' | 'offline';
-  /** status === 'up' */
-  up: boolean;
   lastSuccess: string | null;
   lastError: { kind: string; message: string; at: string } | null;
 }

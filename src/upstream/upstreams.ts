@@ -43,7 +43,7 @@ export function createUpstreamClients(config: Config, deps: UpstreamClientDeps):
       fetch = transport.fetch;
     }
     const offline = config.cache.offline || upstream.offline;
-    const state: UpstreamState = (states[upstream.name] = { status: offline ? 'offline' : 'up', lastSuccess: null, lastError: null, up: !offline });
+    const state: UpstreamState = (states[upstream.name] = { status: offline ? 'offline' : 'up', lastSuccess: null, lastError: null });
     deps.metrics.upstreamUp.set({ upstream: upstream.name }, offline ? 0 : 1);
     const breaker = breakerFor(upstream, state, deps);
     watched.push({ name: upstream.name, url: upstream.url, state, breaker });
@@ -98,7 +98,6 @@ function breakerFor(upstream: UpstreamConfig, state: UpstreamState, deps: Upstre
     maxCooldownMs: upstream.breaker_max_cooldown,
     now: deps.now,
     onChange: (up, detail) => {
-      state.up = up;
       state.status = up ? 'up' : 'down';
       metrics.upstreamUp.set({ upstream: upstream.name }, up ? 1 : 0);
       if (up) log.info({ upstream: upstream.name }, 'upstream is back up');
