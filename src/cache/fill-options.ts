@@ -14,6 +14,9 @@ export interface FillOptions {
   space?: FillSpace;
 }
 
+/** Why a blob is not kept when its size cannot be reserved (a fill relays it instead; a copy from the bucket stops). */
+export const NO_ROOM = 'no room under storage.max_size: the cached blobs are in use';
+
 export interface FillSpace {
   /** Reserves size bytes (making room if needed); null when they cannot fit. Returns the (idempotent) release. */
   reserve(size: number): Promise<(() => void) | null>;

@@ -7,7 +7,7 @@ import { DigestHasher, type VerifiedDigest } from './digest.js';
 import { isDiskError } from './disk-errors.js';
 import { type FillFollower, fillReader } from './fill-reader.js';
 import { FillAttendance } from './fill-attendance.js';
-import type { FillOptions } from './fill-options.js';
+import { type FillOptions, NO_ROOM } from './fill-options.js';
 import { FillWindow } from './fill-window.js';
 import { FillRelay } from './fill-relay.js';
 import { PlacedBytes } from './placed-bytes.js';
@@ -106,7 +106,7 @@ export class Fill extends EventEmitter {
   async #reserve(size: number): Promise<void> {
     if (!this.opts.space || this.relayReason) return;
     this.#releaseSpace = await this.opts.space.reserve(size);
-    if (!this.#releaseSpace) this.#relayInstead('no room under storage.max_size: the cached blobs are in use');
+    if (!this.#releaseSpace) this.#relayInstead(NO_ROOM);
   }
 
   /**

@@ -2,7 +2,7 @@ import { pipeline, type Readable, Transform, type Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { BlobRange, BlobReader, BlobStore, BlobWriter } from './blob-store.js';
 import { DigestHasher } from './digest.js';
-import type { FillSpace } from './fill-options.js';
+import { type FillSpace, NO_ROOM } from './fill-options.js';
 
 /**
  * Bytes passed on to the consumer before the disk has written them. Chunks that arrive while a write is under way
@@ -44,7 +44,7 @@ export class LocalCopy {
   async #open(size: number, local: BlobStore, space: FillSpace | null): Promise<BlobWriter> {
     if (space) {
       this.#releaseSpace = await space.reserve(size);
-      if (!this.#releaseSpace) throw new Error('no room under storage.max_size: the cached blobs are in use');
+      if (!this.#releaseSpace) throw new Error(NO_ROOM);
     }
     return local.createWriter(this.digest);
   }
