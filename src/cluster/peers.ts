@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { SourceAnswer } from '../cache/blob-download.js';
 import type { ClusterConfig } from '../config/cluster.js';
 import type { Metrics } from '../observability/metrics.js';
-import { blobAnswer, discard, manifestMediaType, readCapped } from '../upstream/answers.js';
+import { blobAnswer, discard, manifestAnswer, rangeHeader, readCapped } from '../upstream/answers.js';
 import type { ManifestAnswer } from '../upstream/client.js';
 import { isTimeout, networkErrorCode } from '../upstream/errors.js';
 import { createTransport, type Transport, type UpstreamResponse } from '../upstream/transport.js';
@@ -56,8 +55,7 @@ export class ClusterPeers {
 
   /** A byte range of a blob from its owner, or null when the owner did not answer it (fetch it yourself). */
   async openBlob(owner: string, to: ForwardTarget, digest: string, range: { start: number; end?: number }, signal: AbortSignal): Promise<SourceAnswer | null> {
-    const bytes = range.end !== undefined ? `bytes=${range.start}-${range.end}` : range.start > 0 ? `bytes=${range.start}-` : undefined;
-    const res = await this.#ask('blob', owner, forwardPath(to, 'blobs', digest), bytes ? { range: bytes } : {}, signal);
+    const res = await this.#ask('blob', owner, forwardPath(to, 'blobs', digest), rangeHeader(range), signal);
     if (!res) return null;
     try {
       return await blobAnswer(res, range.start, owner, `forwarded GET blob ${digest}`);
@@ -73,10 +71,9 @@ export class ClusterPeers {
     if (!res) return null;
     try {
       const what = `forwarded GET manifest ${digest}`;
-      const body = await readCapped(res, owner, what);
-      const actual = `sha256:${createHash('sha256').update(body).digest('hex')}`;
-      if (actual !== digest) throw new Error(`the owner's manifest does not match ${digest} (got ${actual})`);
-      return { digest, mediaType: manifestMediaType(res, body, owner, what), size: body.length, body };
+      const answer = manifestAnswer(res, await readCapped(res, owner, what), owner, what);
+      if (answer.digest !== digest) throw new Error(`the owner's manifest does not match ${digest} (got ${answer.digest})`);
+      return answer;
     } catch (err) {
       this.#unreachable('manifest', owner, networkErrorCode(err) ? 'network' : 'status', (err as Error).message);
       return null;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { RegistryError } from '../http/errors.js';
 import { isManifestMediaType, MAX_MANIFEST_BYTES } from '../oci/media-types.js';
 import { truncate } from '../util/truncate.js';
@@ -136,6 +137,17 @@ const GENERIC_TYPES = new Set(['application/octet-stream', 'text/plain']);
  * The media type of a manifest answer: Content-Type, else the mediaType field in the body. Refuses (not to be
  * cached) a type that is not a manifest type (isManifestMediaType) and a body that is not a JSON object.
  */
+/** The Range header asking for bytes start..end (inclusive; to the end without one); none for the whole blob. */
+export function rangeHeader(range: { start: number; end?: number }): Record<string, string> {
+  if (range.end !== undefined) return { range: `bytes=${range.start}-${range.end}` };
+  return range.start > 0 ? { range: `bytes=${range.start}-` } : {};
+}
+
+/** A manifest as answered: the sha256 of its bytes, its (checked) media type and size. */
+export function manifestAnswer(res: UpstreamResponse, body: Buffer, where: string, what: string): { digest: string; mediaType: string; size: number; body: Buffer } {
+  return { digest: `sha256:${createHash('sha256').update(body).digest('hex')}`, mediaType: manifestMediaType(res, body, where, what), size: body.length, body };
+}
+
 export function manifestMediaType(res: UpstreamResponse, body: Buffer, where: string, what: string): string {
   let doc: unknown;
   try {

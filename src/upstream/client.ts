@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/load.js';
 import type { CircuitBreaker } from './breaker.js';
 import type { CredentialSource } from './credentials.js';
 import { RegistryError } from '../http/errors.js';
-import { type Arrival, type BlobAnswer, blobAnswer, checked, discard, headMediaType, manifestMediaType, parseTagList, readCapped, type SmallAnswer } from './answers.js';
+import { type Arrival, type BlobAnswer, blobAnswer, checked, discard, headMediaType, manifestAnswer, parseTagList, rangeHeader, readCapped, type SmallAnswer } from './answers.js';
 import { OCI_INDEX } from '../oci/media-types.js';
 import { RealmPolicy } from './realms.js';
 import { follow, type RedirectPolicy } from './redirects.js';
@@ -130,12 +129,7 @@ export class RegistryClient {
       }
       const body = await readCapped(res, this.label, what);
       this.observer.received('manifest', body.length);
-      return {
-        digest: `sha256:${createHash('sha256').update(body).digest('hex')}`,
-        mediaType: manifestMediaType(res, body, this.label, what),
-        size: body.length,
-        body,
-      };
+      return manifestAnswer(res, body, this.label, what);
     });
   }
 
@@ -160,8 +154,7 @@ export class RegistryClient {
    */
   async openBlob(repo: string, digest: string, range: BlobRange, signal?: AbortSignal): Promise<BlobAnswer> {
     const what = `GET blob ${repo}@${digest}`;
-    const bytes = range.end !== undefined ? `bytes=${range.start}-${range.end}` : range.start > 0 ? `bytes=${range.start}-` : undefined;
-    const init: FetchInit = { method: 'GET', headers: bytes ? { range: bytes } : {}, ...(signal ? { signal } : {}) };
+    const init: FetchInit = { method: 'GET', headers: rangeHeader(range), ...(signal ? { signal } : {}) };
     return this.#withRetries(signal, async () => {
       const res = await this.#links.response(repo, digest, what, init);
       if (res.status === 404) {
