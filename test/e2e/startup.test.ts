@@ -13,23 +13,28 @@ const MAIN = resolve(import.meta.dirname, '../../dist/main.js');
 let dir: string;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'acr-mirror-startup-'));
-  await chmod(dir, 0o755); // readable by the unprivileged user the permission cases run as
 });
 afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Runs the built CLI with a config whose storage.dir is `dataDir`; as root, the permission cases run as nobody. */
+/**
+ * Runs the built CLI with a config whose storage.dir is `dataDir`. As root, the permission cases run it without the
+ * capabilities that let root ignore file modes (util-linux setpriv), not as another user: the checkout may sit in a
+ * directory only root can enter (CI clones into `mktemp -d`, mode 0700).
+ */
 async function run(dataDir: string, args: string[], opts: { unprivileged?: boolean } = {}) {
   const config = join(dir, 'config.toml');
   await writeFile(config, `[storage]\ndir = "${dataDir}"\n\n[upstreams.acr]\nurl = "https://registry.example"\n`);
-  const asNobody = opts.unprivileged && process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
-  const options: SpawnSyncOptions = { encoding: 'utf8', timeout: 15_000, env: { PATH: process.env.PATH }, ...asNobody };
-  const r = spawnSync(process.execPath, [MAIN, '--config', config, ...args], options);
+  const bounded = opts.unprivileged && process.getuid?.() === 0;
+  const command = [process.execPath, MAIN, '--config', config, ...args];
+  const argv = bounded ? ['setpriv', '--bounding-set=-dac_override,-dac_read_search', '--', ...command] : command;
+  const options: SpawnSyncOptions = { encoding: 'utf8', timeout: 15_000, env: { PATH: process.env.PATH } };
+  const r = spawnSync(argv[0]!, argv.slice(1), options);
   return { status: r.status, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
-/** A directory nobody but root may write to (0555; as root the test runs the CLI as nobody). */
+/** A directory no one may write to (0555; root too, once it runs without CAP_DAC_OVERRIDE). */
 async function readOnlyDir(): Promise<string> {
   const path = join(dir, 'ro');
   await mkdir(path);
